@@ -1,0 +1,85 @@
+"""The thin I/O shell shared by the jobs: arguments, session, atomic publish, metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from include import lake
+
+log = logging.getLogger("include.jobs")
+
+REASON = "reject_reason"
+
+
+class NoInputError(FileNotFoundError):
+    """The hour's raw input is not there: nothing to process, and nothing must be published."""
+
+
+def hour_args(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--lake-root", required=True, help="root directory of the lake")
+    parser.add_argument("--start", required=True, help="start of the hour [start, end), ISO 8601")
+    parser.add_argument("--end", required=True, help="end of the hour, ISO 8601")
+    parser.add_argument("--metrics-file", help="where to write the JSON metrics (the operator reads it)")
+    args = parser.parse_args(argv)
+    start, end = lake.parse_hour(args.start), lake.parse_hour(args.end)
+    if end - start != lake.HOUR:
+        parser.error(f"the interval must be exactly one hour, got [{start}, {end})")
+    args.start, args.end = start, end
+    return args
+
+
+def session(app_name: str) -> SparkSession:
+    # The master comes from spark-submit; UTC so that hour boundaries mean the same everywhere.
+    return (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+
+
+def first_reason(rules: Sequence[tuple[str, Column]]) -> Column:
+    """The first rule (in order) whose condition holds, else NULL. Conditions must be null-safe."""
+    expr = F.lit(None).cast("string")
+    for reason, cond in reversed(rules):
+        expr = F.when(cond, F.lit(reason)).otherwise(expr)
+    return expr
+
+
+def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) -> Path:
+    path = lake.partition(root, dataset, start).path / name
+    if not path.is_file():
+        raise NoInputError(f"no input for hour {start:%Y-%m-%dT%H:00Z}: {path} does not exist")
+    return path
+
+
+def publish(df: DataFrame, root: str, dataset: tuple[str, str], start: datetime, sort_by: list[str]) -> Path:
+    """Write ``df`` as one hour partition, atomically (staging dir, then rename)."""
+    part = lake.partition(root, dataset, start)
+    staging = lake.staging_dir(root, part)
+    # One sorted file per hour: stable bytes for re-runs, and hourly volumes are small enough.
+    df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("errorifexists").parquet(str(staging))
+    lake.publish_dir(staging, part.path)
+    return part.path
+
+
+def count_by_reason(rejects: DataFrame) -> dict[str, int]:
+    return {r[REASON]: r["count"] for r in rejects.groupBy(REASON).count().collect()}
+
+
+def finish(args: argparse.Namespace, metrics: dict) -> None:
+    """Write the metrics next to the clean output and, if asked, where the operator reads them."""
+    clean_dir = Path(metrics["output"])
+    lake.write_json(clean_dir / lake.SUMMARY_FILE, metrics)
+    if args.metrics_file:
+        Path(args.metrics_file).write_text(json.dumps(metrics, default=str))
+    log.warning("metrics: %s", json.dumps(metrics, default=str))

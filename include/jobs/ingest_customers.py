@@ -1,0 +1,122 @@
+"""Clean one hour of raw customer activity (CSV) into Parquet, with every rejected row kept.
+
+Rules, applied in order (the first failing rule is the row's ``reject_reason``):
+malformed_row, missing_order_id, missing_customer_id, bad_timestamp, outside_interval, bad_email,
+missing_product_id, bad_quantity (not a positive integer), duplicate (an older version of an
+order_id that appears again: the latest ``ts`` wins). cleaned + rejected = input, always.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from include import lake
+from include.jobs import common
+
+RAW_COLUMNS = ["order_id", "customer_id", "name", "email", "country", "product_id", "quantity", "ts"]
+RAW_SCHEMA = T.StructType(
+    [T.StructField(c, T.StringType()) for c in RAW_COLUMNS] + [T.StructField("_corrupt_record", T.StringType())]
+)
+EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ssX"
+
+
+def extract(spark, path: str) -> DataFrame:
+    return spark.read.csv(
+        path,
+        header=True,
+        schema=RAW_SCHEMA,
+        mode="PERMISSIVE",
+        columnNameOfCorruptRecord="_corrupt_record",
+        nullValue="NA",
+        enforceSchema=False,
+        encoding="UTF-8",
+    )
+
+
+def transform(raw: DataFrame, start: datetime, end: datetime) -> tuple[DataFrame, DataFrame]:
+    """Split raw rows into (clean, rejects). Pure: no I/O."""
+    df = raw.withColumn("_row", F.monotonically_increasing_id())
+    trimmed = {c: F.nullif(F.trim(F.col(c)), F.lit("")) for c in RAW_COLUMNS}
+    df = df.select(
+        *[trimmed[c].alias(c) for c in RAW_COLUMNS],
+        "_corrupt_record",
+        "_row",
+        *[F.col(c).alias(f"_raw_{c}") for c in RAW_COLUMNS],
+    )
+    ts = F.try_to_timestamp(F.col("ts"), F.lit(TS_FORMAT))
+    qty = F.col("quantity").try_cast("int")
+    df = df.withColumn("_ts", ts).withColumn("_qty", qty)
+    reason = common.first_reason(
+        [
+            ("malformed_row", F.col("_corrupt_record").isNotNull()),
+            ("missing_order_id", F.col("order_id").isNull()),
+            ("missing_customer_id", F.col("customer_id").isNull()),
+            ("bad_timestamp", F.col("_ts").isNull()),
+            ("outside_interval", (F.col("_ts") < F.lit(start)) | (F.col("_ts") >= F.lit(end))),
+            ("bad_email", F.col("email").isNull() | ~F.col("email").rlike(EMAIL_RE)),
+            ("missing_product_id", F.col("product_id").isNull()),
+            ("bad_quantity", F.col("_qty").isNull() | (F.col("_qty") <= 0)),
+        ]
+    )
+    df = df.withColumn(common.REASON, reason)
+    # Latest ts wins; on an exact tie the row further down the file wins (deterministic).
+    latest = Window.partitionBy("order_id").orderBy(F.col("_ts").desc(), F.col("_row").desc())
+    valid = df.where(F.col(common.REASON).isNull()).withColumn("_rank", F.row_number().over(latest))
+    dupes = valid.where(F.col("_rank") > 1).withColumn(common.REASON, F.lit("duplicate"))
+    clean = valid.where(F.col("_rank") == 1).select(
+        "order_id",
+        "customer_id",
+        F.col("name"),
+        F.lower(F.col("email")).alias("email"),
+        F.upper(F.col("country")).alias("country"),
+        F.upper(F.col("product_id")).alias("product_id"),
+        F.col("_qty").alias("quantity"),
+        F.col("_ts").alias("ts"),
+    )
+    raw_cols = [F.col(f"_raw_{c}").alias(c) for c in RAW_COLUMNS]
+    rejects = (
+        df.where(F.col(common.REASON).isNotNull())
+        .unionByName(dupes.drop("_rank"))
+        .select(*raw_cols, F.col("_corrupt_record").alias("raw_line"), common.REASON)
+    )
+    return clean, rejects
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = common.hour_args(__doc__.splitlines()[0], argv)
+    path = common.input_file(args.lake_root, lake.RAW_CUSTOMERS, args.start, lake.RAW_CUSTOMERS_FILE)
+    spark = common.session(f"ingest_customer_data {args.start:%Y-%m-%dT%H}")
+    raw = extract(spark, str(path)).cache()
+    clean, rejects = transform(raw, args.start, args.end)
+    out = common.publish(clean, args.lake_root, lake.CLEAN_CUSTOMERS, args.start, ["order_id"])
+    rej = common.publish(rejects, args.lake_root, lake.REJECTS_CUSTOMERS, args.start, ["order_id", "raw_line"])
+    # Count what landed, not what we meant to write.
+    rows_clean = spark.read.parquet(str(out)).count()
+    rejected = spark.read.parquet(str(rej))
+    metrics = {
+        "dataset": "customer_activity",
+        "hour": args.start.isoformat(),
+        "input": str(path),
+        "output": str(out),
+        "rejects": str(rej),
+        "rows_in": raw.count(),
+        "rows_clean": rows_clean,
+        "rows_rejected": rejected.count(),
+        "rejected_by_reason": common.count_by_reason(rejected),
+        "application_id": spark.sparkContext.applicationId,
+    }
+    if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
+        raise RuntimeError(f"row accounting broken: {metrics}")
+    common.finish(args, metrics)
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

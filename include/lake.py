@@ -1,0 +1,119 @@
+"""The lake's layout, defined once: every writer and reader builds paths here.
+
+Hourly data lives in Hive-style partitions ``<zone>/<dataset>/date=YYYY-MM-DD/hour=HH/``.
+Each published partition is a directory that appears atomically (see :func:`publish_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+HOUR = timedelta(hours=1)
+
+RAW_CUSTOMERS = ("raw", "customer_activity")
+RAW_PRODUCTS = ("raw", "product_catalog")
+CLEAN_CUSTOMERS = ("clean", "customer_activity")
+CLEAN_PRODUCTS = ("clean", "product_catalog")
+REJECTS_CUSTOMERS = ("rejects", "customer_activity")
+REJECTS_PRODUCTS = ("rejects", "product_catalog")
+REJECTS_ENRICHMENT = ("rejects", "customer_enrichment")
+ENRICHED_CUSTOMERS = ("enriched", "customer_hourly")
+
+RAW_CUSTOMERS_FILE = "activity.csv"
+RAW_PRODUCTS_FILE = "catalog.jsonl"
+SUMMARY_FILE = "_summary.json"
+
+#: Every dataset an hourly run publishes (what replication copies).
+HOURLY_OUTPUTS = (
+    CLEAN_CUSTOMERS,
+    REJECTS_CUSTOMERS,
+    CLEAN_PRODUCTS,
+    REJECTS_PRODUCTS,
+    REJECTS_ENRICHMENT,
+    ENRICHED_CUSTOMERS,
+)
+
+
+def parse_hour(value: str | datetime) -> datetime:
+    """Parse an ISO timestamp and check that it is a whole UTC hour."""
+    dt = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    dt = dt.astimezone(UTC)
+    if dt.minute or dt.second or dt.microsecond:
+        raise ValueError(f"{value!r} is not the start of an hour (expected e.g. 2026-11-24T10:00:00+00:00)")
+    return dt
+
+
+@dataclass(frozen=True)
+class HourPartition:
+    """One hour of one dataset in the lake."""
+
+    root: Path
+    zone: str
+    dataset: str
+    start: datetime
+
+    @property
+    def relpath(self) -> str:
+        return f"{self.zone}/{self.dataset}/date={self.start:%Y-%m-%d}/hour={self.start:%H}"
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.relpath
+
+
+def partition(root: str | Path, dataset: tuple[str, str], start: str | datetime) -> HourPartition:
+    zone, name = dataset
+    return HourPartition(Path(root), zone, name, parse_hour(start))
+
+
+def hour_relpath(start: str | datetime) -> str:
+    dt = parse_hour(start)
+    return f"date={dt:%Y-%m-%d}/hour={dt:%H}"
+
+
+def staging_dir(root: str | Path, part: HourPartition) -> Path:
+    """A fresh directory on the same filesystem as ``part`` (so the final rename is atomic)."""
+    path = Path(root) / "_staging" / f"{part.zone}.{part.dataset}.{part.start:%Y%m%d%H}.{uuid.uuid4().hex}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def publish_dir(staging: Path, final: Path) -> None:
+    """Replace ``final`` by ``staging`` so readers see the old or the new hour, never a mix.
+
+    Spark's bookkeeping files (``_SUCCESS``, ``.crc``) are dropped and part files get stable names,
+    so re-running an unchanged hour gives byte-identical files with identical names.
+    """
+    for junk in list(staging.glob(".*.crc")) + list(staging.glob("_SUCCESS")):
+        junk.unlink()
+    parts = sorted(staging.glob("part-*.parquet"))
+    for i, part in enumerate(parts):
+        part.rename(staging / f".tmp-{i:05d}")
+    for i in range(len(parts)):
+        (staging / f".tmp-{i:05d}").rename(staging / f"part-{i:05d}.parquet")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    trash = final.with_name(final.name + f".old-{uuid.uuid4().hex}")
+    if final.exists():
+        final.rename(trash)
+    staging.rename(final)
+    if trash.exists():
+        shutil.rmtree(trash)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write JSON atomically (temp file + rename) with stable key order."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
