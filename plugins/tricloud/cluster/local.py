@@ -1,0 +1,198 @@
+"""A Spark standalone cluster on this machine, started from the installed pyspark (``spark-class``).
+
+Master and workers bind to the connection's host (127.0.0.1 by default). Their pid files and logs
+live in ``<state dir>/spark``, so any process (a task, ``make stop``, a test) can find and stop them.
+Ports and sizes come from Spark's own environment variables, so docker compose shares them:
+``SPARK_MASTER_WEBUI_PORT``, ``SPARK_WORKER_WEBUI_PORT``, ``SPARK_WORKER_CORES``, ``SPARK_WORKER_MEMORY``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tricloud import settings
+from tricloud.cluster.base import ClusterBackend, ClusterInfo, ClusterStatus
+
+log = logging.getLogger(__name__)
+
+MASTER_CLASS = "org.apache.spark.deploy.master.Master"
+WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0): look at its state.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+class LocalStandaloneBackend(ClusterBackend):
+    name = "local"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7077,
+        webui_port: int | None = None,
+        workers: int = 1,
+        worker_cores: int | None = None,
+        worker_memory: str | None = None,
+        worker_webui_port: int | None = None,
+        state_dir: str | Path | None = None,
+    ) -> None:
+        env = os.environ
+        self.host = host
+        self.port = int(port)
+        self.webui_port = int(webui_port or env.get("SPARK_MASTER_WEBUI_PORT", 8090))
+        self.workers = int(workers)
+        self.worker_cores = int(worker_cores or env.get("SPARK_WORKER_CORES", 2))
+        self.worker_memory = str(worker_memory or env.get("SPARK_WORKER_MEMORY", "2g"))
+        self.worker_webui_port = int(worker_webui_port or env.get("SPARK_WORKER_WEBUI_PORT", 8091))
+        self.dir = Path(state_dir or settings.state_dir()) / "spark"
+
+    # -- inspection -------------------------------------------------------------------------
+    @property
+    def master_url(self) -> str:
+        return f"spark://{self.host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.webui_port}"
+
+    def master_json(self, timeout: float = 2.0) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=timeout) as resp:  # noqa: S310 (local URL)
+                return json.load(resp)
+        except (OSError, ValueError):
+            return None
+
+    def status(self) -> ClusterStatus:
+        state = self.master_json()
+        if not state or state.get("status") != "ALIVE":
+            return ClusterStatus(alive=False, workers=0, active_apps=0)
+        alive = sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
+        return ClusterStatus(alive=True, workers=alive, active_apps=len(state.get("activeapps", [])))
+
+    def pids(self) -> dict[str, int]:
+        """Live processes this backend started, by role (``master``, ``worker-0`` ...)."""
+        found = {}
+        for pid_file in sorted(self.dir.glob("*.pid")):
+            try:
+                pid = int(pid_file.read_text().strip())
+            except ValueError:
+                continue
+            if _alive(pid):
+                found[pid_file.stem] = pid
+        return found
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _spawn(self, role: str, args: list[str]) -> int:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        spark_class = Path(sys.executable).parent / "spark-class"
+        env = {
+            **os.environ,
+            **settings.python_env(),
+            "SPARK_LOCAL_IP": self.host,
+            "SPARK_WORKER_DIR": str(self.dir / "work"),
+            "SPARK_NO_DAEMONIZE": "1",
+        }
+        log_file = open(self.dir / f"{role}.log", "ab")  # noqa: SIM115 (handed to the child)
+        # A new session: the cluster outlives the task that started it and is stopped by group.
+        proc = subprocess.Popen(
+            [str(spark_class), *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=self.dir,
+            start_new_session=True,
+        )
+        log_file.close()
+        (self.dir / f"{role}.pid").write_text(str(proc.pid))
+        log.info("Started Spark %s (pid %d), log %s", role, proc.pid, self.dir / f"{role}.log")
+        return proc.pid
+
+    def start(self, timeout: float = 120.0) -> ClusterInfo:
+        started = False
+        status = self.status()
+        if not status.alive:
+            if "master" in self.pids():
+                # Our master process exists but does not answer: replace it, do not stack a second one.
+                self.stop()
+            self._spawn("master", [MASTER_CLASS, "--host", self.host, "--port", str(self.port),
+                                   "--webui-port", str(self.webui_port)])
+            started = True
+        running = self.pids()
+        if status.workers < self.workers:
+            for i in range(self.workers):
+                role = f"worker-{i}"
+                if role in running:
+                    continue
+                self._spawn(role, [WORKER_CLASS, self.master_url, "--host", self.host,
+                                   "--cores", str(self.worker_cores), "--memory", self.worker_memory,
+                                   "--webui-port", str(self.worker_webui_port + i)])
+                started = True
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status()
+            if status.alive and status.workers >= self.workers:
+                break
+            if time.monotonic() > deadline:
+                logs = "\n".join(
+                    f"--- {p.name}:\n" + p.read_text(errors="replace")[-2000:] for p in sorted(self.dir.glob("*.log"))
+                )
+                raise TimeoutError(
+                    f"Spark cluster at {self.master_url} not ready after {timeout:.0f}s "
+                    f"({status.workers}/{self.workers} workers alive). Logs:\n{logs}"
+                )
+            time.sleep(0.5)
+        if not started:
+            log.info("Reusing the running Spark cluster at %s (%d workers)", self.master_url, status.workers)
+        return ClusterInfo(
+            backend=self.name,
+            master_url=self.master_url,
+            ui_url=self.ui_url,
+            started=started,
+            workers=status.workers,
+            details={"state_dir": str(self.dir)},
+        )
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        pids = self.pids()
+        # Workers first, so the master does not log them as lost.
+        order = sorted(pids, key=lambda role: role == "master")
+        for role in order:
+            try:
+                os.killpg(pids[role], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for role, pid in pids.items():
+            if _alive(pid):
+                log.warning("Spark %s (pid %d) ignored SIGTERM: killing", role, pid)
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for pid_file in self.dir.glob("*.pid"):
+            pid_file.unlink(missing_ok=True)
+        if pids:
+            log.info("Stopped Spark %s", ", ".join(sorted(pids)))
+        return bool(pids)

@@ -1,0 +1,42 @@
+"""The hour a run processes: [start, end) of exactly one hour, resolved explicitly.
+
+Scheduled and backfilled runs carry a one-hour data interval (CronDataIntervalTimetable). A manual
+run triggered without a logical date has no data interval in Airflow 3; it then processes the last
+complete hour before the run was created, and says so in the task log.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+log = logging.getLogger(__name__)
+HOUR = timedelta(hours=1)
+
+
+def resolve_hour(
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    run_after: datetime | None = None,
+) -> tuple[datetime, datetime]:
+    """Return the run's hour as (start, end) in UTC; raise if the interval is not one whole hour."""
+    if data_interval_start is None or data_interval_end is None or data_interval_start == data_interval_end:
+        ref = (run_after or datetime.now(UTC)).astimezone(UTC)
+        end = ref.replace(minute=0, second=0, microsecond=0)
+        start = end - HOUR
+        log.warning("Run has no hourly data interval: processing the last complete hour [%s, %s)", start, end)
+        return start, end
+    start, end = data_interval_start.astimezone(UTC), data_interval_end.astimezone(UTC)
+    if end - start != HOUR or start.minute or start.second or start.microsecond:
+        raise ValueError(f"expected a whole one-hour data interval, got [{start}, {end})")
+    return start, end
+
+
+def hour_start(data_interval_start=None, data_interval_end=None, run_after=None) -> str:
+    """Jinja macro: ISO start of the run's hour."""
+    return resolve_hour(data_interval_start, data_interval_end, run_after)[0].isoformat()
+
+
+def hour_end(data_interval_start=None, data_interval_end=None, run_after=None) -> str:
+    """Jinja macro: ISO end of the run's hour."""
+    return resolve_hour(data_interval_start, data_interval_end, run_after)[1].isoformat()

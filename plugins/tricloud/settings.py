@@ -1,0 +1,51 @@
+"""Where things are. Environment names are defined here once; values live in ``.env``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import include
+
+#: The project checkout (parent of ``include/``); spark-submit needs it on PYTHONPATH.
+PROJECT_ROOT = Path(include.__file__).resolve().parent.parent
+JOBS_DIR = PROJECT_ROOT / "include" / "jobs"
+
+LAKE_ROOT_ENV = "LAKE_ROOT"
+STATE_DIR_ENV = "TRICLOUD_STATE_DIR"
+
+
+def lake_root() -> str:
+    """The lake's root directory (env ``LAKE_ROOT``), absolute. Fails with what to set."""
+    value = os.environ.get(LAKE_ROOT_ENV)
+    if not value:
+        raise RuntimeError(f"{LAKE_ROOT_ENV} is not set: set it in .env (see .env.example) to the lake directory")
+    path = Path(value)
+    return str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve())
+
+
+def state_dir() -> Path:
+    """Runtime state of the local stack (pid files, logs): env ``TRICLOUD_STATE_DIR`` or ``.stack/``."""
+    return Path(os.environ.get(STATE_DIR_ENV) or PROJECT_ROOT / ".stack")
+
+
+def job_path(name: str) -> str:
+    """Absolute path of a Spark job module in ``include/jobs`` (what spark-submit runs)."""
+    path = JOBS_DIR / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"no Spark job {name!r}: {path} does not exist")
+    return str(path)
+
+
+def python_env() -> dict[str, str]:
+    """Environment for spark-submit: same Python and Spark as this process, project importable."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    return {
+        "PATH": bin_dir + (os.pathsep + path if path else ""),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PYTHONPATH": str(PROJECT_ROOT) + (os.pathsep + pythonpath if pythonpath else ""),
+    }

@@ -1,0 +1,135 @@
+"""Command line of the embedded stack: ``python -m stack {up,down,status,demo,env}``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+from datetime import UTC, datetime, timedelta
+
+from stack import config
+from stack.airflow import AirflowStandalone, RestClient
+
+DAG_ID = "customer_enrichment"
+
+
+def spark_backend(env: dict[str, str]):
+    sys.path.insert(0, str(config.ROOT / "plugins"))
+    from tricloud.cluster.local import LocalStandaloneBackend
+
+    uri = env.get("AIRFLOW_CONN_SPARK_DEFAULT")
+    if not uri:
+        sys.exit("AIRFLOW_CONN_SPARK_DEFAULT is not set: add it to .env (see .env.example)")
+    parsed = urllib.parse.urlsplit(uri)
+    return LocalStandaloneBackend(host=parsed.hostname or "127.0.0.1", port=parsed.port or 7077,
+                                  state_dir=env["TRICLOUD_STATE_DIR"])
+
+
+def up(env: dict[str, str]) -> None:
+    config.apply(env)  # the Spark backend reads SPARK_* from the environment
+    t0 = time.monotonic()
+    info = spark_backend(env).start()
+    print(f"Spark    {'started' if info.started else 'running'}: {info.master_url}  (UI {info.ui_url})")
+    airflow = AirflowStandalone(env)
+    started = airflow.start()
+    print(f"Airflow  {'started' if started else 'running'}: {airflow.url}  ({time.monotonic() - t0:.0f}s)")
+
+
+def down(env: dict[str, str]) -> None:
+    config.apply(env)
+    stopped_airflow = AirflowStandalone(env).stop()
+    stopped_spark = spark_backend(env).stop()
+    print(f"Stopped: airflow={'yes' if stopped_airflow else 'not running'}, "
+          f"spark={'yes' if stopped_spark else 'not running'}")
+
+
+def status(env: dict[str, str]) -> None:
+    config.apply(env)
+    st = spark_backend(env).status()
+    airflow = AirflowStandalone(env)
+    print(f"Spark:   alive={st.alive} workers={st.workers} active_apps={st.active_apps}")
+    print(f"Airflow: pid={airflow.pid()} healthy={airflow.healthy()} url={airflow.url}")
+
+
+def demo(env: dict[str, str], rows: int | None) -> None:
+    up(env)
+    from include.generate import generate_hour
+
+    hour_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = hour_end - timedelta(hours=1)
+    rows = rows or int(env.get("DEMO_ROWS", "100000"))
+    gen = generate_hour(env["LAKE_ROOT"], hour, rows=rows)
+    print(f"Data     {gen.customer_rows:,} customer rows, {gen.product_rows:,} catalog lines for [{hour:%H:%M}, "
+          f"{hour_end:%H:%M}) UTC")
+
+    airflow = AirflowStandalone(env)
+    client = RestClient(airflow.url, "admin", airflow.admin_password() or "")
+    client.wait_for_dag(DAG_ID)
+    run_id = f"demo__{hour:%Y-%m-%dT%H}__{datetime.now(UTC):%H%M%S}"
+    # CronDataIntervalTimetable: a manual run at logical date T processes the hour that ends at T.
+    out = subprocess.run(
+        ["airflow", "dags", "trigger", DAG_ID, "--logical-date", hour_end.isoformat(), "--run-id", run_id,
+         "-o", "json"],
+        env={**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}, capture_output=True, text=True, check=False,
+    )
+    if out.returncode:
+        sys.exit(f"airflow dags trigger failed:\n{out.stdout}\n{out.stderr}")
+    print(f"Trigger  airflow dags trigger {DAG_ID} --logical-date {hour_end.isoformat()}  (run {run_id})")
+    state = watch(client, run_id)
+    summary_file = (
+        config.Path(env["LAKE_ROOT"]) / f"enriched/customer_hourly/date={hour:%Y-%m-%d}/hour={hour:%H}/_summary.json"
+    )
+    print()
+    if state != "success":
+        sys.exit(f"Run {run_id} ended {state}: open {airflow.url}/dags/{DAG_ID} for the task logs")
+    summary = json.loads(summary_file.read_text())
+    cust = summary["upstream"]["customer_activity"]
+    prod = summary["upstream"]["product_catalog"]
+    print("Summary")
+    print(f"  customer rows in   {cust['rows_in']:>10,}   cleaned {cust['rows_clean']:,}   rejected {cust['rows_rejected']:,}")
+    print(f"    rejects by reason {json.dumps(cust['rejected_by_reason'], sort_keys=True)}")
+    print(f"  catalog lines in   {prod['rows_in']:>10,}   cleaned {prod['rows_clean']:,}   rejected {prod['rows_rejected']:,}")
+    print(f"  orders joined      {summary['orders_joined']:>10,}   unknown product {summary['orders_rejected_unknown_product']:,}")
+    print(f"  customers enriched {summary['customers_out']:>10,}   spend {summary['total_spend']:,.2f}")
+    print(f"  outputs            {env['LAKE_ROOT']}/{{clean,rejects,enriched}}/…/date={hour:%Y-%m-%d}/hour={hour:%H}/")
+    print(f"  web UI             {airflow.url}/dags/{DAG_ID}  (user admin, password {airflow.admin_password()}"
+          f" from {airflow.home}/simple_auth_manager_passwords.json.generated)")
+    print("  stop everything    make stop")
+
+
+def watch(client: RestClient, run_id: str, timeout: float = 900) -> str:
+    seen: dict[str, str] = {}
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        run = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+        tis = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        for ti in sorted(tis, key=lambda t: t["task_id"]):
+            state = ti["state"] or "none"
+            if seen.get(ti["task_id"]) != state:
+                seen[ti["task_id"]] = state
+                print(f"  {time.monotonic() - t0:6.1f}s  {ti['task_id']:<24} {state}", flush=True)
+        if run["state"] in ("success", "failed"):
+            print(f"  {time.monotonic() - t0:6.1f}s  run {run['state']}")
+            return run["state"]
+        time.sleep(2)
+    return "timeout"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "demo", "env"])
+    parser.add_argument("--rows", type=int, help="customer rows for the demo hour (default DEMO_ROWS)")
+    args = parser.parse_args(argv)
+    env = config.stack_env()
+    if args.command == "env":
+        for key in sorted(env):
+            print(f"{key}={'***' if 'SECRET' in key or 'FERNET' in key else env[key]}")
+        return
+    {"up": up, "down": down, "status": status}.get(args.command, lambda e: demo(e, args.rows))(env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The stack's environment, built once from ``.env`` for the stack, the tests and the CLI."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE = ROOT / ".env"
+ENV_EXAMPLE = ROOT / ".env.example"
+STATE = ROOT / ".stack"
+VENV_BIN = Path(sys.executable).parent
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as docker compose reads them (comments, blank lines, optional quotes)."""
+    values: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{path}: not KEY=VALUE: {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def ensure_env_file() -> Path:
+    if not ENV_FILE.exists():
+        shutil.copyfile(ENV_EXAMPLE, ENV_FILE)
+        print(f"Wrote {ENV_FILE.name} from {ENV_EXAMPLE.name} (local emulator defaults)", file=sys.stderr)
+    return ENV_FILE
+
+
+def _secret(name: str) -> str:
+    """A random secret generated once per checkout and kept out of git (in .stack/)."""
+    path = STATE / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def stack_env(airflow_home: Path | None = None, env_file: Path | None = None) -> dict[str, str]:
+    """Variables for every process of the stack: .env values plus the derived Airflow settings."""
+    values = parse_env_file(env_file or ensure_env_file())
+    # A value already exported by the user wins over .env, as with docker compose.
+    values = {k: os.environ.get(k, v) for k, v in values.items()}
+    api_port = values.get("AIRFLOW__API__PORT", "8080")
+    lake = Path(values.get("LAKE_ROOT", "./lake"))
+    home = airflow_home or STATE / "airflow"
+    derived = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        # One secret for every component, or each makes its own and tasks fail with "Invalid auth token".
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret("jwt_secret"),
+        "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "LAKE_ROOT": str(lake if lake.is_absolute() else (ROOT / lake).resolve()),
+        "TRICLOUD_STATE_DIR": str(STATE),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
+        "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
+        "PYSPARK_PYTHON": sys.executable,
+        "NO_PROXY": "localhost,127.0.0.1",
+        "no_proxy": "localhost,127.0.0.1",
+    }
+    return {**values, **derived}
+
+
+def _fernet_key() -> str:
+    path = STATE / "secrets" / "fernet_key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def apply(env: dict[str, str]) -> None:
+    os.environ.update(env)
