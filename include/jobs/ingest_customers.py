@@ -44,6 +44,8 @@ def transform(raw: DataFrame, start: datetime, end: datetime) -> tuple[DataFrame
     """Split raw rows into (clean, rejects). Pure: no I/O."""
     df = raw.withColumn("_row", F.monotonically_increasing_id())
     trimmed = {c: F.nullif(F.trim(F.col(c)), F.lit("")) for c in RAW_COLUMNS}
+    # Keys are normalised before validation and dedupe, so " o1" and "O1" are the same order.
+    trimmed["order_id"] = F.upper(trimmed["order_id"])
     df = df.select(
         *[trimmed[c].alias(c) for c in RAW_COLUMNS],
         "_corrupt_record",

@@ -35,6 +35,7 @@ def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
     df = raw.withColumn("_row", F.monotonically_increasing_id())
     for c in RAW_COLUMNS:
         df = df.withColumn(f"_raw_{c}", F.col(c)).withColumn(c, F.nullif(F.trim(F.col(c)), F.lit("")))
+    df = df.withColumn("product_id", F.upper(F.col("product_id"))).withColumn("category", F.lower(F.col("category")))
     df = df.withColumn("_price", F.col("price").try_cast("double")).withColumn(
         "_updated", F.try_to_timestamp(F.col("updated_at"), F.lit(TS_FORMAT))
     )
@@ -51,9 +52,9 @@ def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
     valid = df.where(F.col(common.REASON).isNull()).withColumn("_rank", F.row_number().over(latest))
     dupes = valid.where(F.col("_rank") > 1).withColumn(common.REASON, F.lit("duplicate"))
     clean = valid.where(F.col("_rank") == 1).select(
-        F.upper(F.col("product_id")).alias("product_id"),
+        "product_id",
         "name",
-        F.lower(F.col("category")).alias("category"),
+        "category",
         F.col("_price").alias("price"),
         F.col("_updated").alias("updated_at"),
     )

@@ -48,4 +48,6 @@ def python_env() -> dict[str, str]:
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
         "PYTHONPATH": str(PROJECT_ROOT) + (os.pathsep + pythonpath if pythonpath else ""),
+        # Drivers bind where the stack says (127.0.0.1 locally), not on every interface.
+        **({"SPARK_LOCAL_IP": os.environ["SPARK_LOCAL_IP"]} if os.environ.get("SPARK_LOCAL_IP") else {}),
     }

@@ -1,0 +1,60 @@
+# Two commands on a fresh Linux machine (Python 3.11+, root or Java 17 present):
+#   make demo   run one hour of customer_enrichment on the embedded stack
+#   make test   run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | md5sum | cut -c1-12)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo test stop status lint format lock java clean bench
+
+demo: $(STAMP) java .env
+	$(PY) -m stack demo
+
+test: $(STAMP) java .env
+	$(PY) -m pytest
+
+stop: $(STAMP)
+	$(PY) -m stack down
+
+status: $(STAMP)
+	$(PY) -m stack status
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP) java .env
+	$(PY) -m bench.pipeline
+
+# Re-resolve the full lock after editing requirements*.txt.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile requirements-dev.txt -o constraints.txt --python $(PY) --no-header -q
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.8
+	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements-dev.txt -c constraints.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Java 17 (openjdk-17-jre-headless) with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; \
+	  else \
+	    echo "Spark needs Java 17+: install openjdk-17-jre-headless (or run make as root to let it use apt-get)"; exit 1; \
+	  fi; }
+
+.env:
+	cp .env.example .env
+
+clean: stop
+	rm -rf .stack lake

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from include import lake
+from tricloud.hours import resolve_hour
+
+T10 = datetime(2026, 11, 24, 10, tzinfo=UTC)
+
+
+class TestResolveHour:
+    def test_hourly_interval_passes_through(self):
+        assert resolve_hour(T10, T10 + timedelta(hours=1)) == (T10, T10 + timedelta(hours=1))
+
+    def test_no_interval_falls_back_to_last_complete_hour(self):
+        run_after = datetime(2026, 11, 24, 12, 17, tzinfo=UTC)
+        assert resolve_hour(None, None, run_after) == (datetime(2026, 11, 24, 11, tzinfo=UTC), datetime(2026, 11, 24, 12, tzinfo=UTC))
+        assert resolve_hour(run_after, run_after, run_after)[0] == datetime(2026, 11, 24, 11, tzinfo=UTC)
+
+    @pytest.mark.parametrize("end", [T10 + timedelta(hours=2), T10 + timedelta(minutes=30)])
+    def test_other_widths_are_refused(self, end):
+        with pytest.raises(ValueError, match="one-hour data interval"):
+            resolve_hour(T10, end)
+
+
+class TestParseHour:
+    def test_accepts_z_and_offsets(self):
+        assert lake.parse_hour("2026-11-24T10:00:00Z") == T10
+        assert lake.parse_hour("2026-11-24T11:00:00+01:00") == T10
+
+    def test_refuses_a_time_inside_the_hour(self):
+        with pytest.raises(ValueError, match="not the start of an hour"):
+            lake.parse_hour("2026-11-24T10:30:00Z")
