@@ -89,7 +89,7 @@ def enrich_hour(lake_root: str | Path, start: str | datetime) -> dict:
     con.execute(
         f"""COPY (SELECT o.*, 'unknown_product_id' AS reject_reason FROM orders o
                   ANTI JOIN products p USING (product_id) ORDER BY o.order_id)
-            TO '{staging_rej / 'part-00000.parquet'}' (FORMAT parquet)"""
+            TO '{staging_rej / "part-00000.parquet"}' (FORMAT parquet)"""
     )
     orders_in = con.execute("SELECT count(*) FROM orders").fetchone()[0]
     rejected = con.execute(f"SELECT count(*) FROM '{staging_rej}/*.parquet'").fetchone()[0]

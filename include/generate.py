@@ -26,10 +26,50 @@ from include import lake
 log = logging.getLogger(__name__)
 
 CUSTOMER_COLUMNS = ["order_id", "customer_id", "name", "email", "country", "product_id", "quantity", "ts"]
-FIRST = ["Ana", "Ben", "Chloé", "Dmitri", "Emma", "Fatima", "Giulia", "Hiro", "Ines", "Jonas",
-         "Kofi", "Lena", "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq"]
-LAST = ["Alvarez", "Brown", "Chen", "Dubois", "Eriksen", "Fischer", "García", "Haddad", "Ito", "Jensen",
-        "Kowalski", "Lopez", "Müller", "Nakamura", "O'Brien", "Patel", "Rossi", "Smith", "Tanaka", "Weber"]
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Dmitri",
+    "Emma",
+    "Fatima",
+    "Giulia",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nora",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tariq",
+]
+LAST = [
+    "Alvarez",
+    "Brown",
+    "Chen",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "García",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Müller",
+    "Nakamura",
+    "O'Brien",
+    "Patel",
+    "Rossi",
+    "Smith",
+    "Tanaka",
+    "Weber",
+]
 COUNTRIES = ["DE", "FR", "US", "GB", "IN", "JP", "BR", "NG", "ES", "IT", "SE", "CA"]
 DOMAINS = ["example.com", "mail.test", "corp.example", "inbox.example"]
 CATEGORIES = ["books", "electronics", "garden", "grocery", "toys", "sports", "beauty", "home"]
@@ -78,8 +118,8 @@ def customer_activity_lines(hour: datetime, rows: int, products: int, seed: int 
     last = np.array(LAST)[(cust_idx // len(FIRST)) % len(LAST)]
     names = np.char.add(np.char.add(first, " "), last)
     emails = [
-        f"{f.lower()}.{l.lower().replace(chr(39), '')}{c}@{DOMAINS[c % len(DOMAINS)]}"
-        for f, l, c in zip(first.tolist(), last.tolist(), cust_idx.tolist(), strict=True)
+        f"{f.lower()}.{s.lower().replace(chr(39), '')}{c}@{DOMAINS[c % len(DOMAINS)]}"
+        for f, s, c in zip(first.tolist(), last.tolist(), cust_idx.tolist(), strict=True)
     ]
     # Profiles are per customer, so every order of a customer shares them.
     countries = np.array(COUNTRIES)[(cust_idx * 7919) % len(COUNTRIES)]
@@ -100,8 +140,16 @@ def customer_activity_lines(hour: datetime, rows: int, products: int, seed: int 
             t,
         ]
         for i, (c, n, e, co, p, q, t) in enumerate(
-            zip(cust_idx.tolist(), names.tolist(), emails, countries.tolist(), product.tolist(),
-                quantity.tolist(), _fmt_ts(ts), strict=True)
+            zip(
+                cust_idx.tolist(),
+                names.tolist(),
+                emails,
+                countries.tolist(),
+                product.tolist(),
+                quantity.tolist(),
+                _fmt_ts(ts),
+                strict=True,
+            )
         )
     ]
     # Dirty rows: pick distinct victims for each kind, deterministically.
@@ -174,8 +222,12 @@ def product_catalog_records(hour: datetime, products: int, seed: int = 42) -> li
     n_dup, n_bad, n_missing, n_malformed = (max(1, int(products * r)) for r in (0.01, 0.005, 0.003, 0.002))
     dup, bad, missing, malformed = (
         set(victims[a:b])
-        for a, b in ((0, n_dup), (n_dup, n_dup + n_bad), (n_dup + n_bad, n_dup + n_bad + n_missing),
-                     (n_dup + n_bad + n_missing, n_dup + n_bad + n_missing + n_malformed))
+        for a, b in (
+            (0, n_dup),
+            (n_dup, n_dup + n_bad),
+            (n_dup + n_bad, n_dup + n_bad + n_missing),
+            (n_dup + n_bad + n_missing, n_dup + n_bad + n_missing + n_malformed),
+        )
     )
     for i, rec in enumerate(records):
         if i in bad:

@@ -99,6 +99,7 @@ def publish_dir(staging: Path, final: Path) -> None:
         part.rename(staging / f".tmp-{i:05d}")
     for i in range(len(parts)):
         (staging / f".tmp-{i:05d}").rename(staging / f"part-{i:05d}.parquet")
+    _keep_unchanged_files(staging, final)
     final.parent.mkdir(parents=True, exist_ok=True)
     trash = final.with_name(final.name + f".old-{uuid.uuid4().hex}")
     if final.exists():
@@ -106,6 +107,30 @@ def publish_dir(staging: Path, final: Path) -> None:
     staging.rename(final)
     if trash.exists():
         shutil.rmtree(trash)
+
+
+def _keep_unchanged_files(staging: Path, final: Path) -> None:
+    """Where a new part file holds exactly the rows of the published one, keep the published bytes.
+
+    Spark's Parquet writer is not byte-stable (column encodings are listed in hash-set order), so
+    without this an unchanged re-run would produce "new" files and replication would re-send them.
+    """
+    if not final.is_dir():
+        return
+    import pyarrow.parquet as pq
+
+    for new in staging.glob("part-*.parquet"):
+        old = final / new.name
+        if not old.is_file():
+            continue
+        if old.read_bytes() == new.read_bytes():
+            continue
+        try:
+            same = pq.read_table(old).equals(pq.read_table(new))
+        except Exception:  # an unreadable old file is simply replaced
+            same = False
+        if same:
+            os.replace(old, new)
 
 
 def write_json(path: Path, payload: dict) -> None:

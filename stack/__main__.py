@@ -24,8 +24,9 @@ def spark_backend(env: dict[str, str]):
     if not uri:
         sys.exit("AIRFLOW_CONN_SPARK_DEFAULT is not set: add it to .env (see .env.example)")
     parsed = urllib.parse.urlsplit(uri)
-    return LocalStandaloneBackend(host=parsed.hostname or "127.0.0.1", port=parsed.port or 7077,
-                                  state_dir=env["TRICLOUD_STATE_DIR"])
+    return LocalStandaloneBackend(
+        host=parsed.hostname or "127.0.0.1", port=parsed.port or 7077, state_dir=env["TRICLOUD_STATE_DIR"]
+    )
 
 
 def up(env: dict[str, str]) -> None:
@@ -42,8 +43,10 @@ def down(env: dict[str, str]) -> None:
     config.apply(env)
     stopped_airflow = AirflowStandalone(env).stop()
     stopped_spark = spark_backend(env).stop()
-    print(f"Stopped: airflow={'yes' if stopped_airflow else 'not running'}, "
-          f"spark={'yes' if stopped_spark else 'not running'}")
+    print(
+        f"Stopped: airflow={'yes' if stopped_airflow else 'not running'}, "
+        f"spark={'yes' if stopped_spark else 'not running'}"
+    )
 
 
 def status(env: dict[str, str]) -> None:
@@ -62,8 +65,10 @@ def demo(env: dict[str, str], rows: int | None) -> None:
     hour = hour_end - timedelta(hours=1)
     rows = rows or int(env.get("DEMO_ROWS", "100000"))
     gen = generate_hour(env["LAKE_ROOT"], hour, rows=rows)
-    print(f"Data     {gen.customer_rows:,} customer rows, {gen.product_rows:,} catalog lines for [{hour:%H:%M}, "
-          f"{hour_end:%H:%M}) UTC")
+    print(
+        f"Data     {gen.customer_rows:,} customer rows, {gen.product_rows:,} catalog lines for [{hour:%H:%M}, "
+        f"{hour_end:%H:%M}) UTC"
+    )
 
     airflow = AirflowStandalone(env)
     client = RestClient(airflow.url, "admin", airflow.admin_password() or "")
@@ -71,9 +76,22 @@ def demo(env: dict[str, str], rows: int | None) -> None:
     run_id = f"demo__{hour:%Y-%m-%dT%H}__{datetime.now(UTC):%H%M%S}"
     # CronDataIntervalTimetable: a manual run at logical date T processes the hour that ends at T.
     out = subprocess.run(
-        ["airflow", "dags", "trigger", DAG_ID, "--logical-date", hour_end.isoformat(), "--run-id", run_id,
-         "-o", "json"],
-        env={**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}, capture_output=True, text=True, check=False,
+        [
+            "airflow",
+            "dags",
+            "trigger",
+            DAG_ID,
+            "--logical-date",
+            hour_end.isoformat(),
+            "--run-id",
+            run_id,
+            "-o",
+            "json",
+        ],
+        env={**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if out.returncode:
         sys.exit(f"airflow dags trigger failed:\n{out.stdout}\n{out.stderr}")
@@ -89,14 +107,22 @@ def demo(env: dict[str, str], rows: int | None) -> None:
     cust = summary["upstream"]["customer_activity"]
     prod = summary["upstream"]["product_catalog"]
     print("Summary")
-    print(f"  customer rows in   {cust['rows_in']:>10,}   cleaned {cust['rows_clean']:,}   rejected {cust['rows_rejected']:,}")
+    print(
+        f"  customer rows in   {cust['rows_in']:>10,}   cleaned {cust['rows_clean']:,}   rejected {cust['rows_rejected']:,}"
+    )
     print(f"    rejects by reason {json.dumps(cust['rejected_by_reason'], sort_keys=True)}")
-    print(f"  catalog lines in   {prod['rows_in']:>10,}   cleaned {prod['rows_clean']:,}   rejected {prod['rows_rejected']:,}")
-    print(f"  orders joined      {summary['orders_joined']:>10,}   unknown product {summary['orders_rejected_unknown_product']:,}")
+    print(
+        f"  catalog lines in   {prod['rows_in']:>10,}   cleaned {prod['rows_clean']:,}   rejected {prod['rows_rejected']:,}"
+    )
+    print(
+        f"  orders joined      {summary['orders_joined']:>10,}   unknown product {summary['orders_rejected_unknown_product']:,}"
+    )
     print(f"  customers enriched {summary['customers_out']:>10,}   spend {summary['total_spend']:,.2f}")
     print(f"  outputs            {env['LAKE_ROOT']}/{{clean,rejects,enriched}}/…/date={hour:%Y-%m-%d}/hour={hour:%H}/")
-    print(f"  web UI             {airflow.url}/dags/{DAG_ID}  (user admin, password {airflow.admin_password()}"
-          f" from {airflow.home}/simple_auth_manager_passwords.json.generated)")
+    print(
+        f"  web UI             {airflow.url}/dags/{DAG_ID}  (user admin, password {airflow.admin_password()}"
+        f" from {airflow.home}/simple_auth_manager_passwords.json.generated)"
+    )
     print("  stop everything    make stop")
 
 

@@ -31,7 +31,7 @@ class AirflowStandalone:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=2) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{self.url}/api/v2/monitor/health", timeout=2) as resp:
                 health = json.load(resp)
         except (OSError, ValueError):
             return False
@@ -103,7 +103,7 @@ class RestClient:
         req = urllib.request.Request(
             f"{url}/auth/token", data=body, headers={"Content-Type": "application/json"}, method="POST"
         )
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as resp:
             self.token = json.load(resp)["access_token"]
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
@@ -114,7 +114,7 @@ class RestClient:
             method=method,
         )
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.load(resp)
         except urllib.error.HTTPError as err:
             raise RuntimeError(f"{method} {path}: HTTP {err.code}: {err.read().decode(errors='replace')}") from err

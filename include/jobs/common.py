@@ -76,10 +76,14 @@ def count_by_reason(rejects: DataFrame) -> dict[str, int]:
     return {r[REASON]: r["count"] for r in rejects.groupBy(REASON).count().collect()}
 
 
-def finish(args: argparse.Namespace, metrics: dict) -> None:
-    """Write the metrics next to the clean output and, if asked, where the operator reads them."""
+def finish(args: argparse.Namespace, metrics: dict, **run_info: str) -> None:
+    """Write the metrics next to the clean output and, if asked, where the operator reads them.
+
+    The lake copy holds only what the data determines (so a re-run writes identical bytes);
+    run facts such as the application id go to the operator only.
+    """
     clean_dir = Path(metrics["output"])
     lake.write_json(clean_dir / lake.SUMMARY_FILE, metrics)
     if args.metrics_file:
-        Path(args.metrics_file).write_text(json.dumps(metrics, default=str))
+        Path(args.metrics_file).write_text(json.dumps({**metrics, **run_info}, default=str))
     log.warning("metrics: %s", json.dumps(metrics, default=str))

@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     raw = extract(spark, str(path)).cache()
     clean, rejects = transform(raw, args.start, args.end)
     out = common.publish(clean, args.lake_root, lake.CLEAN_CUSTOMERS, args.start, ["order_id"])
-    rej = common.publish(rejects, args.lake_root, lake.REJECTS_CUSTOMERS, args.start, ["order_id", "raw_line"])
+    # Rejects have no unique key: sort by every column so re-runs write identical bytes.
+    rej = common.publish(rejects, args.lake_root, lake.REJECTS_CUSTOMERS, args.start, rejects.columns)
     # Count what landed, not what we meant to write.
     rows_clean = spark.read.parquet(str(out)).count()
     rejected = spark.read.parquet(str(rej))
@@ -112,11 +113,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "rows_clean": rows_clean,
         "rows_rejected": rejected.count(),
         "rejected_by_reason": common.count_by_reason(rejected),
-        "application_id": spark.sparkContext.applicationId,
     }
     if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
         raise RuntimeError(f"row accounting broken: {metrics}")
-    common.finish(args, metrics)
+    common.finish(args, metrics, application_id=spark.sparkContext.applicationId)
     spark.stop()
 
 

@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     raw = extract(spark, str(path)).cache()
     clean, rejects = transform(raw)
     out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"])
-    rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, ["product_id", "raw_line"])
+    # Rejects have no unique key: sort by every column so re-runs write identical bytes.
+    rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns)
     rejected = spark.read.parquet(str(rej))
     metrics = {
         "dataset": "product_catalog",
@@ -89,11 +90,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "rows_clean": spark.read.parquet(str(out)).count(),
         "rows_rejected": rejected.count(),
         "rejected_by_reason": common.count_by_reason(rejected),
-        "application_id": spark.sparkContext.applicationId,
     }
     if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
         raise RuntimeError(f"row accounting broken: {metrics}")
-    common.finish(args, metrics)
+    common.finish(args, metrics, application_id=spark.sparkContext.applicationId)
     spark.stop()
 
 

@@ -16,7 +16,10 @@ class TestResolveHour:
 
     def test_no_interval_falls_back_to_last_complete_hour(self):
         run_after = datetime(2026, 11, 24, 12, 17, tzinfo=UTC)
-        assert resolve_hour(None, None, run_after) == (datetime(2026, 11, 24, 11, tzinfo=UTC), datetime(2026, 11, 24, 12, tzinfo=UTC))
+        assert resolve_hour(None, None, run_after) == (
+            datetime(2026, 11, 24, 11, tzinfo=UTC),
+            datetime(2026, 11, 24, 12, tzinfo=UTC),
+        )
         assert resolve_hour(run_after, run_after, run_after)[0] == datetime(2026, 11, 24, 11, tzinfo=UTC)
 
     @pytest.mark.parametrize("end", [T10 + timedelta(hours=2), T10 + timedelta(minutes=30)])

@@ -8,6 +8,7 @@ Ports and sizes come from Spark's own environment variables, so docker compose s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -76,7 +77,7 @@ class LocalStandaloneBackend(ClusterBackend):
 
     def master_json(self, timeout: float = 2.0) -> dict | None:
         try:
-            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=timeout) as resp:  # noqa: S310 (local URL)
+            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=timeout) as resp:
                 return json.load(resp)
         except (OSError, ValueError):
             return None
@@ -134,8 +135,10 @@ class LocalStandaloneBackend(ClusterBackend):
             if "master" in self.pids():
                 # Our master process exists but does not answer: replace it, do not stack a second one.
                 self.stop()
-            self._spawn("master", [MASTER_CLASS, "--host", self.host, "--port", str(self.port),
-                                   "--webui-port", str(self.webui_port)])
+            self._spawn(
+                "master",
+                [MASTER_CLASS, "--host", self.host, "--port", str(self.port), "--webui-port", str(self.webui_port)],
+            )
             started = True
         running = self.pids()
         if status.workers < self.workers:
@@ -143,9 +146,21 @@ class LocalStandaloneBackend(ClusterBackend):
                 role = f"worker-{i}"
                 if role in running:
                     continue
-                self._spawn(role, [WORKER_CLASS, self.master_url, "--host", self.host,
-                                   "--cores", str(self.worker_cores), "--memory", self.worker_memory,
-                                   "--webui-port", str(self.worker_webui_port + i)])
+                self._spawn(
+                    role,
+                    [
+                        WORKER_CLASS,
+                        self.master_url,
+                        "--host",
+                        self.host,
+                        "--cores",
+                        str(self.worker_cores),
+                        "--memory",
+                        self.worker_memory,
+                        "--webui-port",
+                        str(self.worker_webui_port + i),
+                    ],
+                )
                 started = True
         deadline = time.monotonic() + timeout
         while True:
@@ -177,20 +192,16 @@ class LocalStandaloneBackend(ClusterBackend):
         # Workers first, so the master does not log them as lost.
         order = sorted(pids, key=lambda role: role == "master")
         for role in order:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pids[role], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + timeout
         while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
             time.sleep(0.2)
         for role, pid in pids.items():
             if _alive(pid):
                 log.warning("Spark %s (pid %d) ignored SIGTERM: killing", role, pid)
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         for pid_file in self.dir.glob("*.pid"):
             pid_file.unlink(missing_ok=True)
         if pids:

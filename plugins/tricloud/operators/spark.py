@@ -6,7 +6,7 @@ import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
@@ -39,7 +39,7 @@ class SparkJobOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("application", "application_args", "conf", "conn_id", "name")
-    template_fields_renderers = {"conf": "json", "application_args": "py"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"conf": "json", "application_args": "py"}
     ui_color = "#ffe9a8"
 
     def __init__(
@@ -83,7 +83,7 @@ class SparkJobOperator(BaseOperator):
             self._hook = SparkSubmitHook(
                 conn_id=self.conn_id,
                 conf={str(k): str(v) for k, v in (self.conf or {}).items()},
-                name=self.name or f"{context['dag'].dag_id}.{self.task_id}",
+                name=self.name or f"{self.dag_id}.{self.task_id}",
                 application_args=[*(str(a) for a in self.application_args or []), "--metrics-file", str(metrics_file)],
                 executor_memory=self.executor_memory,
                 driver_memory=self.driver_memory,

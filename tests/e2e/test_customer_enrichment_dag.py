@@ -1,0 +1,116 @@
+"""One hour of customer_enrichment through Airflow (dag.test) on the real Spark cluster."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pendulum
+import pytest
+
+from include import generate, lake
+from tests.support import reference
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
+HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
+ROWS = 5000
+
+
+def run_hour(dag):
+    # A manual run's interval ends at its logical date: 11:00 processes [10:00, 11:00).
+    return dag.test(logical_date=pendulum.datetime(2026, 11, 24, 11, tz="UTC"))
+
+
+def output_digests(root) -> dict[str, str]:
+    files = {}
+    for dataset in lake.HOURLY_OUTPUTS:
+        part = lake.partition(root, dataset, HOUR).path
+        for f in sorted(part.rglob("*")):
+            if f.is_file():
+                files[str(f.relative_to(root))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return files
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from stack.config import ROOT
+
+    return DagBag(str(ROOT / "dags")).dags["customer_enrichment"]
+
+
+@pytest.fixture(scope="module")
+def first_run(dag, spark_cluster, tmp_path_factory):
+    import os
+
+    root = tmp_path_factory.mktemp("lake")
+    os.environ["LAKE_ROOT"] = str(root)
+    gen = generate.generate_hour(root, HOUR, rows=ROWS, products=300)
+    dr = run_hour(dag)
+    return root, gen, dr
+
+
+class TestOneHour:
+    def test_run_succeeds_with_a_one_hour_interval(self, first_run):
+        _, _, dr = first_run
+        assert dr.state == "success"
+        assert dr.data_interval_end - dr.data_interval_start == pendulum.duration(hours=1)
+        assert dr.data_interval_start == pendulum.datetime(2026, 11, 24, 10, tz="UTC")
+
+    def test_cleaned_plus_rejected_equals_input(self, first_run):
+        import duckdb
+
+        root, gen, _ = first_run
+
+        def count(dataset):
+            return duckdb.execute(
+                f"SELECT count(*) FROM '{lake.partition(root, dataset, HOUR).path}/*.parquet'"
+            ).fetchone()[0]
+
+        assert count(lake.CLEAN_CUSTOMERS) + count(lake.REJECTS_CUSTOMERS) == ROWS
+        assert count(lake.CLEAN_PRODUCTS) + count(lake.REJECTS_PRODUCTS) == gen.product_rows
+        rejects_without_reason = duckdb.execute(
+            f"SELECT count(*) FROM '{lake.partition(root, lake.REJECTS_CUSTOMERS, HOUR).path}/*.parquet' "
+            "WHERE reject_reason IS NULL"
+        ).fetchone()[0]
+        assert rejects_without_reason == 0
+
+    def test_matches_an_independent_computation_from_the_raw_files(self, first_run):
+        import duckdb
+
+        root, gen, _ = first_run
+        orders, order_reasons = reference.clean_customers(gen.customer_file, HOUR)
+        products, product_reasons = reference.clean_products(gen.product_file)
+        expected, unknown = reference.enrich(orders, products)
+
+        summary = lake.read_json(lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path / lake.SUMMARY_FILE)
+        assert summary["upstream"]["customer_activity"]["rejected_by_reason"] == order_reasons
+        assert summary["upstream"]["product_catalog"]["rejected_by_reason"] == product_reasons
+        assert summary["orders_rejected_unknown_product"] == unknown
+
+        rows = duckdb.execute(
+            "SELECT customer_id, order_count, items, spend, favourite_category "
+            f"FROM '{lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path}/*.parquet'"
+        ).fetchall()
+        actual = {r[0]: {"order_count": r[1], "items": r[2], "spend": r[3], "favourite_category": r[4]} for r in rows}
+        assert actual.keys() == expected.keys()
+        for cid, exp in expected.items():
+            got = actual[cid]
+            assert (got["order_count"], got["items"], got["favourite_category"]) == (
+                exp["order_count"],
+                exp["items"],
+                exp["favourite_category"],
+            ), cid
+            assert got["spend"] == pytest.approx(exp["spend"], abs=0.011), cid
+
+    def test_rerun_gives_identical_outputs(self, first_run, dag):
+        root, _, _ = first_run
+        before = output_digests(root)
+        # A stale file in a partition must disappear: a re-run replaces the hour, it does not add to it.
+        stale = lake.partition(root, lake.CLEAN_CUSTOMERS, HOUR).path / "part-00099.parquet"
+        stale.write_bytes(b"stale")
+        dr = run_hour(dag)
+        assert dr.state == "success"
+        assert output_digests(root) == before
+        assert not list((root / "_staging").iterdir())
