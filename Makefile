@@ -14,6 +14,7 @@ demo: $(STAMP) java .env
 	$(PY) -m stack demo
 
 test: $(STAMP) java .env
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 stop: $(STAMP)

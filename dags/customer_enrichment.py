@@ -30,12 +30,10 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from tricloud import macros, settings
+from tricloud.spark_conf import SHORT_JOB_CONF
 from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
 
 HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--end", macros.HOUR_END]
-# Both ingest jobs must run side by side on one 2-core worker: without a cap the first takes every
-# core and the second waits with "Initial job has not accepted any resources".
-ONE_CORE = {"spark.cores.max": "1", "spark.executor.cores": "1", "spark.executor.memory": "768m"}
 
 
 @dag(
@@ -63,13 +61,13 @@ def customer_enrichment():
         task_id="ingest_customer_data",
         application=settings.job_path("ingest_customers"),
         application_args=HOUR_ARGS,
-        conf=ONE_CORE,
+        conf=SHORT_JOB_CONF,
     )
     ingest_products = SparkJobOperator(
         task_id="ingest_product_data",
         application=settings.job_path("ingest_products"),
         application_args=HOUR_ARGS,
-        conf=ONE_CORE,
+        conf=SHORT_JOB_CONF,
     )
 
     @task(task_id="enrich_customer_data")

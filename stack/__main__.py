@@ -73,29 +73,24 @@ def demo(env: dict[str, str], rows: int | None) -> None:
     airflow = AirflowStandalone(env)
     client = RestClient(airflow.url, "admin", airflow.admin_password() or "")
     client.wait_for_dag(DAG_ID)
-    run_id = f"demo__{hour:%Y-%m-%dT%H}__{datetime.now(UTC):%H%M%S}"
-    # CronDataIntervalTimetable: a manual run at logical date T processes the hour that ends at T.
-    out = subprocess.run(
-        [
-            "airflow",
-            "dags",
-            "trigger",
-            DAG_ID,
-            "--logical-date",
-            hour_end.isoformat(),
-            "--run-id",
-            run_id,
-            "-o",
-            "json",
-        ],
-        env={**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode:
-        sys.exit(f"airflow dags trigger failed:\n{out.stdout}\n{out.stderr}")
-    print(f"Trigger  airflow dags trigger {DAG_ID} --logical-date {hour_end.isoformat()}  (run {run_id})")
+    run_id = existing_run(client, hour_end)
+    if run_id:
+        # The hour ran before (e.g. `make demo` twice within an hour): re-run it in place.
+        client.call("POST", f"/dags/{DAG_ID}/dagRuns/{run_id}/clear", {"dry_run": False})
+        print(f"Re-run   {run_id} (cleared: the hour was processed before)")
+    else:
+        run_id = f"demo__{hour:%Y-%m-%dT%H}"
+        # CronDataIntervalTimetable: a manual run at logical date T processes the hour that ends at T.
+        out = subprocess.run(
+            ["airflow", "dags", "trigger", DAG_ID, "--logical-date", hour_end.isoformat(), "--run-id", run_id],
+            env={**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if out.returncode:
+            sys.exit(f"airflow dags trigger failed:\n{out.stdout}\n{out.stderr}")
+        print(f"Trigger  airflow dags trigger {DAG_ID} --logical-date {hour_end.isoformat()}  (run {run_id})")
     state = watch(client, run_id)
     summary_file = (
         config.Path(env["LAKE_ROOT"]) / f"enriched/customer_hourly/date={hour:%Y-%m-%d}/hour={hour:%H}/_summary.json"
@@ -124,6 +119,12 @@ def demo(env: dict[str, str], rows: int | None) -> None:
         f" from {airflow.home}/simple_auth_manager_passwords.json.generated)"
     )
     print("  stop everything    make stop")
+
+
+def existing_run(client: RestClient, logical_date: datetime) -> str | None:
+    stamp = urllib.parse.quote(logical_date.isoformat())
+    runs = client.call("GET", f"/dags/{DAG_ID}/dagRuns?logical_date_gte={stamp}&logical_date_lte={stamp}")
+    return runs["dag_runs"][0]["dag_run_id"] if runs.get("dag_runs") else None
 
 
 def watch(client: RestClient, run_id: str, timeout: float = 900) -> str:
