@@ -1,0 +1,81 @@
+"""Shared helpers for benchmarks: result files and process-tree memory sampling."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    return {
+        "cpus": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def write_results(name: str, payload: dict, markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(markdown)
+
+
+class MemorySampler:
+    """Peak RSS and PSS of process trees (roots given by pid), sampled in a thread."""
+
+    def __init__(self, root_pids: list[int], interval: float = 0.5) -> None:
+        self.root_pids = root_pids
+        self.interval = interval
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _procs(self) -> list[psutil.Process]:
+        procs = []
+        for pid in self.root_pids:
+            try:
+                root = psutil.Process(pid)
+                procs.extend([root, *root.children(recursive=True)])
+            except psutil.NoSuchProcess:
+                continue
+        return procs
+
+    def sample(self) -> None:
+        rss = pss = 0
+        for p in self._procs():
+            try:
+                info = p.memory_full_info()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            rss += info.rss
+            pss += getattr(info, "pss", info.rss)
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
