@@ -43,8 +43,19 @@ def by_hand(env: dict[str, str], hour: datetime) -> float:
     t0 = time.perf_counter()
     procs = [
         subprocess.Popen(
-            ["spark-submit", "--master", master, *conf, settings.job_path(job),
-             "--lake-root", env["LAKE_ROOT"], "--start", start, "--end", end],
+            [
+                "spark-submit",
+                "--master",
+                master,
+                *conf,
+                settings.job_path(job),
+                "--lake-root",
+                env["LAKE_ROOT"],
+                "--start",
+                start,
+                "--end",
+                end,
+            ],
             env={**os.environ, **settings.python_env()},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -30,8 +30,8 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from tricloud import macros, settings
-from tricloud.spark_conf import SHORT_JOB_CONF
 from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
+from tricloud.spark_conf import SHORT_JOB_CONF
 
 HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--end", macros.HOUR_END]
 

@@ -141,11 +141,13 @@ class LocalStandaloneBackend(ClusterBackend):
             )
             started = True
         running = self.pids()
-        if status.workers < self.workers:
-            for i in range(self.workers):
-                role = f"worker-{i}"
-                if role in running:
-                    continue
+        for i in range(self.workers):
+            role = f"worker-{i}"
+            if role in running:
+                continue
+            # Restart a worker we started that died, even while the master still lists it (it only
+            # notices a lost worker after a heartbeat timeout); otherwise top up to `workers`.
+            if (self.dir / f"{role}.pid").exists() or status.workers < self.workers:
                 self._spawn(
                     role,
                     [
