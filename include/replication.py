@@ -1,0 +1,416 @@
+"""Cloud replication of lake hours: incremental, checksum-verified, manifest last; verify, repair, restore.
+
+Pure logic over a tiny object-store interface (:class:`ObjectStore`); the Airflow side wraps the
+provider hooks (S3Hook, GCSHook, WasbHook) into it. Nothing here knows which cloud, or emulator, it
+talks to.
+
+Object layout in every bucket: the lake's own relative paths, plus one manifest per hour at
+``_manifests/<pipeline>/date=YYYY-MM-DD/hour=HH.json`` listing path, size and SHA-256 of every file
+of the hour and the row counts. The manifest is written last: an hour without a manifest (or whose
+files do not match it) is not complete.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from include import lake
+
+log = logging.getLogger(__name__)
+
+PIPELINE = "customer_enrichment"
+CHUNK = 1 << 20
+
+
+class ReplicationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    key: str
+    size: int
+    sha256: str | None  # from object metadata; None when the object carries none
+
+
+class ObjectStore(Protocol):
+    name: str
+    bucket: str
+
+    def stat(self, key: str) -> RemoteObject | None: ...
+    def upload_file(self, path: Path, key: str, sha256: str, md5: bytes) -> None: ...
+    def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None: ...
+    def download_to(self, key: str, writer: BinaryIO) -> None: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def delete(self, keys: list[str]) -> None: ...
+
+
+# -- hashing -------------------------------------------------------------------------------------
+class HashingWriter:
+    """A write-only file object that hashes (and optionally forwards) what is written to it."""
+
+    def __init__(self, forward: BinaryIO | None = None) -> None:
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.forward = forward
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        if self.forward is not None:
+            self.forward.write(data)
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self.sha256.hexdigest()
+
+
+def file_digests(path: Path) -> tuple[str, bytes, int]:
+    """SHA-256 (hex), MD5 (raw, for Content-MD5 checks by the cloud) and size, in one streaming pass."""
+    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return sha.hexdigest(), md5.digest(), size
+
+
+def md5_b64(md5: bytes) -> str:
+    return base64.b64encode(md5).decode()
+
+
+# -- manifests -----------------------------------------------------------------------------------
+def manifest_key(hour: str | datetime, pipeline: str = PIPELINE) -> str:
+    h = lake.parse_hour(hour)
+    return f"_manifests/{pipeline}/date={h:%Y-%m-%d}/hour={h:%H}.json"
+
+
+def hour_prefixes(hour: str | datetime) -> list[str]:
+    h = lake.parse_hour(hour)
+    return [lake.partition("/", ds, h).relpath + "/" for ds in lake.HOURLY_OUTPUTS]
+
+
+def build_manifest(lake_root: str | Path, hour: str | datetime) -> dict:
+    """Describe the hour as it is in the local lake. Deterministic: same files, same manifest bytes."""
+    import pyarrow.parquet as pq
+
+    h = lake.parse_hour(hour)
+    files, rows = [], {}
+    for ds in lake.HOURLY_OUTPUTS:
+        part = lake.partition(lake_root, ds, h)
+        if not part.path.is_dir():
+            continue
+        count = 0
+        for f in sorted(p for p in part.path.iterdir() if p.is_file() and not p.name.startswith(".")):
+            sha, _, size = file_digests(f)
+            files.append({"path": f"{part.relpath}/{f.name}", "size": size, "sha256": sha})
+            if f.suffix == ".parquet":
+                count += pq.read_metadata(f).num_rows
+        rows[f"{part.zone}/{part.dataset}"] = count
+    if not files:
+        raise ReplicationError(f"nothing to replicate for hour {h:%Y-%m-%dT%H:00Z}: no outputs under {lake_root}")
+    return {
+        "pipeline": PIPELINE,
+        "hour": h.isoformat(),
+        "files": files,
+        "rows": rows,
+        "bytes": sum(f["size"] for f in files),
+    }
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+
+
+def read_manifest(store: ObjectStore, hour: str | datetime) -> dict | None:
+    key = manifest_key(hour)
+    if store.stat(key) is None:
+        return None
+    buf = _Buffer()
+    store.download_to(key, buf)
+    return json.loads(buf.getvalue())
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.parts)
+
+
+# -- replicate -----------------------------------------------------------------------------------
+def _put_bytes(store: ObjectStore, data: bytes, key: str) -> None:
+    store.upload_bytes(data, key, hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).digest())
+
+
+def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | datetime, workers: int = 4) -> dict:
+    """Bring one cloud's copy of the hour in line with the local lake; manifest written last.
+
+    Objects whose size and SHA-256 metadata already match are skipped (by content, not by name).
+    """
+    t0 = time.perf_counter()
+    manifest = build_manifest(lake_root, hour)
+    root = Path(lake_root)
+
+    def sync(entry: dict) -> int:
+        remote = store.stat(entry["path"])
+        if remote and remote.size == entry["size"] and remote.sha256 == entry["sha256"]:
+            return 0
+        path = root / entry["path"]
+        sha, md5, size = file_digests(path)
+        if sha != entry["sha256"]:
+            raise ReplicationError(f"{path} changed while replicating: re-run the task")
+        store.upload_file(path, entry["path"], sha, md5)
+        after = store.stat(entry["path"])
+        if not after or after.size != size or after.sha256 != sha:
+            raise ReplicationError(f"{store.name}: {entry['path']} did not land intact ({after})")
+        return size
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        sent = list(pool.map(sync, manifest["files"]))
+
+    body = manifest_bytes(manifest)
+    key = manifest_key(hour)
+    remote = store.stat(key)
+    manifest_sent = 0
+    if not (remote and remote.sha256 == hashlib.sha256(body).hexdigest()):
+        _put_bytes(store, body, key)
+        manifest_sent = len(body)
+
+    # Only now, with the new manifest in place, remove objects of the hour it no longer lists.
+    wanted = {f["path"] for f in manifest["files"]}
+    stale = [k for prefix in hour_prefixes(hour) for k in store.list_keys(prefix) if k not in wanted]
+    if stale:
+        store.delete(stale)
+    result = {
+        "cloud": store.name,
+        "bucket": store.bucket,
+        "hour": manifest["hour"],
+        "objects": len(manifest["files"]),
+        "uploaded": sum(1 for s in sent if s),
+        "skipped": sum(1 for s in sent if not s),
+        "bytes_uploaded": sum(sent) + manifest_sent,
+        "stale_deleted": len(stale),
+        "manifest": key,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    if not result["bytes_uploaded"]:
+        log.info("%s: hour %s already in sync", store.name, manifest["hour"])
+    return result
+
+
+# -- verify and repair ---------------------------------------------------------------------------
+def remote_sha256(store: ObjectStore, key: str) -> str | None:
+    """SHA-256 of the object's actual bytes (read back), or None when it is missing or unreadable."""
+    if store.stat(key) is None:
+        return None
+    writer = HashingWriter()
+    try:
+        store.download_to(key, writer)
+    except Exception as err:
+        log.warning("%s: reading %s failed: %s", store.name, key, err)
+        return None
+    return writer.hexdigest()
+
+
+def verify_hour(
+    stores: Iterable[ObjectStore], lake_root: str | Path, hour: str | datetime, repair: bool = True
+) -> dict:
+    """Re-read every cloud's manifest and objects (checksums of the bytes, not just existence).
+
+    The reference is the local lake's manifest when the lake has the hour, else the manifest most clouds
+    agree on. A missing or corrupted object is repaired from the local lake when its file matches the
+    reference, else from another cloud whose copy verifies. Returns problems found and repairs made.
+    """
+    stores = list(stores)
+    h = lake.parse_hour(hour)
+    try:
+        reference = build_manifest(lake_root, h)
+        source = "local lake"
+    except ReplicationError:
+        reference, source = _majority_manifest(stores, h)
+    ref_body = manifest_bytes(reference)
+    ref_sha = hashlib.sha256(ref_body).hexdigest()
+    expected = {f["path"]: f for f in reference["files"]}
+
+    problems: list[dict] = []
+    healthy: dict[str, set[str]] = {}
+    for store in stores:
+        ok: set[str] = set()
+        for path, entry in expected.items():
+            actual = remote_sha256(store, path)
+            if actual == entry["sha256"]:
+                ok.add(path)
+            else:
+                problems.append(
+                    {
+                        "cloud": store.name,
+                        "object": path,
+                        "problem": "missing" if actual is None else "checksum mismatch",
+                    }
+                )
+        man = store.stat(manifest_key(h))
+        if man is None or remote_sha256(store, manifest_key(h)) != ref_sha:
+            problems.append(
+                {
+                    "cloud": store.name,
+                    "object": manifest_key(h),
+                    "problem": "manifest missing" if man is None else "manifest differs",
+                }
+            )
+        healthy[store.name] = ok
+
+    repaired, unrepaired = [], []
+    if repair:
+        by_name = {s.name: s for s in stores}
+        for p in problems:
+            store = by_name[p["cloud"]]
+            if p["object"] == manifest_key(h):
+                continue  # rewritten below, after the objects
+            entry = expected[p["object"]]
+            src = _repair_object(store, entry, Path(lake_root), by_name, healthy)
+            (repaired if src else unrepaired).append({**p, "source": src})
+        for p in problems:
+            if p["object"] != manifest_key(h):
+                continue
+            broken_objects = [u for u in unrepaired if u["cloud"] == p["cloud"]]
+            if broken_objects:
+                unrepaired.append({**p, "source": None})
+                continue
+            _put_bytes(by_name[p["cloud"]], ref_body, manifest_key(h))
+            repaired.append({**p, "source": source})
+    else:
+        unrepaired = problems
+    return {
+        "hour": h.isoformat(),
+        "reference": source,
+        "clouds": [s.name for s in stores],
+        "objects_checked": len(expected) * len(stores),
+        "problems": problems,
+        "repaired": repaired,
+        "unrepaired": unrepaired,
+    }
+
+
+def _majority_manifest(stores: list[ObjectStore], hour: datetime) -> tuple[dict, str]:
+    votes: dict[bytes, list[str]] = {}
+    manifests: dict[bytes, dict] = {}
+    for store in stores:
+        m = read_manifest(store, hour)
+        if m is not None:
+            body = manifest_bytes(m)
+            votes.setdefault(body, []).append(store.name)
+            manifests[body] = m
+    if not votes:
+        raise ReplicationError(f"hour {hour:%Y-%m-%dT%H:00Z} is in neither the local lake nor any cloud")
+    body = max(votes, key=lambda b: len(votes[b]))
+    return manifests[body], f"manifest of {', '.join(votes[body])}"
+
+
+def _repair_object(
+    store: ObjectStore, entry: dict, root: Path, stores: dict[str, ObjectStore], healthy: dict[str, set[str]]
+) -> str | None:
+    local = root / entry["path"]
+    if local.is_file() and file_digests(local)[0] == entry["sha256"]:
+        sha, md5, _ = file_digests(local)
+        store.upload_file(local, entry["path"], sha, md5)
+        return "local lake"
+    for name, other in stores.items():
+        if name == store.name or entry["path"] not in healthy.get(name, set()):
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "object"
+            if _download_verified(other, entry, path):
+                sha, md5, _ = file_digests(path)
+                store.upload_file(path, entry["path"], sha, md5)
+                return name
+    return None
+
+
+def _download_verified(store: ObjectStore, entry: dict, path: Path) -> bool:
+    with open(path, "wb") as f:
+        writer = HashingWriter(forward=f)
+        store.download_to(entry["path"], writer)
+    return writer.hexdigest() == entry["sha256"] and writer.size == entry["size"]
+
+
+# -- restore -------------------------------------------------------------------------------------
+def list_hours(store: ObjectStore, start: datetime, end: datetime) -> list[datetime]:
+    """Hours in [start, end) for which the store holds a manifest."""
+    hours = []
+    for key in store.list_keys(f"_manifests/{PIPELINE}/"):
+        name = key.rsplit("/", 2)
+        try:
+            h = datetime.strptime(f"{name[-2]}/{name[-1]}", "date=%Y-%m-%d/hour=%H.json").replace(tzinfo=start.tzinfo)
+        except ValueError:
+            continue
+        if start <= h < end:
+            hours.append(h)
+    return sorted(hours)
+
+
+def restore_hour(
+    source: ObjectStore, hour: datetime, lake_root: str | Path | None = None, target: ObjectStore | None = None
+) -> dict:
+    """Rebuild one hour from ``source`` into the local lake (``lake_root``) or another cloud (``target``).
+
+    Every object is verified against the source's manifest before it is published; a cloud target
+    gets its manifest last, a local target gets whole partitions swapped in atomically.
+    """
+    if (lake_root is None) == (target is None):
+        raise ValueError("give exactly one of lake_root or target")
+    manifest = read_manifest(source, hour)
+    if manifest is None:
+        raise ReplicationError(f"{source.name} has no manifest for hour {hour:%Y-%m-%dT%H:00Z}")
+    t0 = time.perf_counter()
+    restored = 0
+    with tempfile.TemporaryDirectory(dir=lake_root if lake_root else None) as tmp:
+        staging = Path(tmp)
+        for entry in manifest["files"]:
+            path = staging / entry["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not _download_verified(source, entry, path):
+                raise ReplicationError(f"{source.name}: {entry['path']} does not match its manifest: not restored")
+            restored += entry["size"]
+        if target is not None:
+
+            def put(entry: dict) -> None:
+                sha, md5, _ = file_digests(staging / entry["path"])
+                target.upload_file(staging / entry["path"], entry["path"], sha, md5)
+
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(put, manifest["files"]))
+            _put_bytes(target, manifest_bytes(manifest), manifest_key(hour))
+        else:
+            parts = {str(Path(e["path"]).parent) for e in manifest["files"]}
+            for rel in sorted(parts):
+                final = Path(lake_root) / rel
+                stage = lake.staging_dir(lake_root, lake.partition(lake_root, tuple(rel.split("/")[:2]), hour))
+                os.replace(staging / rel, stage)
+                lake.publish_dir(stage, final)
+    return {
+        "hour": manifest["hour"],
+        "source": source.name,
+        "target": target.name if target else "local lake",
+        "objects": len(manifest["files"]),
+        "bytes_restored": restored,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }

@@ -1,0 +1,1 @@
+"""The Airflow side of replication: provider hooks wrapped into ``include.replication.ObjectStore``."""

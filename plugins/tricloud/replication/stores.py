@@ -1,0 +1,236 @@
+"""S3, GCS and Azure Blob behind one small interface, each through its unchanged provider hook.
+
+The SHA-256 of every object travels as object metadata (``sha256``); the cloud also checks an MD5
+of each upload where it can (GCS, Azure), and our own read-back verification covers the rest.
+Large files are streamed: S3 multipart via the hook's client, GCS resumable chunks, Azure blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import BinaryIO
+
+from include.replication import RemoteObject
+from tricloud.connections import require_connection
+
+log = logging.getLogger(__name__)
+
+META_KEY = "sha256"
+CHUNK = 16 * 1024 * 1024
+
+#: cloud name -> (default connection id, allowed connection types)
+CLOUDS = {
+    "s3": ("aws_default", ("aws",)),
+    "gcs": ("google_cloud_default", ("google_cloud_platform", "gcpcloudstorage")),
+    "azure": ("wasb_default", ("wasb",)),
+}
+
+
+class S3Store:
+    name = "s3"
+
+    def __init__(self, bucket: str, conn_id: str = "aws_default") -> None:
+        self.bucket = bucket
+        self.conn_id = conn_id
+
+    @cached_property
+    def hook(self):
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        require_connection(self.conn_id, CLOUDS["s3"][1])
+        return S3Hook(aws_conn_id=self.conn_id)
+
+    @cached_property
+    def client(self):
+        return self.hook.get_conn()
+
+    def ensure_bucket(self) -> None:
+        if not self.hook.check_for_bucket(self.bucket):
+            self.hook.create_bucket(self.bucket)
+
+    def stat(self, key: str) -> RemoteObject | None:
+        head = self.hook.head_object(key, self.bucket)
+        if head is None:
+            return None
+        return RemoteObject(key, head["ContentLength"], head.get("Metadata", {}).get(META_KEY))
+
+    def upload_file(self, path: Path, key: str, sha256: str, md5: bytes) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        # upload_file streams in parts above the threshold; never reads the whole file.
+        self.client.upload_file(
+            str(path),
+            self.bucket,
+            key,
+            ExtraArgs={"Metadata": {META_KEY: sha256}},
+            Config=TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK, max_concurrency=4),
+        )
+
+    def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None:
+        import base64
+
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=data,
+            Metadata={META_KEY: sha256},
+            ContentMD5=base64.b64encode(md5).decode(),
+        )
+
+    def download_to(self, key: str, writer: BinaryIO) -> None:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        for chunk in body.iter_chunks(CHUNK):
+            writer.write(chunk)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return self.hook.list_keys(bucket_name=self.bucket, prefix=prefix)
+
+    def delete(self, keys: list[str]) -> None:
+        self.hook.delete_objects(self.bucket, keys)
+
+
+class GCSStore:
+    name = "gcs"
+
+    def __init__(self, bucket: str, conn_id: str = "google_cloud_default") -> None:
+        self.bucket = bucket
+        self.conn_id = conn_id
+
+    @cached_property
+    def hook(self):
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        require_connection(self.conn_id, CLOUDS["gcs"][1])
+        return GCSHook(gcp_conn_id=self.conn_id)
+
+    @cached_property
+    def _bucket(self):
+        return self.hook.get_conn().bucket(self.bucket)
+
+    def ensure_bucket(self) -> None:
+        from google.api_core.exceptions import Conflict
+
+        with contextlib.suppress(Conflict):
+            self.hook.get_conn().create_bucket(self.bucket)
+
+    def stat(self, key: str) -> RemoteObject | None:
+        blob = self._bucket.get_blob(key)
+        if blob is None:
+            return None
+        return RemoteObject(key, blob.size, (blob.metadata or {}).get(META_KEY))
+
+    def upload_file(self, path: Path, key: str, sha256: str, md5: bytes) -> None:
+        import base64
+
+        blob = self._bucket.blob(key, chunk_size=CHUNK if path.stat().st_size > CHUNK else None)
+        blob.metadata = {META_KEY: sha256}
+        blob.md5_hash = base64.b64encode(md5).decode()  # GCS rejects the upload if the bytes differ
+        with open(path, "rb") as f:
+            blob.upload_from_file(f, size=path.stat().st_size, checksum="md5" if blob.chunk_size is None else None)
+
+    def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None:
+        self.hook.upload(self.bucket, key, data=data, metadata={META_KEY: sha256})
+
+    def download_to(self, key: str, writer: BinaryIO) -> None:
+        self._bucket.blob(key, chunk_size=CHUNK).download_to_file(writer)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return self.hook.list(self.bucket, prefix=prefix)
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self.hook.delete(self.bucket, key)
+
+
+class AzureBlobStore:
+    name = "azure"
+
+    def __init__(self, bucket: str, conn_id: str = "wasb_default") -> None:
+        self.bucket = bucket  # the container
+        self.conn_id = conn_id
+
+    @cached_property
+    def hook(self):
+        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+        require_connection(self.conn_id, CLOUDS["azure"][1])
+        return WasbHook(wasb_conn_id=self.conn_id)
+
+    @cached_property
+    def _container(self):
+        return self.hook.get_conn().get_container_client(self.bucket)
+
+    def ensure_bucket(self) -> None:
+        self.hook.create_container(self.bucket)
+
+    def stat(self, key: str) -> RemoteObject | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            props = self._container.get_blob_client(key).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        return RemoteObject(key, props.size, (props.metadata or {}).get(META_KEY))
+
+    def upload_file(self, path: Path, key: str, sha256: str, md5: bytes) -> None:
+        from azure.storage.blob import ContentSettings
+
+        # content_md5 is stored even for block uploads (Azure computes none for those itself).
+        self.hook.load_file(
+            str(path),
+            self.bucket,
+            key,
+            overwrite=True,
+            metadata={META_KEY: sha256},
+            content_settings=ContentSettings(content_md5=bytearray(md5)),
+            max_concurrency=4,
+        )
+
+    def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None:
+        from azure.storage.blob import ContentSettings
+
+        self.hook.upload(
+            self.bucket,
+            key,
+            data,
+            overwrite=True,
+            metadata={META_KEY: sha256},
+            content_settings=ContentSettings(content_md5=bytearray(md5)),
+        )
+
+    def download_to(self, key: str, writer: BinaryIO) -> None:
+        for chunk in self.hook.download(self.bucket, key).chunks():
+            writer.write(chunk)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return [b.name for b in self._container.list_blobs(name_starts_with=prefix)]
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            self._container.delete_blob(key)
+
+
+STORES = {"s3": S3Store, "gcs": GCSStore, "azure": AzureBlobStore}
+
+
+def make_store(cloud: str, bucket: str, conn_id: str | None = None):
+    try:
+        cls = STORES[cloud]
+    except KeyError:
+        raise ValueError(f"unknown cloud {cloud!r}: choose one of {sorted(STORES)}") from None
+    return cls(bucket, conn_id or CLOUDS[cloud][0])
+
+
+def replica_bucket() -> str:
+    bucket = os.environ.get("REPLICA_BUCKET")
+    if not bucket:
+        raise RuntimeError("REPLICA_BUCKET is not set: set it in .env (see .env.example)")
+    return bucket
+
+
+def stores_from_env(bucket: str | None = None) -> list:
+    return [make_store(c, bucket or replica_bucket()) for c in STORES]

@@ -1,0 +1,85 @@
+"""Background processes of the local stack: start once, find by pid file, stop by process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class ManagedProcess:
+    def __init__(self, name: str, cmd: list[str], state_dir: Path, port: int, env: dict[str, str]) -> None:
+        self.name = name
+        self.cmd = cmd
+        self.dir = state_dir / name
+        self.port = port
+        self.env = env
+        self.pid_file = self.dir / f"{name}.pid"
+        self.log_file = self.dir / f"{name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def ready(self) -> bool:
+        return port_open("127.0.0.1", self.port)
+
+    def start(self, timeout: float = 60) -> bool:
+        """Start unless something already answers on the port. Returns True if it started it."""
+        if self.ready():
+            return False
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            proc = subprocess.Popen(
+                self.cmd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.dir,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {proc.returncode}; see {self.log_file}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not listening on {self.port} after {timeout:.0f}s; see {self.log_file}")
+            time.sleep(0.2)
+        return True
+
+    def stop(self, timeout: float = 15) -> bool:
+        pid = self.pid()
+        if not pid:
+            return False
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
