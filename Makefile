@@ -10,10 +10,16 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: demo test stop status lint format lock java clean bench
 
-demo: $(STAMP) java .env
+NODE_STAMP := stack/node_modules/.installed
+$(NODE_STAMP): stack/package.json
+	@command -v npm >/dev/null 2>&1 || { echo "Azurite (Azure Blob emulator) needs Node.js 20 and npm: apt-get install nodejs npm"; exit 1; }
+	npm install --prefix stack --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: $(STAMP) $(NODE_STAMP) java .env
 	$(PY) -m stack demo
 
-test: $(STAMP) java .env
+test: $(STAMP) $(NODE_STAMP) java .env
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -31,7 +37,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP) java .env
+bench: $(STAMP) $(NODE_STAMP) java .env
 	$(PY) -m bench.pipeline
 
 # Re-resolve the full lock after editing requirements*.txt.

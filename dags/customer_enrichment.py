@@ -11,7 +11,14 @@ Every hour `[start, end)` (UTC) this DAG:
    `reject_reason`; cleaned + rejected = input.
 3. **enrich_customer_data** — *joins* clean orders with the catalog and *aggregates* per customer
    (orders, items, spend, favourite category) into `enriched/customer_hourly/…` plus `_summary.json`.
-4. **stop_cluster** (teardown) — stops the cluster only if this run started it.
+4. **replicate_to_s3** ∥ **replicate_to_gcs** ∥ **replicate_to_azure** — copy the hour's clean,
+   rejects and enriched partitions to Amazon S3, Google Cloud Storage and Azure Blob through the
+   provider hooks (connections `aws_default`, `google_cloud_default`, `wasb_default`, bucket
+   `$REPLICA_BUCKET`). Each object carries its SHA-256; objects already in place are skipped; the
+   hour's manifest (`_manifests/customer_enrichment/date=…/hour=….json`) is written last.
+5. **verify_replicas** — re-reads every cloud's objects and compares checksums; repairs a missing or
+   corrupted copy from the lake or a healthy cloud, and fails naming what differed.
+6. **stop_cluster** (teardown) — stops the Spark cluster only if this run started it.
 
 Partitions are `date=YYYY-MM-DD/hour=HH` under `$LAKE_ROOT`; each appears atomically, and re-running
 an hour replaces it with identical content.
@@ -27,10 +34,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, TaskGroup, dag, task
 
 from tricloud import macros, settings
-from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
+from tricloud.operators import (
+    ReplicateHourOperator,
+    SparkJobOperator,
+    StartClusterOperator,
+    StopClusterOperator,
+    VerifyReplicasOperator,
+)
 from tricloud.spark_conf import SHORT_JOB_CONF
 
 HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--end", macros.HOUR_END]
@@ -83,6 +96,25 @@ def customer_enrichment():
 
     enriched = enrich_customer_data()
     start_cluster >> [ingest_customers, ingest_products] >> enriched >> stop_cluster
+
+    with TaskGroup("replicate", prefix_group_id=False, tooltip="copy to three clouds, then verify") as replicate:
+        copies = [
+            # A cloud that is down is retried with backoff; the other clouds carry on.
+            ReplicateHourOperator(
+                task_id=f"replicate_to_{cloud}",
+                cloud=cloud,
+                hour=macros.HOUR_START,
+                lake_root=macros.LAKE_ROOT,
+                retries=3,
+            )
+            for cloud in ("s3", "gcs", "azure")
+        ]
+        # No automatic retry: a repaired replica must show as a failed run, not vanish in a retry.
+        verify = VerifyReplicasOperator(
+            task_id="verify_replicas", hour=macros.HOUR_START, lake_root=macros.LAKE_ROOT, retries=0
+        )
+        copies >> verify
+    enriched >> replicate
     stop_cluster.as_teardown(setups=start_cluster)
 
 

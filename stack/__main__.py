@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from stack import config
 from stack.airflow import AirflowStandalone, RestClient
+from stack.emulators import create_buckets, emulators
 
 DAG_ID = "customer_enrichment"
 
@@ -34,6 +35,10 @@ def up(env: dict[str, str]) -> None:
     t0 = time.monotonic()
     info = spark_backend(env).start()
     print(f"Spark    {'started' if info.started else 'running'}: {info.master_url}  (UI {info.ui_url})")
+    for proc in emulators(env):
+        started = proc.start()
+        print(f"{proc.name:<8} {'started' if started else 'running'}: 127.0.0.1:{proc.port}")
+    create_buckets(env)
     airflow = AirflowStandalone(env)
     started = airflow.start()
     print(f"Airflow  {'started' if started else 'running'}: {airflow.url}  ({time.monotonic() - t0:.0f}s)")
@@ -43,6 +48,8 @@ def down(env: dict[str, str]) -> None:
     config.apply(env)
     stopped_airflow = AirflowStandalone(env).stop()
     stopped_spark = spark_backend(env).stop()
+    for proc in emulators(env):
+        proc.stop()
     print(
         f"Stopped: airflow={'yes' if stopped_airflow else 'not running'}, "
         f"spark={'yes' if stopped_spark else 'not running'}"
@@ -55,6 +62,8 @@ def status(env: dict[str, str]) -> None:
     airflow = AirflowStandalone(env)
     print(f"Spark:   alive={st.alive} workers={st.workers} active_apps={st.active_apps}")
     print(f"Airflow: pid={airflow.pid()} healthy={airflow.healthy()} url={airflow.url}")
+    for proc in emulators(env):
+        print(f"{proc.name + ':':<8} pid={proc.pid()} listening={proc.ready()} port={proc.port}")
 
 
 def demo(env: dict[str, str], rows: int | None) -> None:
@@ -113,6 +122,16 @@ def demo(env: dict[str, str], rows: int | None) -> None:
         f"  orders joined      {summary['orders_joined']:>10,}   unknown product {summary['orders_rejected_unknown_product']:,}"
     )
     print(f"  customers enriched {summary['customers_out']:>10,}   spend {summary['total_spend']:,.2f}")
+    bucket = env.get("REPLICA_BUCKET")
+    for cloud in ("s3", "gcs", "azure"):
+        res = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/replicate_to_{cloud}")
+        xcom = client.call(
+            "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/replicate_to_{cloud}/xcomEntries/return_value"
+        )["value"]
+        print(
+            f"  replica {cloud:<10} {xcom['objects']:>10} objects  {xcom['bytes_uploaded']:,} bytes sent, "
+            f"{xcom['skipped']} unchanged  ({cloud}://{bucket}/, task {res['state']})"
+        )
     print(f"  outputs            {env['LAKE_ROOT']}/{{clean,rejects,enriched}}/…/date={hour:%Y-%m-%d}/hour={hour:%H}/")
     print(
         f"  web UI             {airflow.url}/dags/{DAG_ID}  (user admin, password {airflow.admin_password()}"

@@ -37,13 +37,23 @@ def emulators(env: dict[str, str]) -> list[ManagedProcess]:
     procs = []
     s3 = _local_port(_conn_extra(env, "AIRFLOW_CONN_AWS_DEFAULT").get("endpoint_url"))
     if s3:
-        procs.append(ManagedProcess("moto", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3)], state, s3, env))
+        procs.append(
+            ManagedProcess("moto", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3)], state, s3, env)
+        )
     gcs = _local_port(env.get("STORAGE_EMULATOR_HOST"))
     if gcs:
         procs.append(
             ManagedProcess(
                 "gcs",
-                [str(VENV_BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(gcs), "--in-memory"],
+                [
+                    str(VENV_BIN / "gcp-storage-emulator"),
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(gcs),
+                    "--in-memory",
+                ],
                 state,
                 gcs,
                 env,
@@ -59,8 +69,18 @@ def emulators(env: dict[str, str]) -> list[ManagedProcess]:
         procs.append(
             ManagedProcess(
                 "azurite",
-                [str(azurite), "--blobHost", "127.0.0.1", "--blobPort", str(blob), "--inMemoryPersistence",
-                 "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"],
+                [
+                    str(azurite),
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    str(blob),
+                    "--inMemoryPersistence",
+                    "--skipApiVersionCheck",
+                    "--loose",
+                    "--disableTelemetry",
+                    "--silent",
+                ],
                 state,
                 blob,
                 env,

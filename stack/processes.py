@@ -60,7 +60,9 @@ class ManagedProcess:
             if proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {proc.returncode}; see {self.log_file}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name} not listening on {self.port} after {timeout:.0f}s; see {self.log_file}")
+                raise TimeoutError(
+                    f"{self.name} not listening on {self.port} after {timeout:.0f}s; see {self.log_file}"
+                )
             time.sleep(0.2)
         return True
 

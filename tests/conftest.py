@@ -68,3 +68,18 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("LAKE_ROOT", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def emulators():
+    """S3, GCS and Azure Blob emulators as the stack runs them, with the replica bucket created."""
+    from stack.emulators import create_buckets
+    from stack.emulators import emulators as stack_emulators
+
+    env = dict(os.environ)
+    procs = stack_emulators(env)
+    started = [p for p in procs if p.start()]
+    create_buckets(env)
+    yield {p.name: p for p in procs}
+    for p in started:
+        p.stop()

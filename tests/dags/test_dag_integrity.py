@@ -18,7 +18,11 @@ EXPECTED_EDGES = {
         "start_cluster": {"ingest_customer_data", "ingest_product_data", "stop_cluster"},
         "ingest_customer_data": {"enrich_customer_data"},
         "ingest_product_data": {"enrich_customer_data"},
-        "enrich_customer_data": {"stop_cluster"},
+        "enrich_customer_data": {"stop_cluster", "replicate_to_s3", "replicate_to_gcs", "replicate_to_azure"},
+        "replicate_to_s3": {"verify_replicas"},
+        "replicate_to_gcs": {"verify_replicas"},
+        "replicate_to_azure": {"verify_replicas"},
+        "verify_replicas": set(),
         "stop_cluster": set(),
     },
 }
@@ -55,7 +59,8 @@ def test_every_dag_has_owner_retries_tags_and_docs(dagbag):
         assert dag.doc_md and len(dag.doc_md) > 200, dag_id
         for task in dag.tasks:
             assert task.owner not in (None, "", "airflow"), f"{dag_id}.{task.task_id}"
-            assert task.retries >= 2, f"{dag_id}.{task.task_id}"
+            if task.task_id != "verify_replicas":  # fails on purpose, once, when it repaired something
+                assert task.retries >= 2, f"{dag_id}.{task.task_id}"
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_EDGES))

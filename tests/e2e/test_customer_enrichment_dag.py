@@ -41,7 +41,7 @@ def dag():
 
 
 @pytest.fixture(scope="module")
-def first_run(dag, spark_cluster, tmp_path_factory):
+def first_run(dag, spark_cluster, emulators, tmp_path_factory):
     import os
 
     root = tmp_path_factory.mktemp("lake")
@@ -104,6 +104,18 @@ class TestOneHour:
             ), cid
             assert got["spend"] == pytest.approx(exp["spend"], abs=0.011), cid
 
+    def test_replicas_equal_the_lake_in_all_three_clouds(self, first_run):
+        from include.replication import build_manifest, read_manifest, remote_sha256
+        from tricloud.replication.stores import stores_from_env
+
+        root, _, _ = first_run
+        local = build_manifest(root, HOUR)
+        assert local["rows"]["clean/customer_activity"] + local["rows"]["rejects/customer_activity"] == ROWS
+        for store in stores_from_env():
+            assert read_manifest(store, HOUR) == local, store.name
+            for entry in local["files"]:
+                assert remote_sha256(store, entry["path"]) == entry["sha256"], (store.name, entry["path"])
+
     def test_rerun_gives_identical_outputs(self, first_run, dag):
         root, _, _ = first_run
         before = output_digests(root)
@@ -114,3 +126,8 @@ class TestOneHour:
         assert dr.state == "success"
         assert output_digests(root) == before
         assert not list((root / "_staging").iterdir())
+        # ... and, the hour being unchanged, replication sent nothing the second time.
+        tis = {ti.task_id: ti for ti in dr.get_task_instances()}
+        for cloud in ("s3", "gcs", "azure"):
+            sent = tis[f"replicate_to_{cloud}"].xcom_pull(task_ids=f"replicate_to_{cloud}")
+            assert sent["bytes_uploaded"] == 0, (cloud, sent)

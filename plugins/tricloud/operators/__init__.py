@@ -1,4 +1,12 @@
 from tricloud.operators.cluster import StartClusterOperator, StopClusterOperator
+from tricloud.operators.replication import ReplicateHourOperator, RestoreLakeOperator, VerifyReplicasOperator
 from tricloud.operators.spark import SparkJobOperator
 
-__all__ = ["SparkJobOperator", "StartClusterOperator", "StopClusterOperator"]
+__all__ = [
+    "ReplicateHourOperator",
+    "RestoreLakeOperator",
+    "SparkJobOperator",
+    "StartClusterOperator",
+    "StopClusterOperator",
+    "VerifyReplicasOperator",
+]

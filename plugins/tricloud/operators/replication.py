@@ -1,0 +1,199 @@
+"""Operators that copy lake hours to the replica clouds, verify them, and restore from a survivor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def _bucket(bucket: str | None) -> str:
+    from tricloud.replication.stores import replica_bucket
+
+    return bucket or replica_bucket()
+
+
+class ReplicateHourOperator(BaseOperator):
+    """
+    Copy one hour of the lake (clean, rejects, enriched partitions) to one cloud, verified, manifest last.
+
+    Objects whose SHA-256 already matches are skipped, so an unchanged hour sends 0 bytes. Uses the
+    provider hook of the cloud (S3Hook, GCSHook, WasbHook) with the given connection.
+
+    :param cloud: ``s3``, ``gcs`` or ``azure``.
+    :param hour: start of the hour, ISO 8601. (templated)
+    :param lake_root: the local lake. (templated)
+    :param conn_id: connection id; default per cloud (``aws_default``, ``google_cloud_default``,
+        ``wasb_default``). (templated)
+    :param bucket: bucket or container; default ``$REPLICA_BUCKET``. (templated)
+    """
+
+    template_fields: Sequence[str] = ("hour", "lake_root", "conn_id", "bucket")
+    ui_color = "#d6eaff"
+
+    def __init__(
+        self,
+        *,
+        cloud: str,
+        hour: str,
+        lake_root: str,
+        conn_id: str | None = None,
+        bucket: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cloud = cloud
+        self.hour = hour
+        self.lake_root = lake_root
+        self.conn_id = conn_id
+        self.bucket = bucket
+
+    def execute(self, context: Context) -> dict:
+        from include.replication import replicate_hour
+        from tricloud.replication.stores import make_store
+
+        store = make_store(self.cloud, _bucket(self.bucket), self.conn_id)
+        result = replicate_hour(store, self.lake_root, self.hour)
+        self.log.info(
+            "%s://%s: %d objects, %d uploaded (%d bytes), %d skipped, %d stale deleted",
+            self.cloud,
+            store.bucket,
+            result["objects"],
+            result["uploaded"],
+            result["bytes_uploaded"],
+            result["skipped"],
+            result["stale_deleted"],
+        )
+        return result
+
+
+class VerifyReplicasOperator(BaseOperator):
+    """
+    Re-read every cloud's manifest and objects of an hour and compare SHA-256 checksums of the bytes.
+
+    A missing or corrupted replica is repaired from the local lake (when its file matches) or from a
+    cloud whose copy verifies. The task then **fails** naming each cloud and object that differed, so a
+    silent corruption never goes unnoticed; the repairs are in the log and XCom, and a re-run passes.
+
+    :param hour: start of the hour, ISO 8601. (templated)
+    :param lake_root: the local lake. (templated)
+    :param clouds: clouds to check, default all three.
+    :param conn_ids: optional ``{cloud: conn_id}`` overrides.
+    :param bucket: bucket or container; default ``$REPLICA_BUCKET``. (templated)
+    :param repair: repair what can be repaired (default True).
+    """
+
+    template_fields: Sequence[str] = ("hour", "lake_root", "bucket")
+    ui_color = "#c9f2d0"
+
+    def __init__(
+        self,
+        *,
+        hour: str,
+        lake_root: str,
+        clouds: Sequence[str] = ("s3", "gcs", "azure"),
+        conn_ids: dict[str, str] | None = None,
+        bucket: str | None = None,
+        repair: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hour = hour
+        self.lake_root = lake_root
+        self.clouds = list(clouds)
+        self.conn_ids = conn_ids or {}
+        self.bucket = bucket
+        self.repair = repair
+
+    def execute(self, context: Context) -> dict:
+        from airflow.sdk.exceptions import AirflowException
+
+        from include.replication import verify_hour
+        from tricloud.replication.stores import make_store
+
+        bucket = _bucket(self.bucket)
+        stores = [make_store(c, bucket, self.conn_ids.get(c)) for c in self.clouds]
+        report = verify_hour(stores, self.lake_root, self.hour, repair=self.repair)
+        for fix in report["repaired"]:
+            self.log.warning("Repaired %s %s (%s) from %s", fix["cloud"], fix["object"], fix["problem"], fix["source"])
+        if report["problems"]:
+            context["ti"].xcom_push(key="report", value=report)
+            lines = [f"{p['cloud']}: {p['object']} ({p['problem']})" for p in report["problems"]]
+            state = "unrepaired" if report["unrepaired"] else "all repaired"
+            raise AirflowException(
+                f"{len(lines)} replica problem(s) for hour {report['hour']} ({state}):\n  " + "\n  ".join(lines)
+            )
+        self.log.info("All %d objects verified in %s", report["objects_checked"], ", ".join(report["clouds"]))
+        return report
+
+
+class RestoreLakeOperator(BaseOperator):
+    """
+    Rebuild hours from one surviving cloud into the local lake or into another cloud.
+
+    Every object is checked against the source's manifest before it is published; a cloud target gets
+    its manifest last. Returns the hours restored and the bytes.
+
+    :param source: cloud to read from (``s3``, ``gcs``, ``azure``). (templated)
+    :param target: ``local`` or a cloud name, different from ``source``. (templated)
+    :param start: first hour (inclusive), ISO 8601. (templated)
+    :param end: last hour (inclusive), ISO 8601. (templated)
+    :param lake_root: the local lake (for ``target="local"``). (templated)
+    :param bucket: bucket or container; default ``$REPLICA_BUCKET``. (templated)
+    """
+
+    template_fields: Sequence[str] = ("source", "target", "start", "end", "lake_root", "bucket")
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        target: str,
+        start: str,
+        end: str,
+        lake_root: str,
+        bucket: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.target = target
+        self.start = start
+        self.end = end
+        self.lake_root = lake_root
+        self.bucket = bucket
+
+    def execute(self, context: Context) -> dict:
+        from include import lake
+        from include.replication import list_hours, restore_hour
+        from tricloud.replication.stores import STORES, make_store
+
+        if self.source not in STORES:
+            raise ValueError(f"source must be one of {sorted(STORES)}, got {self.source!r}")
+        if self.target != "local" and self.target not in STORES:
+            raise ValueError(f"target must be 'local' or one of {sorted(STORES)}, got {self.target!r}")
+        if self.target == self.source:
+            raise ValueError(f"target and source are both {self.source!r}: restore into another place")
+        start, end = lake.parse_hour(self.start), lake.parse_hour(self.end)
+        if end < start:
+            raise ValueError(f"end {end} is before start {start}")
+        bucket = _bucket(self.bucket)
+        source = make_store(self.source, bucket)
+        target = None if self.target == "local" else make_store(self.target, bucket)
+        hours = list_hours(source, start, end + lake.HOUR)
+        if not hours:
+            raise ValueError(f"{self.source} holds no hour between {start} and {end}: nothing to restore")
+        results = []
+        for hour in hours:
+            res = restore_hour(source, hour, lake_root=self.lake_root if target is None else None, target=target)
+            self.log.info(
+                "Restored %s: %d objects, %d bytes from %s", hour, res["objects"], res["bytes_restored"], self.source
+            )
+            results.append(res)
+        total = sum(r["bytes_restored"] for r in results)
+        self.log.info("Restored %d hour(s), %d bytes, from %s into %s", len(results), total, self.source, self.target)
+        return {"hours": len(results), "bytes_restored": total, "details": results}
