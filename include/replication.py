@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable
@@ -157,6 +158,16 @@ class _Buffer:
 
 
 # -- replicate -----------------------------------------------------------------------------------
+def _parallel(fn, items: list, workers: int) -> list:
+    """Map over a thread pool; on the first failure cancel what has not started and re-raise."""
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _put_bytes(store: ObjectStore, data: bytes, key: str) -> None:
     store.upload_bytes(data, key, hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).digest())
 
@@ -184,11 +195,14 @@ def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | dateti
             raise ReplicationError(f"{store.name}: {entry['path']} did not land intact ({after})")
         return size
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        sent = list(pool.map(sync, manifest["files"]))
+    sent = _parallel(sync, manifest["files"], workers)
 
     body = manifest_bytes(manifest)
     key = manifest_key(hour)
+    # The lake keeps the manifest too: it is the reference verify_hour checks every copy against.
+    local = LocalStore(lake_root)
+    if remote_sha256(local, key) != hashlib.sha256(body).hexdigest():
+        local.upload_bytes(body, key, "", b"")
     remote = store.stat(key)
     manifest_sent = 0
     if not (remote and remote.sha256 == hashlib.sha256(body).hexdigest()):
@@ -218,6 +232,47 @@ def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | dateti
 
 
 # -- verify and repair ---------------------------------------------------------------------------
+class LocalStore:
+    """The local lake seen as one more replica (for verification and repair)."""
+
+    name = "local"
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.bucket = str(self.root)
+
+    def stat(self, key: str) -> RemoteObject | None:
+        path = self.root / key
+        return RemoteObject(key, path.stat().st_size, None) if path.is_file() else None
+
+    def upload_file(self, path: Path, key: str, sha256: str, md5: bytes) -> None:
+        dest = self.root / key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.restore")
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+
+    def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None:
+        dest = self.root / key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+
+    def download_to(self, key: str, writer: BinaryIO) -> None:
+        with open(self.root / key, "rb") as f:
+            while chunk := f.read(CHUNK):
+                writer.write(chunk)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        return [str(p.relative_to(self.root)) for p in sorted(base.rglob("*")) if p.is_file()] if base.is_dir() else []
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            (self.root / key).unlink(missing_ok=True)
+
+
 def remote_sha256(store: ObjectStore, key: str) -> str | None:
     """SHA-256 of the object's actual bytes (read back), or None when it is missing or unreadable."""
     if store.stat(key) is None:
@@ -234,76 +289,63 @@ def remote_sha256(store: ObjectStore, key: str) -> str | None:
 def verify_hour(
     stores: Iterable[ObjectStore], lake_root: str | Path, hour: str | datetime, repair: bool = True
 ) -> dict:
-    """Re-read every cloud's manifest and objects (checksums of the bytes, not just existence).
+    """Re-read the hour in every cloud and in the local lake, comparing SHA-256 of the actual bytes.
 
-    The reference is the local lake's manifest when the lake has the hour, else the manifest most clouds
-    agree on. A missing or corrupted object is repaired from the local lake when its file matches the
-    reference, else from another cloud whose copy verifies. Returns problems found and repairs made.
+    The reference is the manifest the lake recorded when the hour was replicated
+    (``<lake>/_manifests/…``), else the manifest most clouds agree on. A missing or corrupted copy — in a
+    cloud or in the lake — is repaired from a copy that verifies (the lake first, then the clouds).
+    Returns the problems found, the repairs made and what could not be repaired.
     """
-    stores = list(stores)
     h = lake.parse_hour(hour)
-    try:
-        reference = build_manifest(lake_root, h)
-        source = "local lake"
-    except ReplicationError:
-        reference, source = _majority_manifest(stores, h)
+    local = LocalStore(lake_root)
+    key = manifest_key(h)
+    if local.stat(key):
+        reference, source = json.loads((local.root / key).read_bytes()), "lake manifest"
+    else:
+        reference, source = _majority_manifest(list(stores), h)
     ref_body = manifest_bytes(reference)
     ref_sha = hashlib.sha256(ref_body).hexdigest()
     expected = {f["path"]: f for f in reference["files"]}
+    replicas = [local, *stores]
 
     problems: list[dict] = []
     healthy: dict[str, set[str]] = {}
-    for store in stores:
+    for store in replicas:
         ok: set[str] = set()
         for path, entry in expected.items():
             actual = remote_sha256(store, path)
             if actual == entry["sha256"]:
                 ok.add(path)
             else:
-                problems.append(
-                    {
-                        "cloud": store.name,
-                        "object": path,
-                        "problem": "missing" if actual is None else "checksum mismatch",
-                    }
-                )
-        man = store.stat(manifest_key(h))
-        if man is None or remote_sha256(store, manifest_key(h)) != ref_sha:
-            problems.append(
-                {
-                    "cloud": store.name,
-                    "object": manifest_key(h),
-                    "problem": "manifest missing" if man is None else "manifest differs",
-                }
-            )
+                problem = "missing" if actual is None else "checksum mismatch"
+                problems.append({"cloud": store.name, "object": path, "problem": problem})
+        actual = remote_sha256(store, key)
+        if actual != ref_sha:
+            problem = "manifest missing" if actual is None else "manifest differs"
+            problems.append({"cloud": store.name, "object": key, "problem": problem})
         healthy[store.name] = ok
 
-    repaired, unrepaired = [], []
-    if repair:
-        by_name = {s.name: s for s in stores}
-        for p in problems:
-            store = by_name[p["cloud"]]
-            if p["object"] == manifest_key(h):
-                continue  # rewritten below, after the objects
-            entry = expected[p["object"]]
-            src = _repair_object(store, entry, Path(lake_root), by_name, healthy)
-            (repaired if src else unrepaired).append({**p, "source": src})
-        for p in problems:
-            if p["object"] != manifest_key(h):
-                continue
-            broken_objects = [u for u in unrepaired if u["cloud"] == p["cloud"]]
-            if broken_objects:
-                unrepaired.append({**p, "source": None})
-                continue
-            _put_bytes(by_name[p["cloud"]], ref_body, manifest_key(h))
-            repaired.append({**p, "source": source})
+    repaired: list[dict] = []
+    unrepaired: list[dict] = []
+    if not repair:
+        unrepaired = list(problems)
     else:
-        unrepaired = problems
+        by_name = {s.name: s for s in replicas}
+        for p in (p for p in problems if p["object"] != key):
+            src = _repair_object(by_name[p["cloud"]], expected[p["object"]], by_name, healthy)
+            (repaired if src else unrepaired).append({**p, "source": src})
+        for p in (p for p in problems if p["object"] == key):
+            # A manifest is only rewritten once every object it lists is back.
+            if any(u["cloud"] == p["cloud"] for u in unrepaired):
+                unrepaired.append({**p, "source": None})
+            else:
+                _put_bytes(by_name[p["cloud"]], ref_body, key)
+                repaired.append({**p, "source": source})
     return {
         "hour": h.isoformat(),
         "reference": source,
-        "clouds": [s.name for s in stores],
-        "objects_checked": len(expected) * len(stores),
+        "clouds": [s.name for s in replicas],
+        "objects_checked": len(expected) * len(replicas),
         "problems": problems,
         "repaired": repaired,
         "unrepaired": unrepaired,
@@ -320,19 +362,14 @@ def _majority_manifest(stores: list[ObjectStore], hour: datetime) -> tuple[dict,
             votes.setdefault(body, []).append(store.name)
             manifests[body] = m
     if not votes:
-        raise ReplicationError(f"hour {hour:%Y-%m-%dT%H:00Z} is in neither the local lake nor any cloud")
+        raise ReplicationError(f"hour {hour:%Y-%m-%dT%H:00Z} has no manifest in the lake or in any cloud")
     body = max(votes, key=lambda b: len(votes[b]))
     return manifests[body], f"manifest of {', '.join(votes[body])}"
 
 
 def _repair_object(
-    store: ObjectStore, entry: dict, root: Path, stores: dict[str, ObjectStore], healthy: dict[str, set[str]]
+    store: ObjectStore, entry: dict, stores: dict[str, ObjectStore], healthy: dict[str, set[str]]
 ) -> str | None:
-    local = root / entry["path"]
-    if local.is_file() and file_digests(local)[0] == entry["sha256"]:
-        sha, md5, _ = file_digests(local)
-        store.upload_file(local, entry["path"], sha, md5)
-        return "local lake"
     for name, other in stores.items():
         if name == store.name or entry["path"] not in healthy.get(name, set()):
             continue
@@ -341,7 +378,8 @@ def _repair_object(
             if _download_verified(other, entry, path):
                 sha, md5, _ = file_digests(path)
                 store.upload_file(path, entry["path"], sha, md5)
-                return name
+                healthy.setdefault(store.name, set()).add(entry["path"])
+                return "local lake" if name == "local" else name
     return None
 
 
@@ -396,8 +434,7 @@ def restore_hour(
                 sha, md5, _ = file_digests(staging / entry["path"])
                 target.upload_file(staging / entry["path"], entry["path"], sha, md5)
 
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(put, manifest["files"]))
+            _parallel(put, manifest["files"], 4)
             _put_bytes(target, manifest_bytes(manifest), manifest_key(hour))
         else:
             parts = {str(Path(e["path"]).parent) for e in manifest["files"]}

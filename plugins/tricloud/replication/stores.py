@@ -96,9 +96,17 @@ class S3Store:
 class GCSStore:
     name = "gcs"
 
-    def __init__(self, bucket: str, conn_id: str = "google_cloud_default") -> None:
+    def __init__(self, bucket: str, conn_id: str = "google_cloud_default", retry_timeout: float = 30.0) -> None:
         self.bucket = bucket
         self.conn_id = conn_id
+        # The client's default retries a dead endpoint for minutes; fail sooner and let Airflow retry.
+        self.retry_timeout = retry_timeout
+
+    @property
+    def _retry(self):
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        return DEFAULT_RETRY.with_timeout(self.retry_timeout)
 
     @cached_property
     def hook(self):
@@ -118,7 +126,7 @@ class GCSStore:
             self.hook.get_conn().create_bucket(self.bucket)
 
     def stat(self, key: str) -> RemoteObject | None:
-        blob = self._bucket.get_blob(key)
+        blob = self._bucket.get_blob(key, retry=self._retry, timeout=self.retry_timeout)
         if blob is None:
             return None
         return RemoteObject(key, blob.size, (blob.metadata or {}).get(META_KEY))
@@ -130,13 +138,19 @@ class GCSStore:
         blob.metadata = {META_KEY: sha256}
         blob.md5_hash = base64.b64encode(md5).decode()  # GCS rejects the upload if the bytes differ
         with open(path, "rb") as f:
-            blob.upload_from_file(f, size=path.stat().st_size, checksum="md5" if blob.chunk_size is None else None)
+            blob.upload_from_file(
+                f,
+                size=path.stat().st_size,
+                checksum="md5" if blob.chunk_size is None else None,
+                retry=self._retry,
+                timeout=self.retry_timeout,
+            )
 
     def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None:
         self.hook.upload(self.bucket, key, data=data, metadata={META_KEY: sha256})
 
     def download_to(self, key: str, writer: BinaryIO) -> None:
-        self._bucket.blob(key, chunk_size=CHUNK).download_to_file(writer)
+        self._bucket.blob(key, chunk_size=CHUNK).download_to_file(writer, retry=self._retry, timeout=self.retry_timeout)
 
     def list_keys(self, prefix: str) -> list[str]:
         return self.hook.list(self.bucket, prefix=prefix)
