@@ -443,6 +443,7 @@ def restore_hour(
                 stage = lake.staging_dir(lake_root, lake.partition(lake_root, tuple(rel.split("/")[:2]), hour))
                 os.replace(staging / rel, stage)
                 lake.publish_dir(stage, final)
+            LocalStore(lake_root).upload_bytes(manifest_bytes(manifest), manifest_key(hour), "", b"")
     return {
         "hour": manifest["hour"],
         "source": source.name,
