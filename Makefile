@@ -39,6 +39,7 @@ format: $(STAMP)
 
 bench: $(STAMP) $(NODE_STAMP) java .env
 	$(PY) -m bench.pipeline
+	$(PY) -m bench.replication
 
 # Re-resolve the full lock after editing requirements*.txt.
 lock: $(STAMP)

@@ -89,8 +89,13 @@ def customer_enrichment():
         from include.enrichment import enrich_hour
         from tricloud.hours import resolve_hour
 
+        from include.replication import hour_digests
+
         start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run.run_after)
-        return enrich_hour(settings.lake_root(), start)
+        summary = enrich_hour(settings.lake_root(), start)
+        # Hash the hour's outputs once here, so the three replication tasks share one pass.
+        hour_digests(settings.lake_root(), start)
+        return summary
 
     stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster")
 

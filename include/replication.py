@@ -104,25 +104,58 @@ def hour_prefixes(hour: str | datetime) -> list[str]:
     return [lake.partition("/", ds, h).relpath + "/" for ds in lake.HOURLY_OUTPUTS]
 
 
-def build_manifest(lake_root: str | Path, hour: str | datetime) -> dict:
-    """Describe the hour as it is in the local lake. Deterministic: same files, same manifest bytes."""
+def _digest_cache_path(root: Path, h: datetime) -> Path:
+    return root / ".cache" / "digests" / PIPELINE / f"date={h:%Y-%m-%d}" / f"hour={h:%H}.json"
+
+
+def hour_digests(lake_root: str | Path, hour: str | datetime, workers: int = 4) -> dict[str, dict]:
+    """SHA-256, MD5 and size of every file of the hour, hashed once and cached by (size, mtime).
+
+    Like rsync or git's index: a file whose size and mtime are unchanged is not read again, so an
+    unchanged re-run costs a few ``stat`` calls, and the three replication tasks share one hashing pass.
+    """
+    root, h = Path(lake_root), lake.parse_hour(hour)
+    files = []
+    for ds in lake.HOURLY_OUTPUTS:
+        part = lake.partition(root, ds, h)
+        if part.path.is_dir():
+            files += sorted(p for p in part.path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise ReplicationError(f"nothing to replicate for hour {h:%Y-%m-%dT%H:00Z}: no outputs under {lake_root}")
+    cache_file = _digest_cache_path(root, h)
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+
+    def digest(path: Path) -> tuple[str, dict]:
+        rel = str(path.relative_to(root))
+        st = path.stat()
+        hit = cache.get(rel)
+        if hit and hit["size"] == st.st_size and hit["mtime_ns"] == st.st_mtime_ns:
+            return rel, hit
+        sha, md5, size = file_digests(path)
+        return rel, {"size": size, "mtime_ns": st.st_mtime_ns, "sha256": sha, "md5": md5_b64(md5)}
+
+    digests = dict(_parallel(digest, files, workers))
+    if digests != cache:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        lake.write_json(cache_file, digests)
+    return digests
+
+
+def manifest_from_digests(lake_root: str | Path, hour: str | datetime, digests: dict[str, dict]) -> dict:
+    """The hour's manifest. Deterministic: same files, same manifest bytes."""
     import pyarrow.parquet as pq
 
     h = lake.parse_hour(hour)
-    files, rows = [], {}
-    for ds in lake.HOURLY_OUTPUTS:
-        part = lake.partition(lake_root, ds, h)
-        if not part.path.is_dir():
-            continue
-        count = 0
-        for f in sorted(p for p in part.path.iterdir() if p.is_file() and not p.name.startswith(".")):
-            sha, _, size = file_digests(f)
-            files.append({"path": f"{part.relpath}/{f.name}", "size": size, "sha256": sha})
-            if f.suffix == ".parquet":
-                count += pq.read_metadata(f).num_rows
-        rows[f"{part.zone}/{part.dataset}"] = count
-    if not files:
-        raise ReplicationError(f"nothing to replicate for hour {h:%Y-%m-%dT%H:00Z}: no outputs under {lake_root}")
+    files = [{"path": rel, "size": d["size"], "sha256": d["sha256"]} for rel, d in sorted(digests.items())]
+    rows: dict[str, int] = {}
+    for rel in sorted(digests):
+        zone, dataset = rel.split("/")[:2]
+        rows.setdefault(f"{zone}/{dataset}", 0)
+        if rel.endswith(".parquet"):
+            rows[f"{zone}/{dataset}"] += pq.read_metadata(Path(lake_root) / rel).num_rows
     return {
         "pipeline": PIPELINE,
         "hour": h.isoformat(),
@@ -130,6 +163,11 @@ def build_manifest(lake_root: str | Path, hour: str | datetime) -> dict:
         "rows": rows,
         "bytes": sum(f["size"] for f in files),
     }
+
+
+def build_manifest(lake_root: str | Path, hour: str | datetime) -> dict:
+    """Describe the hour as it is in the local lake now."""
+    return manifest_from_digests(lake_root, hour, hour_digests(lake_root, hour))
 
 
 def manifest_bytes(manifest: dict) -> bytes:
@@ -178,7 +216,8 @@ def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | dateti
     Objects whose size and SHA-256 metadata already match are skipped (by content, not by name).
     """
     t0 = time.perf_counter()
-    manifest = build_manifest(lake_root, hour)
+    digests = hour_digests(lake_root, hour, workers)
+    manifest = manifest_from_digests(lake_root, hour, digests)
     root = Path(lake_root)
 
     def sync(entry: dict) -> int:
@@ -186,14 +225,14 @@ def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | dateti
         if remote and remote.size == entry["size"] and remote.sha256 == entry["sha256"]:
             return 0
         path = root / entry["path"]
-        sha, md5, size = file_digests(path)
-        if sha != entry["sha256"]:
+        before = path.stat()
+        store.upload_file(path, entry["path"], entry["sha256"], base64.b64decode(digests[entry["path"]]["md5"]))
+        if (path.stat().st_size, path.stat().st_mtime_ns) != (before.st_size, before.st_mtime_ns):
             raise ReplicationError(f"{path} changed while replicating: re-run the task")
-        store.upload_file(path, entry["path"], sha, md5)
         after = store.stat(entry["path"])
-        if not after or after.size != size or after.sha256 != sha:
+        if not after or after.size != entry["size"] or after.sha256 != entry["sha256"]:
             raise ReplicationError(f"{store.name}: {entry['path']} did not land intact ({after})")
-        return size
+        return entry["size"]
 
     sent = _parallel(sync, manifest["files"], workers)
 
@@ -422,12 +461,15 @@ def restore_hour(
     restored = 0
     with tempfile.TemporaryDirectory(dir=lake_root if lake_root else None) as tmp:
         staging = Path(tmp)
-        for entry in manifest["files"]:
+
+        def fetch(entry: dict) -> int:
             path = staging / entry["path"]
             path.parent.mkdir(parents=True, exist_ok=True)
             if not _download_verified(source, entry, path):
                 raise ReplicationError(f"{source.name}: {entry['path']} does not match its manifest: not restored")
-            restored += entry["size"]
+            return entry["size"]
+
+        restored = sum(_parallel(fetch, manifest["files"], 4))
         if target is not None:
 
             def put(entry: dict) -> None:

@@ -35,7 +35,7 @@ def lake_files(root) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "_staging" not in p.parts
+        if p.is_file() and "_staging" not in p.parts and not any(part.startswith(".") for part in p.parts)
     }
 
 
