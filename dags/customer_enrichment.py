@@ -87,9 +87,8 @@ def customer_enrichment():
     def enrich_customer_data(data_interval_start=None, data_interval_end=None, dag_run=None) -> dict:
         """Join clean orders with the catalog and aggregate per customer (DuckDB)."""
         from include.enrichment import enrich_hour
-        from tricloud.hours import resolve_hour
-
         from include.replication import hour_digests
+        from tricloud.hours import resolve_hour
 
         start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run.run_after)
         summary = enrich_hour(settings.lake_root(), start)

@@ -14,6 +14,13 @@ DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 
 EXPECTED_EDGES = {
+    "athlete_age_by_year": {
+        "start_cluster": {"ensure_input", "stop_cluster"},
+        "ensure_input": {"mean_age_by_year"},
+        "mean_age_by_year": {"stop_cluster"},
+        "stop_cluster": set(),
+    },
+    "restore_lake": {"restore": set()},
     "customer_enrichment": {
         "start_cluster": {"ingest_customer_data", "ingest_product_data", "stop_cluster"},
         "ingest_customer_data": {"enrich_customer_data"},

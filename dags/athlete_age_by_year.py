@@ -1,0 +1,73 @@
+"""
+### athlete_age_by_year — mean Age per Year of Olympic athletes, on the Spark cluster
+
+The classic parallel-processing example on `athlete_events.csv` (120 years of Olympic history):
+`groupBy('Year').mean('Age')` with PySpark on the standalone cluster, the schema printed to the task
+log, the result (Year, mean_age) stored as Parquet and CSV in `$LAKE_ROOT/athletes/mean_age_by_year/`.
+
+**Input:** `$LAKE_ROOT/raw/athletes/athlete_events.csv`. Drop the real Kaggle file there; if none is
+present, `ensure_input` generates a synthetic one with the same schema and size (271,116 rows).
+
+**Schedule:** daily at 03:00 UTC — the source changes at most once per Games, so daily is ample; run it
+any time with `airflow dags trigger athlete_age_by_year`. The same computation with multiprocessing,
+dask, pandas, DuckDB and Polars lives in `include/athletes/engines.py` (compared in `bench/athletes.py`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+from tricloud import macros, settings
+from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
+from tricloud.spark_conf import SHORT_JOB_CONF
+
+INPUT = "{{ lake_root() }}/raw/athletes/athlete_events.csv"
+
+
+@dag(
+    dag_id="athlete_age_by_year",
+    schedule=CronTriggerTimetable("0 3 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    user_defined_macros=macros.MACROS,
+    doc_md=__doc__,
+    tags=["spark", "olympics", "example"],
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+    },
+)
+def athlete_age_by_year():
+    start_cluster = StartClusterOperator(task_id="start_cluster")
+
+    @task(task_id="ensure_input")
+    def ensure_input() -> str:
+        """Use the real file when present; otherwise generate one with the same schema and size."""
+        from pathlib import Path
+
+        from include.athletes.generate import REAL_ROWS, generate
+
+        path = Path(settings.lake_root()) / "raw/athletes/athlete_events.csv"
+        if not path.exists():
+            generate(path, REAL_ROWS)
+        return str(path)
+
+    mean_age = SparkJobOperator(
+        task_id="mean_age_by_year",
+        application=settings.job_path("athlete_age_by_year"),
+        application_args=["--input", INPUT, "--lake-root", macros.LAKE_ROOT],
+        conf={**SHORT_JOB_CONF, "spark.cores.max": "2", "spark.executor.cores": "2"},
+    )
+    stop_cluster = StopClusterOperator(task_id="stop_cluster")
+
+    start_cluster >> ensure_input() >> mean_age >> stop_cluster
+    stop_cluster.as_teardown(setups=start_cluster)
+
+
+athlete_age_by_year()

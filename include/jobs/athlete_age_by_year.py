@@ -1,0 +1,70 @@
+"""Mean Age per Year of the Olympic athlete_events file with PySpark, written to the lake.
+
+Prints the schema (as the classic example does), computes ``groupBy('Year').mean('Age')`` ordered by
+Year, and publishes Parquet + CSV under ``<lake>/athletes/mean_age_by_year/`` atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from include import lake
+from include.athletes.engines import mean_age_spark_df, read_athletes_spark
+from include.jobs import common
+
+OUTPUT = "athletes/mean_age_by_year"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help="athlete_events.csv (the real file or a generated one)")
+    parser.add_argument("--lake-root", required=True)
+    parser.add_argument("--metrics-file")
+    args = parser.parse_args(argv)
+    if not Path(args.input).is_file():
+        raise common.NoInputError(f"no input: {args.input} does not exist (generate it or download the real file)")
+
+    spark = common.session("athlete_age_by_year")
+    athletes = read_athletes_spark(spark, args.input)
+    athletes.printSchema()
+    result = mean_age_spark_df(athletes).coalesce(1)
+
+    final = Path(args.lake_root) / OUTPUT
+    staging = Path(args.lake_root) / "_staging" / f"athletes.{uuid.uuid4().hex}"
+    result.write.parquet(str(staging / "parquet"))
+    result.write.option("header", True).csv(str(staging / "csv"))
+    rows = result.collect()
+    for sub in ("parquet", "csv"):
+        for junk in list((staging / sub).glob(".*.crc")) + list((staging / sub).glob("_SUCCESS")):
+            junk.unlink()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    trash = final.with_name(final.name + f".old-{uuid.uuid4().hex}")
+    if final.exists():
+        final.rename(trash)
+    staging.rename(final)
+    shutil.rmtree(trash, ignore_errors=True)
+
+    metrics = {
+        "output": str(final),
+        "years": len(rows),
+        "rows_in": athletes.count(),
+        "ages_counted": athletes.where("Age IS NOT NULL").count(),
+        "first_year": rows[0]["Year"] if rows else None,
+        "last_year": rows[-1]["Year"] if rows else None,
+    }
+    lake.write_json(final / lake.SUMMARY_FILE, metrics)
+    for r in rows:
+        print(f"{r['Year']}\t{r['mean_age']:.4f}")
+    if args.metrics_file:
+        Path(args.metrics_file).write_text(json.dumps({**metrics, "application_id": spark.sparkContext.applicationId}))
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
