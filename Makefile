@@ -62,7 +62,8 @@ java:
 	  fi; }
 
 .env:
-	cp .env.example .env
+	sed "s/^AIRFLOW_JWT_SECRET=$$/AIRFLOW_JWT_SECRET=$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')/" .env.example > .env
+	chmod 600 .env
 
 clean: stop
 	rm -rf .stack lake

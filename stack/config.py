@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sys
 from pathlib import Path
 
@@ -34,7 +33,10 @@ def parse_env_file(path: Path) -> dict[str, str]:
 
 def ensure_env_file() -> Path:
     if not ENV_FILE.exists():
-        shutil.copyfile(ENV_EXAMPLE, ENV_FILE)
+        secret = f"\nAIRFLOW_JWT_SECRET={secrets.token_hex(32)}\n"
+        text = ENV_EXAMPLE.read_text().replace("\nAIRFLOW_JWT_SECRET=\n", secret)
+        ENV_FILE.write_text(text)
+        ENV_FILE.chmod(0o600)
         print(f"Wrote {ENV_FILE.name} from {ENV_EXAMPLE.name} (local emulator defaults)", file=sys.stderr)
     return ENV_FILE
 
@@ -65,7 +67,7 @@ def stack_env(airflow_home: Path | None = None, env_file: Path | None = None) ->
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         # One secret for every component, or each makes its own and tasks fail with "Invalid auth token".
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret("jwt_secret"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": values.get("AIRFLOW_JWT_SECRET") or _secret("jwt_secret"),
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "LAKE_ROOT": str(lake if lake.is_absolute() else (ROOT / lake).resolve()),

