@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | md5sum | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test stop status lint format lock java clean bench
+.PHONY: demo test stop status lint format lock java postgres clean bench
 
 NODE_STAMP := stack/node_modules/.installed
 $(NODE_STAMP): stack/package.json
@@ -19,7 +19,7 @@ $(NODE_STAMP): stack/package.json
 demo: $(STAMP) $(NODE_STAMP) java .env
 	$(PY) -m stack demo
 
-test: $(STAMP) $(NODE_STAMP) java .env
+test: $(STAMP) $(NODE_STAMP) java postgres .env
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -59,6 +59,16 @@ java:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; \
 	  else \
 	    echo "Spark needs Java 17+: install openjdk-17-jre-headless (or run make as root to let it use apt-get)"; exit 1; \
+	  fi; }
+
+# The warehouse tests run a throw-away PostgreSQL server from Debian's package.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing PostgreSQL (server binaries only; nothing is started) with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
+	  else \
+	    echo "The tests need PostgreSQL server binaries: apt-get install postgresql (or run make as root)"; exit 1; \
 	  fi; }
 
 .env:

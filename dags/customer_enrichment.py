@@ -18,7 +18,9 @@ Every hour `[start, end)` (UTC) this DAG:
    hour's manifest (`_manifests/customer_enrichment/date=…/hour=….json`) is written last.
 5. **verify_replicas** — re-reads every cloud's objects and compares checksums; repairs a missing or
    corrupted copy from the lake or a healthy cloud, and fails naming what differed.
-6. **stop_cluster** (teardown) — stops the Spark cluster only if this run started it.
+6. **load_warehouse** — upserts the hour's aggregates into table `customer_hourly` of connection
+   `warehouse_default` (SQLite file locally, PostgreSQL in compose); a re-run replaces the hour.
+7. **stop_cluster** (teardown) — stops the Spark cluster only if this run started it.
 
 Partitions are `date=YYYY-MM-DD/hour=HH` under `$LAKE_ROOT`; each appears atomically, and re-running
 an hour replaces it with identical content.
@@ -96,6 +98,15 @@ def customer_enrichment():
         hour_digests(settings.lake_root(), start)
         return summary
 
+    @task(task_id="load_warehouse")
+    def load_warehouse(data_interval_start=None, data_interval_end=None, dag_run=None) -> dict:
+        """Upsert the hour's aggregates into the SQL warehouse (connection `warehouse_default`)."""
+        from tricloud.hours import resolve_hour
+        from tricloud.warehouse import load_hour
+
+        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run.run_after)
+        return load_hour("warehouse_default", settings.lake_root(), start)
+
     stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster")
 
     enriched = enrich_customer_data()
@@ -119,6 +130,7 @@ def customer_enrichment():
         )
         copies >> verify
     enriched >> replicate
+    enriched >> load_warehouse()
     stop_cluster.as_teardown(setups=start_cluster)
 
 

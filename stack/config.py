@@ -78,7 +78,21 @@ def stack_env(airflow_home: Path | None = None, env_file: Path | None = None) ->
         "NO_PROXY": "localhost,127.0.0.1",
         "no_proxy": "localhost,127.0.0.1",
     }
-    return {**values, **derived}
+    return {**values, **_absolute_sqlite(values), **derived}
+
+
+def _absolute_sqlite(values: dict[str, str]) -> dict[str, str]:
+    """A SQLite connection with a relative path, made absolute (processes run in other directories)."""
+    import json
+
+    out = {}
+    for key, value in values.items():
+        if key.startswith("AIRFLOW_CONN_") and value.startswith("{"):
+            conn = json.loads(value)
+            if conn.get("conn_type") == "sqlite" and conn.get("host") and not conn["host"].startswith("/"):
+                conn["host"] = str((ROOT / conn["host"]).resolve())
+                out[key] = json.dumps(conn)
+    return out
 
 
 def _fernet_key() -> str:
