@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | md5sum | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test stop status lint format lock java postgres clean bench
+.PHONY: demo test stop status lint format lock java postgres stack-prod stop-prod clean bench
 
 NODE_STAMP := stack/node_modules/.installed
 $(NODE_STAMP): stack/package.json
@@ -61,15 +61,24 @@ java:
 	    echo "Spark needs Java 17+: install openjdk-17-jre-headless (or run make as root to let it use apt-get)"; exit 1; \
 	  fi; }
 
-# The warehouse tests run a throw-away PostgreSQL server from Debian's package.
+# PostgreSQL and Redis from Debian (the warehouse tests and the production topology start
+# throw-away servers on 127.0.0.1; installing starts nothing).
 postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v redis-server; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing PostgreSQL (server binaries only; nothing is started) with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
+	    echo "Installing postgresql and redis-server with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server; \
 	  else \
-	    echo "The tests need PostgreSQL server binaries: apt-get install postgresql (or run make as root)"; exit 1; \
+	    echo "Needs PostgreSQL and Redis server binaries: apt-get install postgresql redis-server (or run make as root)"; exit 1; \
 	  fi; }
+
+# The docker-compose topology (Postgres, Redis, Celery; separate Airflow processes) without Docker.
+stack-prod: $(STAMP) $(NODE_STAMP) java postgres .env
+	$(PY) -m stack up
+	$(PY) -m stack.prod up
+
+stop-prod: $(STAMP)
+	$(PY) -m stack.prod down
 
 .env:
 	sed "s/^AIRFLOW_JWT_SECRET=$$/AIRFLOW_JWT_SECRET=$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')/" .env.example > .env
