@@ -15,8 +15,13 @@ HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def prod(spark_cluster, emulators):
+    import shutil
+
     from stack import prod
 
+    # A fresh metadata database every time (a DAG run per logical date is unique).
+    prod.down()
+    shutil.rmtree(prod.STATE, ignore_errors=True)
     timings = prod.up()
     yield prod, timings
     prod.down()
