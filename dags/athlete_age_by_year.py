@@ -3,7 +3,8 @@
 
 The classic parallel-processing example on `athlete_events.csv` (120 years of Olympic history):
 `groupBy('Year').mean('Age')` with PySpark on the standalone cluster, the schema printed to the task
-log, the result (Year, mean_age) stored as Parquet and CSV in `$LAKE_ROOT/athletes/mean_age_by_year/`.
+log, the result (Year, mean_age) stored as Parquet and CSV in `$LAKE_ROOT/athletes/mean_age_by_year/`,
+then replicated to S3, GCS and Azure Blob like the hourly outputs (checksummed, manifest last).
 
 **Input:** `$LAKE_ROOT/raw/athletes/athlete_events.csv`. Drop the real Kaggle file there; if none is
 present, `ensure_input` generates a synthetic one with the same schema and size (271,116 rows).
@@ -18,10 +19,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, dag, task
+from airflow.sdk import CronTriggerTimetable, TaskGroup, dag, task
 
 from tricloud import macros, settings
-from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
+from tricloud.operators import ReplicatePathOperator, SparkJobOperator, StartClusterOperator, StopClusterOperator
 from tricloud.spark_conf import SHORT_JOB_CONF
 
 INPUT = "{{ lake_root() }}/raw/athletes/athlete_events.csv"
@@ -67,6 +68,17 @@ def athlete_age_by_year():
     stop_cluster = StopClusterOperator(task_id="stop_cluster")
 
     start_cluster >> ensure_input() >> mean_age >> stop_cluster
+
+    with TaskGroup("replicate", prefix_group_id=False, tooltip="copy the result to three clouds") as replicate:
+        for cloud in ("s3", "gcs", "azure"):
+            ReplicatePathOperator(
+                task_id=f"replicate_to_{cloud}",
+                cloud=cloud,
+                path="athletes/mean_age_by_year",
+                lake_root=macros.LAKE_ROOT,
+                retries=3,
+            )
+    mean_age >> replicate
     stop_cluster.as_teardown(setups=start_cluster)
 
 

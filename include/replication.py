@@ -122,7 +122,10 @@ def hour_digests(lake_root: str | Path, hour: str | datetime, workers: int = 4) 
             files += sorted(p for p in part.path.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise ReplicationError(f"nothing to replicate for hour {h:%Y-%m-%dT%H:00Z}: no outputs under {lake_root}")
-    cache_file = _digest_cache_path(root, h)
+    return _digests(root, files, _digest_cache_path(root, h), workers)
+
+
+def _digests(root: Path, files: list[Path], cache_file: Path, workers: int) -> dict[str, dict]:
     try:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
@@ -218,8 +221,41 @@ def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | dateti
     t0 = time.perf_counter()
     digests = hour_digests(lake_root, hour, workers)
     manifest = manifest_from_digests(lake_root, hour, digests)
-    root = Path(lake_root)
+    return _sync(store, Path(lake_root), manifest, digests, manifest_key(hour), hour_prefixes(hour), workers, t0)
 
+
+def replicate_dataset(store: ObjectStore, lake_root: str | Path, relpath: str, workers: int = 4) -> dict:
+    """Replicate a whole, non-hourly dataset directory (e.g. ``athletes/mean_age_by_year``) the same way:
+    incremental by SHA-256, its manifest ``_manifests/datasets/<relpath>.json`` written last."""
+    t0 = time.perf_counter()
+    root = Path(lake_root)
+    relpath = relpath.strip("/")
+    files = sorted(
+        p
+        for p in (root / relpath).rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    if not files:
+        raise ReplicationError(f"nothing to replicate: {root / relpath} has no files")
+    digests = _digests(root, files, root / ".cache" / "digests" / "datasets" / f"{relpath}.json", workers)
+    manifest = {
+        "dataset": relpath,
+        "files": [{"path": r, "size": d["size"], "sha256": d["sha256"]} for r, d in sorted(digests.items())],
+        "bytes": sum(d["size"] for d in digests.values()),
+    }
+    return _sync(store, root, manifest, digests, f"_manifests/datasets/{relpath}.json", [relpath + "/"], workers, t0)
+
+
+def _sync(
+    store: ObjectStore,
+    root: Path,
+    manifest: dict,
+    digests: dict,
+    key: str,
+    prefixes: list[str],
+    workers: int,
+    t0: float,
+) -> dict:
     def sync(entry: dict) -> int:
         remote = store.stat(entry["path"])
         if remote and remote.size == entry["size"] and remote.sha256 == entry["sha256"]:
@@ -237,9 +273,8 @@ def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | dateti
     sent = _parallel(sync, manifest["files"], workers)
 
     body = manifest_bytes(manifest)
-    key = manifest_key(hour)
     # The lake keeps the manifest too: it is the reference verify_hour checks every copy against.
-    local = LocalStore(lake_root)
+    local = LocalStore(root)
     if remote_sha256(local, key) != hashlib.sha256(body).hexdigest():
         local.upload_bytes(body, key, "", b"")
     remote = store.stat(key)
@@ -250,13 +285,14 @@ def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | dateti
 
     # Only now, with the new manifest in place, remove objects of the hour it no longer lists.
     wanted = {f["path"] for f in manifest["files"]}
-    stale = [k for prefix in hour_prefixes(hour) for k in store.list_keys(prefix) if k not in wanted]
+    stale = [k for prefix in prefixes for k in store.list_keys(prefix) if k not in wanted]
     if stale:
         store.delete(stale)
     result = {
         "cloud": store.name,
         "bucket": store.bucket,
-        "hour": manifest["hour"],
+        "hour": manifest.get("hour"),
+        "dataset": manifest.get("dataset"),
         "objects": len(manifest["files"]),
         "uploaded": sum(1 for s in sent if s),
         "skipped": sum(1 for s in sent if not s),
@@ -266,7 +302,7 @@ def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | dateti
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if not result["bytes_uploaded"]:
-        log.info("%s: hour %s already in sync", store.name, manifest["hour"])
+        log.info("%s: %s already in sync", store.name, manifest.get("hour") or manifest.get("dataset"))
     return result
 
 

@@ -17,7 +17,10 @@ EXPECTED_EDGES = {
     "athlete_age_by_year": {
         "start_cluster": {"ensure_input", "stop_cluster"},
         "ensure_input": {"mean_age_by_year"},
-        "mean_age_by_year": {"stop_cluster"},
+        "mean_age_by_year": {"stop_cluster", "replicate_to_s3", "replicate_to_gcs", "replicate_to_azure"},
+        "replicate_to_s3": set(),
+        "replicate_to_gcs": set(),
+        "replicate_to_azure": set(),
         "stop_cluster": set(),
     },
     "restore_lake": {"restore": set()},

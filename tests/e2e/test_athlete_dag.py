@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from include.athletes import engines, generate
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
 
-def test_mean_age_by_year_dag(spark_cluster, tmp_path, monkeypatch):
+def test_mean_age_by_year_dag(spark_cluster, emulators, tmp_path, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     from stack.config import ROOT
@@ -31,3 +32,14 @@ def test_mean_age_by_year_dag(spark_cluster, tmp_path, monkeypatch):
     assert list(got) == list(expected.index)
     np.testing.assert_allclose(list(got.values()), expected.to_numpy(), atol=1e-9)
     assert list((out / "parquet").glob("part-*.parquet"))
+
+    # ... and replicated: every cloud holds the manifest and the same bytes.
+    from include.replication import remote_sha256
+    from tricloud.replication.stores import stores_from_env
+
+    files = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    for store in stores_from_env():
+        assert store.stat("_manifests/datasets/athletes/mean_age_by_year.json"), store.name
+        for f in files:
+            key = str(f.relative_to(tmp_path))
+            assert remote_sha256(store, key) == hashlib.sha256(f.read_bytes()).hexdigest(), (store.name, key)

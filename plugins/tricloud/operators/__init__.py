@@ -1,9 +1,15 @@
 from tricloud.operators.cluster import StartClusterOperator, StopClusterOperator
-from tricloud.operators.replication import ReplicateHourOperator, RestoreLakeOperator, VerifyReplicasOperator
+from tricloud.operators.replication import (
+    ReplicateHourOperator,
+    ReplicatePathOperator,
+    RestoreLakeOperator,
+    VerifyReplicasOperator,
+)
 from tricloud.operators.spark import SparkJobOperator
 
 __all__ = [
     "ReplicateHourOperator",
+    "ReplicatePathOperator",
     "RestoreLakeOperator",
     "SparkJobOperator",
     "StartClusterOperator",

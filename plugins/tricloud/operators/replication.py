@@ -197,3 +197,54 @@ class RestoreLakeOperator(BaseOperator):
         total = sum(r["bytes_restored"] for r in results)
         self.log.info("Restored %d hour(s), %d bytes, from %s into %s", len(results), total, self.source, self.target)
         return {"hours": len(results), "bytes_restored": total, "details": results}
+
+
+class ReplicatePathOperator(BaseOperator):
+    """
+    Copy a whole, non-hourly lake directory (e.g. ``athletes/mean_age_by_year``) to one cloud, the same way
+    as hours: by SHA-256, only what changed, stale objects removed, manifest
+    ``_manifests/datasets/<path>.json`` last.
+
+    :param cloud: ``s3``, ``gcs`` or ``azure``.
+    :param path: directory relative to the lake root. (templated)
+    :param lake_root: the local lake. (templated)
+    :param conn_id: connection id; default per cloud. (templated)
+    :param bucket: bucket or container; default ``$REPLICA_BUCKET``. (templated)
+    """
+
+    template_fields: Sequence[str] = ("path", "lake_root", "conn_id", "bucket")
+    ui_color = "#d6eaff"
+
+    def __init__(
+        self,
+        *,
+        cloud: str,
+        path: str,
+        lake_root: str,
+        conn_id: str | None = None,
+        bucket: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cloud = cloud
+        self.path = path
+        self.lake_root = lake_root
+        self.conn_id = conn_id
+        self.bucket = bucket
+
+    def execute(self, context: Context) -> dict:
+        from include.replication import replicate_dataset
+        from tricloud.replication.stores import make_store
+
+        store = make_store(self.cloud, _bucket(self.bucket), self.conn_id)
+        result = replicate_dataset(store, self.lake_root, self.path)
+        self.log.info(
+            "%s://%s/%s: %d objects, %d uploaded, %d bytes",
+            self.cloud,
+            store.bucket,
+            self.path,
+            result["objects"],
+            result["uploaded"],
+            result["bytes_uploaded"],
+        )
+        return result
