@@ -1,0 +1,58 @@
+"""Start-up time and idle memory: embedded (airflow standalone, SQLite) vs production topology
+(Postgres + Redis + separate api-server/scheduler/dag-processor/triggerer/Celery worker).
+
+Airflow processes only (Spark and the emulators are shared by both). Fresh state each time; memory is
+sampled for 20 s once healthy, peak kept.
+
+    python -m bench.topologies
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from bench.common import MemorySampler, machine, write_results
+from stack import config, prod
+from stack.airflow import AirflowStandalone
+
+
+def measure(start, pids, stop) -> dict:
+    t0 = time.monotonic()
+    start()
+    healthy = time.monotonic() - t0
+    with MemorySampler(pids()) as mem:
+        time.sleep(20)
+    stop()
+    return {
+        "healthy_s": round(healthy, 1),
+        "idle_rss_mib": round(mem.peak_rss / 2**20),
+        "idle_pss_mib": round(mem.peak_pss / 2**20),
+        "processes_root": len(pids()),
+    }
+
+
+def main() -> None:
+    env = config.stack_env(airflow_home=config.STATE / "bench-standalone")
+    shutil.rmtree(env["AIRFLOW_HOME"], ignore_errors=True)
+    standalone = AirflowStandalone(env)
+    embedded = measure(standalone.start, lambda: [p for p in [standalone.pid()] if p], standalone.stop)
+
+    prod.down()
+    shutil.rmtree(prod.STATE, ignore_errors=True)
+    production = measure(prod.up, prod.pids, prod.down)
+    payload = {"embedded_standalone": embedded, "production_topology": production, "machine": machine()}
+    md = (
+        "# Start-up and idle memory: embedded vs production topology\n\n"
+        "| mode | healthy after (s) | idle RSS (MiB) | idle PSS (MiB) |\n|---|---|---|---|\n"
+        f"| embedded (`airflow standalone`, SQLite, LocalExecutor) | {embedded['healthy_s']} | "
+        f"{embedded['idle_rss_mib']} | {embedded['idle_pss_mib']} |\n"
+        f"| production (Postgres, Redis, 5 Airflow processes, CeleryExecutor) | {production['healthy_s']} | "
+        f"{production['idle_rss_mib']} | {production['idle_pss_mib']} |\n\n"
+        "Fresh metadata database each time (migration included); Spark and emulators not counted.\n"
+    )
+    write_results("topologies", payload, md)
+
+
+if __name__ == "__main__":
+    main()
