@@ -36,8 +36,10 @@ def pg_bin() -> Path:
     return Path(found[-1]).parent
 
 
-def prod_env() -> dict[str, str]:
+def prod_env(schedule: bool = True) -> dict[str, str]:
     env = config.stack_env(airflow_home=STATE / "airflow")
+    # schedule=False: only triggered runs (tests), no catch-up of the latest hour competing with them.
+    env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = str(schedule)
     db = f"postgresql+psycopg2://postgres@127.0.0.1:{PG_PORT}/airflow"
     env.update(
         {
@@ -71,9 +73,9 @@ def processes(env: dict[str, str]) -> list[ManagedProcess]:
     ]
 
 
-def up() -> dict[str, float]:
+def up(schedule: bool = True) -> dict[str, float]:
     t0 = time.monotonic()
-    env = prod_env()
+    env = prod_env(schedule)
     STATE.mkdir(parents=True, exist_ok=True)
     pg_dir = STATE / "pg"
     run_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []

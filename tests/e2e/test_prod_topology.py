@@ -22,7 +22,7 @@ def prod(spark_cluster, emulators):
     # A fresh metadata database every time (a DAG run per logical date is unique).
     prod.down()
     shutil.rmtree(prod.STATE, ignore_errors=True)
-    timings = prod.up()
+    timings = prod.up(schedule=False)
     yield prod, timings
     prod.down()
     assert prod.pids() == []  # nothing left running
