@@ -37,7 +37,8 @@ class ManagedProcess:
             return None
 
     def ready(self) -> bool:
-        return port_open("127.0.0.1", self.port)
+        # A process without a port (port 0) is ready once it runs.
+        return port_open("127.0.0.1", self.port) if self.port else self.pid() is not None
 
     def start(self, timeout: float = 60) -> bool:
         """Start unless something already answers on the port. Returns True if it started it."""

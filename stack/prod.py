@@ -121,10 +121,7 @@ def up(schedule: bool = True) -> dict[str, float]:
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True)
     t_migrate = time.monotonic() - t0
     for proc in processes(env):
-        if proc.port:
-            proc.start(timeout=120)
-        elif not proc.pid():
-            _start_daemon(proc)
+        proc.start(timeout=120)
     api = AirflowStandalone({**env, "AIRFLOW_HOME": str(STATE / "airflow")})
     deadline = time.monotonic() + 180
     while not api.healthy():
@@ -136,21 +133,6 @@ def up(schedule: bool = True) -> dict[str, float]:
         "migrate_s": round(t_migrate, 1),
         "healthy_s": round(time.monotonic() - t0, 1),
     }
-
-
-def _start_daemon(proc: ManagedProcess) -> None:
-    proc.dir.mkdir(parents=True, exist_ok=True)
-    with open(proc.log_file, "ab") as log:
-        p = subprocess.Popen(
-            proc.cmd,
-            env=proc.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=proc.dir,
-            start_new_session=True,
-        )
-    proc.pid_file.write_text(str(p.pid))
 
 
 def down() -> None:

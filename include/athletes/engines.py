@@ -124,27 +124,13 @@ def read_athletes_spark(spark, path: str | Path):
     """The whole file with a typed schema (``NA`` = null), as the classic example reads it."""
     from pyspark.sql import types as T
 
+    from include.athletes.generate import COLUMNS
+
     ints = {"ID", "Age", "Height", "Year"}
     schema = T.StructType(
         [
             T.StructField(c, T.IntegerType() if c in ints else T.DoubleType() if c == "Weight" else T.StringType())
-            for c in (
-                "ID",
-                "Name",
-                "Sex",
-                "Age",
-                "Height",
-                "Weight",
-                "Team",
-                "NOC",
-                "Games",
-                "Year",
-                "Season",
-                "City",
-                "Sport",
-                "Event",
-                "Medal",
-            )
+            for c in COLUMNS
         ]
     )
     return spark.read.csv(str(path), header=True, schema=schema, nullValue="NA", mode="FAILFAST")
