@@ -53,8 +53,9 @@ def take_mean_age(year_and_ages: tuple[int, np.ndarray]) -> tuple[int, float]:
 
 def compute_multiprocessing(df: pd.DataFrame, processes: int = 4) -> pd.Series:
     groups = [(int(year), grp.to_numpy()) for year, grp in df.groupby("Year")["Age"]]
-    # fork is cheapest on Linux and the workers need nothing but the function.
-    ctx = multiprocessing.get_context("fork")
+    # Not "fork": forking a process that runs threads (dask, a JVM gateway, …) can deadlock the child.
+    # The forkserver starts clean workers; they only need this module's function.
+    ctx = multiprocessing.get_context("forkserver")
     with ctx.Pool(processes) as pool:
         results = pool.map(take_mean_age, groups)
     results = [(y, m) for y, m in results if not np.isnan(m)]
