@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from stack.processes import ManagedProcess
 
-class AirflowStandalone:
+
+class AirflowStandalone(ManagedProcess):
+    """``airflow standalone`` in the background; ready when the API reports every component healthy."""
+
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
         self.home = Path(env["AIRFLOW_HOME"])
-        self.port = int(env.get("AIRFLOW__API__PORT", "8080"))
-        self.url = f"http://127.0.0.1:{self.port}"
+        port = int(env.get("AIRFLOW__API__PORT", "8080"))
+        super().__init__("standalone", ["airflow", "standalone"], self.home.parent, port, env)
+        # Pid file and log live in AIRFLOW_HOME, next to what standalone writes itself.
+        self.dir = self.home
         self.pid_file = self.home / "standalone.pid"
         self.log_file = self.home / "standalone.log"
-
-    def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (OSError, ValueError):
-            return None
+        self.url = f"http://127.0.0.1:{port}"
 
     def healthy(self) -> bool:
         try:
@@ -39,52 +34,17 @@ class AirflowStandalone:
             (health.get(k) or {}).get("status") == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")
         )
 
+    def ready(self) -> bool:
+        return self.healthy()
+
     def start(self, timeout: float = 180) -> bool:
-        """Start unless running; wait until healthy. Returns True if it started it."""
-        if self.pid() and self.healthy():
-            return False
-        if self.pid():
+        """Start unless running and healthy (a running but unhealthy one is replaced)."""
+        if self.pid() and not self.healthy():
             self.stop()
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            proc = subprocess.Popen(
-                ["airflow", "standalone"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.home,
-            )
-        self.pid_file.write_text(str(proc.pid))
-        deadline = time.monotonic() + timeout
-        while not self.healthy():
-            if proc.poll() is not None:
-                raise RuntimeError(f"airflow standalone exited with {proc.returncode}; see {self.log_file}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Airflow not healthy after {timeout:.0f}s; see {self.log_file}")
-            time.sleep(1)
-        return True
+        return super().start(timeout)
 
     def stop(self, timeout: float = 30) -> bool:
-        pid = self.pid()
-        if not pid:
-            return False
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.3)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return super().stop(timeout)
 
     def admin_password(self) -> str | None:
         path = self.home / "simple_auth_manager_passwords.json.generated"
