@@ -14,6 +14,9 @@ def load_hour(conn_id: str, lake_root: str | Path, hour) -> dict:
     from include.warehouse import upsert_hour
 
     conn = require_connection(conn_id, SUPPORTED)
+    if conn.conn_type == "sqlite" and conn.host:
+        # A fresh checkout has no lake/ yet: SQLite creates the file, not its directory.
+        Path(conn.host).parent.mkdir(parents=True, exist_ok=True)
     hook = conn.get_hook()
     db = hook.get_conn()
     try:

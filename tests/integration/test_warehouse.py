@@ -95,7 +95,8 @@ def count(conn_id: str) -> list[tuple]:
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_upsert_is_idempotent_per_hour(backend, tmp_path, monkeypatch, request):
     if backend == "sqlite":
-        uri = f'{{"conn_type": "sqlite", "host": "{tmp_path / "wh.sqlite"}"}}'
+        # in a directory that does not exist yet, as lake/ in a fresh checkout
+        uri = f'{{"conn_type": "sqlite", "host": "{tmp_path / "new-dir" / "wh.sqlite"}"}}'
     else:
         uri = request.getfixturevalue("postgres")
     monkeypatch.setenv("AIRFLOW_CONN_WH_TEST", uri)
