@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import uuid
 from collections.abc import Sequence
@@ -43,12 +42,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for sub in ("parquet", "csv"):
         for junk in list((staging / sub).glob(".*.crc")) + list((staging / sub).glob("_SUCCESS")):
             junk.unlink()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    trash = final.with_name(final.name + f".old-{uuid.uuid4().hex}")
-    if final.exists():
-        final.rename(trash)
-    staging.rename(final)
-    shutil.rmtree(trash, ignore_errors=True)
+    lake.publish_dir(staging, final)  # the same atomic swap as every hourly partition
 
     metrics = {
         "output": str(final),
