@@ -4,9 +4,10 @@
 FROM apache/airflow:3.3.2-python3.11
 
 USER root
-# Spark needs a JVM; headless is enough.
+# Spark needs a JVM; headless is enough. mysqlclient (the MySQL warehouse hook) compiles against
+# libmariadb when the image's own build differs from our pin.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless build-essential pkg-config libmariadb-dev \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 

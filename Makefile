@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | md5sum | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test stop status lint format lock java postgres stack-prod stop-prod clean bench
+.PHONY: demo test stop status lint format lock java build-deps test-deps stack-prod stop-prod clean bench
 
 NODE_STAMP := stack/node_modules/.installed
 $(NODE_STAMP): stack/package.json
@@ -19,7 +19,7 @@ $(NODE_STAMP): stack/package.json
 demo: $(STAMP) $(NODE_STAMP) java .env
 	$(PY) -m stack demo
 
-test: $(STAMP) $(NODE_STAMP) java postgres .env
+test: $(STAMP) $(NODE_STAMP) java test-deps .env
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -45,35 +45,42 @@ bench: $(STAMP) $(NODE_STAMP) java .env
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile requirements-dev.txt -o constraints.txt --python $(PY) --no-header -q
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt | build-deps
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.8
 	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements-dev.txt -c constraints.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-java:
-	@command -v java >/dev/null 2>&1 || { \
+# Debian packages, installed with apt-get only when missing (as root), with one message otherwise.
+# $(call apt,<binary or file to check>...,<packages>,<what needs them>)
+define apt
+	@missing=0; for f in $(1); do [ -e "$$f" ] || command -v "$$f" >/dev/null 2>&1 || missing=1; done; \
+	if [ $$missing = 1 ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing Java 17 (openjdk-17-jre-headless) with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; \
+	    echo "Installing $(2) with apt-get ($(3))"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2) >/dev/null; \
 	  else \
-	    echo "Spark needs Java 17+: install openjdk-17-jre-headless (or run make as root to let it use apt-get)"; exit 1; \
-	  fi; }
+	    echo "$(3) needs: apt-get install $(2) (or run make as root to let it use apt-get)"; exit 1; \
+	  fi; \
+	fi
+endef
 
-# PostgreSQL and Redis from Debian (the warehouse tests and the production topology start
-# throw-away servers on 127.0.0.1; installing starts nothing).
-postgres:
-	@{ ls /usr/lib/postgresql/*/bin/initdb && command -v redis-server; } >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing postgresql and redis-server with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server; \
-	  else \
-	    echo "Needs PostgreSQL and Redis server binaries: apt-get install postgresql redis-server (or run make as root)"; exit 1; \
-	  fi; }
+# Spark needs a JRE; mysqlclient (MySQL/MariaDB warehouse hook) compiles against libmariadb.
+java:
+	$(call apt,java,openjdk-17-jre-headless,Spark)
+
+build-deps:
+	$(call apt,pkg-config /usr/bin/mariadb_config,pkg-config libmariadb-dev,mysqlclient)
+
+# Servers the tests start as throw-away processes on 127.0.0.1 (installing starts nothing):
+# PostgreSQL and MariaDB (warehouse, production topology), Redis (Celery broker), and Chromium with
+# its driver (browser test of the web UI).
+test-deps:
+	$(call apt,$(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) /usr/lib/postgresql/bin/initdb) redis-server /usr/sbin/mariadbd /usr/bin/chromium /usr/bin/chromedriver,postgresql redis-server mariadb-server chromium chromium-driver,the test suite)
 
 # The docker-compose topology (Postgres, Redis, Celery; separate Airflow processes) without Docker.
-stack-prod: $(STAMP) $(NODE_STAMP) java postgres .env
+stack-prod: $(STAMP) $(NODE_STAMP) java test-deps .env
 	$(PY) -m stack up
 	$(PY) -m stack.prod up
 

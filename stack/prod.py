@@ -11,29 +11,20 @@ Postgres, Redis). Spark and the storage emulators are the embedded stack's.
 from __future__ import annotations
 
 import argparse
-import glob
-import os
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from stack import config
 from stack.airflow import AirflowStandalone
-from stack.processes import ManagedProcess, port_open
+from stack.databases import PostgresServer
+from stack.processes import ManagedProcess
 
 STATE = config.STATE / "prod"
 PG_PORT = 5441
 REDIS_PORT = 6391
 API_PORT = 8081  # beside the embedded stack's 8080
-
-
-def pg_bin() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        sys.exit("PostgreSQL is not installed: apt-get install postgresql (make stack-prod does it as root)")
-    return Path(found[-1]).parent
 
 
 def prod_env(schedule: bool = True) -> dict[str, str]:
@@ -77,38 +68,10 @@ def up(schedule: bool = True) -> dict[str, float]:
     t0 = time.monotonic()
     env = prod_env(schedule)
     STATE.mkdir(parents=True, exist_ok=True)
-    pg_dir = STATE / "pg"
-    run_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if not (pg_dir / "data" / "PG_VERSION").exists():
-        pg_dir.mkdir(parents=True, exist_ok=True)
-        if run_pg:
-            shutil.chown(pg_dir, "postgres")
-        subprocess.run(
-            [*run_pg, str(pg_bin() / "initdb"), "-D", str(pg_dir / "data"), "-U", "postgres", "-A", "trust"],
-            check=True,
-            capture_output=True,
-        )
-    if not port_open("127.0.0.1", PG_PORT):
-        subprocess.run(
-            [
-                *run_pg,
-                str(pg_bin() / "pg_ctl"),
-                "-D",
-                str(pg_dir / "data"),
-                "-l",
-                str(pg_dir / "pg.log"),
-                "-w",
-                "-o",
-                f"-p {PG_PORT} -k {pg_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-                "start",
-            ],
-            check=True,
-            capture_output=True,
-        )
+    postgres = PostgresServer(STATE / "pg", PG_PORT)
+    postgres.start()
     for db in ("airflow", "warehouse"):
-        subprocess.run(
-            [*run_pg, str(pg_bin() / "createdb"), "-h", "127.0.0.1", "-p", str(PG_PORT), db], capture_output=True
-        )  # exists already on a second start
+        postgres.create_database(db)
     redis = shutil.which("redis-server") or sys.exit("Redis is not installed: apt-get install redis-server")
     ManagedProcess(
         "redis",
@@ -140,20 +103,13 @@ def down() -> None:
     for proc in processes(env):
         proc.stop()
     ManagedProcess("redis", [], STATE, REDIS_PORT, env).stop()
-    pg_dir = STATE / "pg"
-    if (pg_dir / "data").exists() and port_open("127.0.0.1", PG_PORT):
-        run_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run(
-            [*run_pg, str(pg_bin() / "pg_ctl"), "-D", str(pg_dir / "data"), "-m", "fast", "stop"], capture_output=True
-        )
+    PostgresServer(STATE / "pg", PG_PORT).stop()
 
 
 def pids() -> list[int]:
     env = prod_env()
     out = [p.pid() for p in processes(env)] + [ManagedProcess("redis", [], STATE, REDIS_PORT, env).pid()]
-    pg_pid = STATE / "pg" / "data" / "postmaster.pid"
-    if pg_pid.exists():
-        out.append(int(pg_pid.read_text().split()[0]))
+    out.append(PostgresServer(STATE / "pg", PG_PORT).pid())
     return [p for p in out if p]
 
 

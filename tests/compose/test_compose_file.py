@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,26 @@ def test_compose_v2_accepts_the_file(compose_bin, env_file):
     out = run_compose(compose_bin, env_file, "config", "--quiet")
     assert out.returncode == 0, out.stderr
     assert "warn" not in out.stderr.lower(), out.stderr
+
+
+def check_schema(path: Path) -> subprocess.CompletedProcess:
+    # The compose specification's JSON schema, as vendored by check-jsonschema (no network needed).
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_file_matches_the_compose_specification_schema(tmp_path):
+    out = check_schema(COMPOSE_FILE)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # The same check rejects what the specification does not allow (here a misspelt key).
+    broken = tmp_path / "docker-compose.yaml"
+    broken.write_text(COMPOSE_FILE.read_text().replace("healthcheck:", "healthchek:", 1))
+    out = check_schema(broken)
+    assert out.returncode != 0 and "healthchek" in out.stdout + out.stderr
 
 
 def test_missing_jwt_secret_fails_with_what_to_set(compose_bin, tmp_path):
