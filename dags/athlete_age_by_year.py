@@ -3,8 +3,9 @@
 
 The classic parallel-processing example on `athlete_events.csv` (120 years of Olympic history):
 `groupBy('Year').mean('Age')` with PySpark on the standalone cluster, the schema printed to the task
-log, the result (Year, mean_age) stored as Parquet and CSV in `$LAKE_ROOT/athletes/mean_age_by_year/`,
-then replicated to S3, GCS and Azure Blob like the hourly outputs (checksummed, manifest last).
+log, the result (Year, mean_age) stored as Parquet and CSV in `$LAKE_ROOT/athletes/mean_age_by_year/`
+(asset `athletes_mean_age_by_year`), then replicated to S3, GCS and Azure Blob like the hourly outputs
+(checksummed, manifest last).
 
 **Input:** `$LAKE_ROOT/raw/athletes/athlete_events.csv`. Drop the real Kaggle file there; if none is
 present, `ensure_input` generates a synthetic one with the same schema and size (271,116 rows).
@@ -22,6 +23,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, TaskGroup, dag, task
 
 from tricloud import macros, settings
+from tricloud.assets import ATHLETE_MEAN_AGE
 from tricloud.operators import ReplicatePathOperator, SparkJobOperator, StartClusterOperator, StopClusterOperator
 from tricloud.spark_conf import SHORT_JOB_CONF
 
@@ -64,6 +66,7 @@ def athlete_age_by_year():
         application=settings.job_path("athlete_age_by_year"),
         application_args=["--input", INPUT, "--lake-root", macros.LAKE_ROOT],
         conf={**SHORT_JOB_CONF, "spark.cores.max": "2", "spark.executor.cores": "2"},
+        outlets=[ATHLETE_MEAN_AGE],
     )
     stop_cluster = StopClusterOperator(task_id="stop_cluster")
 

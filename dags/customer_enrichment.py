@@ -25,10 +25,17 @@ Every hour `[start, end)` (UTC) this DAG:
 Partitions are `date=YYYY-MM-DD/hour=HH` under `$LAKE_ROOT`; each appears atomically, and re-running
 an hour replaces it with identical content.
 
-**Re-run or backfill an hour:** clear the run in the UI, or
-`airflow dags trigger customer_enrichment --logical-date 2026-11-24T11:00:00+00:00` (processes
-10:00–11:00: a manual run's interval ends at its logical date), or
-`airflow backfill create --dag-id customer_enrichment --from-date … --to-date …`.
+**Outputs as Assets:** `customer_hourly_enriched` (after enrichment) and `customer_hourly_replicated`
+(after `verify_replicas`), each event carrying `{"hour": …}`; `customer_daily_report` is scheduled on
+the latter.
+
+**Re-run or backfill an hour:**
+- UI: clear the run, or *Trigger* and fill **hour** (e.g. `2026-11-24T10:00:00+00:00`; the form refuses
+  anything but a whole UTC hour);
+- CLI: `airflow dags trigger customer_enrichment --logical-date 2026-11-24T11:00:00+00:00` (processes
+  10:00–11:00: a manual run's interval ends at its logical date), or
+  `airflow dags trigger customer_enrichment --conf '{"hour": "2026-11-24T10:00:00+00:00"}'`;
+- backfill: `airflow backfill create --dag-id customer_enrichment --from-date … --to-date …`.
 """
 
 from __future__ import annotations
@@ -36,9 +43,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, TaskGroup, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
 
 from tricloud import macros, settings
+from tricloud.assets import ENRICHED_CUSTOMER_HOURLY, REPLICATED_CUSTOMER_HOURLY
+from tricloud.hours import HOUR_PARAM_PATTERN
 from tricloud.operators import (
     ReplicateHourOperator,
     SparkJobOperator,
@@ -60,6 +69,15 @@ HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--e
     user_defined_macros=macros.MACROS,
     doc_md=__doc__,
     tags=["hourly", "spark", "customers"],
+    params={
+        "hour": Param(
+            None,
+            type=["null", "string"],
+            pattern=HOUR_PARAM_PATTERN,
+            title="Hour to (re)process",
+            description="Start of a whole UTC hour, e.g. 2026-11-24T10:00:00+00:00. Empty: the run's own hour.",
+        )
+    },
     default_args={
         "owner": "data-platform",
         "retries": 2,
@@ -85,26 +103,28 @@ def customer_enrichment():
         conf=SHORT_JOB_CONF,
     )
 
-    @task(task_id="enrich_customer_data")
-    def enrich_customer_data(data_interval_start=None, data_interval_end=None, dag_run=None) -> dict:
+    @task(task_id="enrich_customer_data", outlets=[ENRICHED_CUSTOMER_HOURLY])
+    def enrich_customer_data(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, **context):
         """Join clean orders with the catalog and aggregate per customer (DuckDB)."""
         from include.enrichment import enrich_hour
         from include.replication import hour_digests
+        from tricloud.assets import describe_outlets
         from tricloud.hours import resolve_hour
 
-        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run.run_after)
+        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run.run_after, params["hour"])
         summary = enrich_hour(settings.lake_root(), start)
         # Hash the hour's outputs once here, so the three replication tasks share one pass.
         hour_digests(settings.lake_root(), start)
+        describe_outlets(context, hour=start.isoformat())
         return summary
 
     @task(task_id="load_warehouse")
-    def load_warehouse(data_interval_start=None, data_interval_end=None, dag_run=None) -> dict:
+    def load_warehouse(data_interval_start=None, data_interval_end=None, dag_run=None, params=None) -> dict:
         """Upsert the hour's aggregates into the SQL warehouse (connection `warehouse_default`)."""
         from tricloud.hours import resolve_hour
         from tricloud.warehouse import load_hour
 
-        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run.run_after)
+        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run.run_after, params["hour"])
         return load_hour("warehouse_default", settings.lake_root(), start)
 
     stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster")
@@ -126,7 +146,11 @@ def customer_enrichment():
         ]
         # No automatic retry: a repaired replica must show as a failed run, not vanish in a retry.
         verify = VerifyReplicasOperator(
-            task_id="verify_replicas", hour=macros.HOUR_START, lake_root=macros.LAKE_ROOT, retries=0
+            task_id="verify_replicas",
+            hour=macros.HOUR_START,
+            lake_root=macros.LAKE_ROOT,
+            retries=0,
+            outlets=[REPLICATED_CUSTOMER_HOURLY],
         )
         copies >> verify
     enriched >> replicate

@@ -11,6 +11,7 @@ MACROS = {
 }
 
 #: Template snippets so every task of a DAG renders the same hour.
-HOUR_START = "{{ hour_start(data_interval_start, data_interval_end, dag_run.run_after) }}"
-HOUR_END = "{{ hour_end(data_interval_start, data_interval_end, dag_run.run_after) }}"
+# For DAGs with an ``hour`` param (default None; see tricloud.hours.HOUR_PARAM_PATTERN).
+HOUR_START = "{{ hour_start(data_interval_start, data_interval_end, dag_run.run_after, params.hour) }}"
+HOUR_END = "{{ hour_end(data_interval_start, data_interval_end, dag_run.run_after, params.hour) }}"
 LAKE_ROOT = "{{ lake_root() }}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import runpy
 import time
 from datetime import timedelta
@@ -24,6 +25,7 @@ EXPECTED_EDGES = {
         "stop_cluster": set(),
     },
     "restore_lake": {"restore": set()},
+    "customer_daily_report": {"daily_rollup": set()},
     "customer_enrichment": {
         "start_cluster": {"ingest_customer_data", "ingest_product_data", "stop_cluster"},
         "ingest_customer_data": {"enrich_customer_data"},
@@ -124,3 +126,74 @@ class TestHourlyInterval:
             pendulum.datetime(2026, 11, 24, 10, tz="UTC"),
             pendulum.datetime(2026, 11, 24, 11, tz="UTC"),
         )
+
+
+class TestUIFacingDeclarations:
+    """What the web UI shows: assets, validated trigger forms, extra links (from the serialized DAG)."""
+
+    def test_outputs_are_assets_and_the_report_is_scheduled_on_data(self, dagbag):
+        from tricloud import assets
+
+        dag = dagbag.dags["customer_enrichment"]
+        assert dag.get_task("enrich_customer_data").outlets == [assets.ENRICHED_CUSTOMER_HOURLY]
+        assert dag.get_task("verify_replicas").outlets == [assets.REPLICATED_CUSTOMER_HOURLY]
+        assert dagbag.dags["athlete_age_by_year"].get_task("mean_age_by_year").outlets == [assets.ATHLETE_MEAN_AGE]
+        report = dagbag.dags["customer_daily_report"]
+        assert list(report.timetable.asset_condition.objects) == [assets.REPLICATED_CUSTOMER_HOURLY]
+
+    @pytest.mark.parametrize(
+        ("dag_id", "conf", "ok"),
+        [
+            ("customer_enrichment", {}, True),
+            ("customer_enrichment", {"hour": "2026-11-24T10:00:00+00:00"}, True),
+            ("customer_enrichment", {"hour": "2026-11-24T10:30:00+00:00"}, False),
+            ("customer_enrichment", {"hour": "yesterday"}, False),
+            ("customer_daily_report", {"date": "2026-11-24"}, True),
+            ("customer_daily_report", {"date": "24/11/2026"}, False),
+            (
+                "restore_lake",
+                {
+                    "source": "s3",
+                    "target": "local",
+                    "start_hour": "2026-11-24T00:00:00+00:00",
+                    "end_hour": "2026-11-24T01:00:00+00:00",
+                },
+                True,
+            ),
+            (
+                "restore_lake",
+                {
+                    "source": "dropbox",
+                    "target": "local",
+                    "start_hour": "2026-11-24T00:00:00+00:00",
+                    "end_hour": "2026-11-24T01:00:00+00:00",
+                },
+                False,
+            ),
+        ],
+    )
+    def test_trigger_params_are_validated(self, dagbag, dag_id, conf, ok):
+        from airflow.sdk.exceptions import ParamValidationError
+
+        def validate():
+            params = copy.deepcopy(dagbag.dags[dag_id].params)
+            params.update(conf)
+            params.validate()
+
+        if ok:
+            validate()
+        else:
+            with pytest.raises(ParamValidationError):
+                validate()
+
+    def test_spark_tasks_carry_extra_links_in_the_serialized_dag(self, dagbag):
+        from airflow.serialization.serialized_objects import DagSerialization
+
+        # What the API server sees: the DAG after a round trip through serialization.
+        dag = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags["customer_enrichment"]))
+        links = {t.task_id: sorted(t.extra_links) for t in dag.tasks if t.extra_links}
+        assert links == {
+            "start_cluster": ["Spark master UI"],
+            "ingest_customer_data": ["Spark application", "Spark master UI"],
+            "ingest_product_data": ["Spark application", "Spark master UI"],
+        }

@@ -11,6 +11,7 @@ import pytest
 from include import generate
 from tricloud import settings
 from tricloud.cluster.local import _alive
+from tricloud.links import SparkApplicationLink, SparkMasterUILink
 from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
 
 pytestmark = pytest.mark.spark
@@ -47,6 +48,7 @@ class TestStartStopCluster:
         info = start.execute({})
         assert info["started"] is True
         assert info["master_url"] == "spark://127.0.0.1:7178"
+        assert SparkMasterUILink().get_link(start, ti_key=None) == "http://127.0.0.1:8198"
         with urllib.request.urlopen("http://127.0.0.1:8198/json/") as resp:
             state = json.load(resp)
         assert state["status"] == "ALIVE"
@@ -96,6 +98,13 @@ class TestSparkJobOperator:
         assert result["application_id"].startswith("app-")  # ran on the standalone master, not local
         assert lake.joinpath("clean/product_catalog/date=2026-11-24/hour=10/part-00000.parquet").exists()
 
+        # The UI's extra links (computed on the executed operator, as the worker does after a task).
+        assert SparkMasterUILink().get_link(op, ti_key=None) == spark_cluster.ui_url
+        app_link = SparkApplicationLink().get_link(op, ti_key=None)
+        assert app_link == f"{spark_cluster.ui_url}/app/?appId={result['application_id']}"
+        with urllib.request.urlopen(app_link, timeout=10) as resp:
+            assert result["application_id"] in resp.read().decode()  # the master kept the finished app
+
     def test_failing_job_surfaces_the_driver_error(self, spark_cluster, tmp_path):
         app = tmp_path / "boom.py"
         app.write_text(
@@ -130,6 +139,9 @@ class TestFailFast:
         op = SparkJobOperator(task_id="x", application=settings.job_path("ingest_products"), conn_id="spark_nope")
         with pytest.raises(AirflowNotFoundException, match="set AIRFLOW_CONN_SPARK_NOPE"):
             op.execute({})
+        # Links of a task that never reached the cluster are empty, not broken URLs.
+        assert SparkMasterUILink().get_link(op, ti_key=None) == ""
+        assert SparkApplicationLink().get_link(op, ti_key=None) == ""
 
     def test_unreachable_master_fails_in_seconds(self, monkeypatch):
         monkeypatch.setenv("AIRFLOW_CONN_SPARK_WRONG", "spark://127.0.0.1:7999?deploy-mode=client")

@@ -22,6 +22,34 @@ class TestResolveHour:
         )
         assert resolve_hour(run_after, run_after, run_after)[0] == datetime(2026, 11, 24, 11, tzinfo=UTC)
 
+    def test_requested_hour_wins_over_the_interval(self):
+        start, end = resolve_hour(None, None, None, requested="2026-11-24T10:00:00Z")
+        assert (start, end) == (T10, T10 + timedelta(hours=1))
+        assert (
+            resolve_hour(T10 + timedelta(hours=5), T10 + timedelta(hours=6), None, "2026-11-24T10:00:00+00:00")[0]
+            == T10
+        )
+        with pytest.raises(ValueError, match="not the start of an hour"):
+            resolve_hour(None, None, None, requested="2026-11-24T10:30:00Z")
+
+    @pytest.mark.parametrize(
+        ("value", "ok"),
+        [
+            ("2026-11-24T10:00:00+00:00", True),
+            ("2026-11-24T10:00:00Z", True),
+            ("2026-11-24T10:00Z", True),
+            ("2026-11-24T10:30:00+00:00", False),
+            ("2026-11-24T10:00:00+01:00", False),
+            ("yesterday", False),
+        ],
+    )
+    def test_param_pattern_accepts_whole_utc_hours_only(self, value, ok):
+        import re
+
+        from tricloud.hours import HOUR_PARAM_PATTERN
+
+        assert bool(re.match(HOUR_PARAM_PATTERN, value)) is ok
+
     @pytest.mark.parametrize("end", [T10 + timedelta(hours=2), T10 + timedelta(minutes=30)])
     def test_other_widths_are_refused(self, end):
         with pytest.raises(ValueError, match="one-hour data interval"):

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from tricloud.links import SparkMasterUILink
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -17,7 +19,8 @@ class StartClusterOperator(BaseOperator):
 
     With the ``local`` backend it starts a standalone master and ``workers`` workers from the installed
     pyspark on the connection's host/port when none answers, waits until the workers are registered,
-    and reuses a running cluster otherwise. The returned dict says whether this task started it.
+    and reuses a running cluster otherwise. The returned dict says whether this task started it. In the UI
+    the task links to the cluster's web UI.
 
     :param conn_id: Spark connection (type ``spark``) giving the master host and port. (templated)
     :param backend: cluster backend name, ``local`` by default. (templated)
@@ -28,6 +31,7 @@ class StartClusterOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("conn_id", "backend", "workers")
     ui_color = "#fde8d0"
+    operator_extra_links = (SparkMasterUILink(),)
 
     def __init__(
         self,
@@ -45,6 +49,7 @@ class StartClusterOperator(BaseOperator):
         self.workers = workers
         self.timeout = timeout
         self.backend_kwargs = backend_kwargs or {}
+        self.spark_ui_url: str | None = None  # read by the extra link once the task ran
 
     def execute(self, context: Context) -> dict:
         from tricloud.cluster import backend_for
@@ -53,6 +58,7 @@ class StartClusterOperator(BaseOperator):
         conn = require_connection(self.conn_id, ("spark",))
         cluster = backend_for(self.backend, conn, workers=int(self.workers), **self.backend_kwargs)
         info = cluster.start(timeout=self.timeout)
+        self.spark_ui_url = info.ui_url
         self.log.info(
             "Spark cluster %s at %s (%d workers, UI %s)",
             "started" if info.started else "reused",

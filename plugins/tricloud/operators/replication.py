@@ -113,6 +113,7 @@ class VerifyReplicasOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowException
 
         from include.replication import verify_hour
+        from tricloud.assets import describe_outlets
         from tricloud.replication.stores import make_store
 
         bucket = _bucket(self.bucket)
@@ -128,6 +129,7 @@ class VerifyReplicasOperator(BaseOperator):
                 f"{len(lines)} replica problem(s) for hour {report['hour']} ({state}):\n  " + "\n  ".join(lines)
             )
         self.log.info("All %d objects verified in %s", report["objects_checked"], ", ".join(report["clouds"]))
+        describe_outlets(context, hour=report["hour"])  # a consumer learns which hour is safe everywhere
         return report
 
 

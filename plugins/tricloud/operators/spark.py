@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from tricloud.links import SparkApplicationLink, SparkMasterUILink
+
 if TYPE_CHECKING:
     from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
     from airflow.sdk import Context
@@ -23,7 +25,8 @@ class SparkJobOperator(BaseOperator):
     master answers (the provider hook would otherwise fall back to YARN, or retry for a minute). It
     appends ``--metrics-file <tmp>`` to the application arguments; a job that writes JSON metrics there
     (client deploy mode: the driver runs here) has them returned to XCom, e.g. output path and row
-    counts. Killing the task kills spark-submit and its driver.
+    counts. Killing the task kills spark-submit and its driver. In the UI the task links to the Spark
+    master UI and to its application there.
 
     The driver and executors use this interpreter (``PYSPARK_PYTHON``) and see the project on
     ``PYTHONPATH``, so jobs can ``import include``.
@@ -41,6 +44,7 @@ class SparkJobOperator(BaseOperator):
     template_fields: Sequence[str] = ("application", "application_args", "conf", "conn_id", "name")
     template_fields_renderers: ClassVar[dict[str, str]] = {"conf": "json", "application_args": "py"}
     ui_color = "#ffe9a8"
+    operator_extra_links = (SparkMasterUILink(), SparkApplicationLink())
 
     def __init__(
         self,
@@ -65,15 +69,20 @@ class SparkJobOperator(BaseOperator):
         self.driver_memory = driver_memory
         self.env_vars = env_vars
         self._hook: SparkSubmitHook | None = None
+        # Read by the extra links once the task ran.
+        self.spark_ui_url: str | None = None
+        self.spark_application_id: str | None = None
 
     def execute(self, context: Context) -> dict:
         from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 
         from tricloud import settings
+        from tricloud.cluster import backend_for
         from tricloud.connections import require_connection, require_reachable
 
         conn = require_connection(self.conn_id, ("spark",))
         if conn.host and conn.port:
+            self.spark_ui_url = backend_for("local", conn).ui_url
             require_reachable(conn.host, conn.port, f"Spark master of connection {self.conn_id!r}")
         if not Path(self.application).is_file():
             raise FileNotFoundError(f"Spark application {self.application} does not exist")
@@ -93,6 +102,7 @@ class SparkJobOperator(BaseOperator):
             result: dict[str, Any] = {"application": self.application}
             if metrics_file.exists():
                 result.update(json.loads(metrics_file.read_text()))
+                self.spark_application_id = result.get("application_id")
             else:
                 self.log.warning("The job wrote no metrics to %s (cluster deploy mode?)", metrics_file)
         self.log.info("Spark job done: %s", json.dumps(result, default=str))

@@ -1,0 +1,36 @@
+"""Operator extra links: buttons on a task in the web UI that open the Spark UIs of that run.
+
+In Airflow 3 the worker computes each link right after the task ran (``get_link`` is called on the
+executed operator) and stores it as an XCom; the UI only reads that XCom. So the operators below keep
+the URLs they learned during ``execute`` on themselves, and an empty string means "not known" (e.g.
+the task failed before the master answered).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
+
+
+class SparkMasterUILink(BaseOperatorLink):
+    """The standalone master's web UI: workers, running and completed applications."""
+
+    name = "Spark master UI"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return getattr(operator, "spark_ui_url", None) or ""
+
+
+class SparkApplicationLink(BaseOperatorLink):
+    """The application this task submitted, on the master UI (kept there after the job ends)."""
+
+    name = "Spark application"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        ui, app = getattr(operator, "spark_ui_url", None), getattr(operator, "spark_application_id", None)
+        return f"{ui}/app/?appId={app}" if ui and app else ""
