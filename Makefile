@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | md5sum | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test stop status lint format lock java build-deps test-deps stack-prod stop-prod clean bench
+.PHONY: demo test stop status lint format lock java build-deps test-deps stack-prod screenshots stop-prod clean bench
 
 NODE_STAMP := stack/node_modules/.installed
 $(NODE_STAMP): stack/package.json
@@ -36,6 +36,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Refresh the README's screenshots (docs/screenshots/) from the browser test against a real stack.
+screenshots: $(STAMP) $(NODE_STAMP) java test-deps .env
+	TRICLOUD_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/e2e/test_ui_and_cli.py -k WebUI
 
 bench: $(STAMP) $(NODE_STAMP) java .env
 	$(PY) -m bench.pipeline

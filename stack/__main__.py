@@ -1,9 +1,14 @@
-"""Command line of the embedded stack: ``python -m stack {up,down,status,demo,env}``."""
+"""Command line of the embedded stack: ``python -m stack {up,down,status,demo,env,airflow ...}``.
+
+``python -m stack airflow <args>`` runs the ``airflow`` CLI with the stack's environment (home, DAGs
+folder, secrets), e.g. ``python -m stack airflow dags trigger customer_enrichment --logical-date …``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -166,10 +171,14 @@ def watch(client: RestClient, run_id: str, timeout: float = 900) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "demo", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "demo", "env", "airflow"])
     parser.add_argument("--rows", type=int, help="customer rows for the demo hour (default DEMO_ROWS)")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     env = config.stack_env()
+    if args.command == "airflow":
+        os.execvpe("airflow", ["airflow", *rest], env)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "env":
         for key in sorted(env):
             print(f"{key}={'***' if 'SECRET' in key or 'FERNET' in key else env[key]}")

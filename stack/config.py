@@ -51,11 +51,17 @@ def _secret(name: str) -> str:
     return path.read_text().strip()
 
 
-def stack_env(airflow_home: Path | None = None, env_file: Path | None = None) -> dict[str, str]:
-    """Variables for every process of the stack: .env values plus the derived Airflow settings."""
+def stack_env(
+    airflow_home: Path | None = None, env_file: Path | None = None, overrides: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Variables for every process of the stack: .env values plus the derived Airflow settings.
+
+    ``overrides`` replace .env values before anything is derived from them (e.g. a second stack's
+    API port, from which the execution API URL follows).
+    """
     values = parse_env_file(env_file or ensure_env_file())
     # A value already exported by the user wins over .env, as with docker compose.
-    values = {k: os.environ.get(k, v) for k, v in values.items()}
+    values = {k: os.environ.get(k, v) for k, v in values.items()} | (overrides or {})
     api_port = values.get("AIRFLOW__API__PORT", "8080")
     lake = Path(values.get("LAKE_ROOT", "./lake"))
     home = airflow_home or STATE / "airflow"

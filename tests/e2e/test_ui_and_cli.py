@@ -1,0 +1,272 @@
+"""The product as people meet it: the web UI in a real browser, `airflow dags trigger`, the REST API.
+
+Runs the embedded stack for real (airflow standalone with its scheduler, the standalone Spark cluster,
+the three storage emulators) in a private Airflow home on its own port, so a running `make demo` is
+not disturbed. Headless Chromium and ChromeDriver come from Debian (`make test` installs them).
+
+Screenshots go to ``$TRICLOUD_SCREENSHOTS`` (default ``.stack/screenshots``); `make screenshots`
+refreshes the ones in ``docs/screenshots/`` that the README shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from include import generate, lake
+from include.replication import manifest_key
+from stack import config
+from stack.airflow import AirflowStandalone, RestClient
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.ui]
+
+DAG_ID = "customer_enrichment"
+UI_PORT = "8089"  # beside the demo's 8080 and the production topology's 8081
+UI_HOUR = datetime(2026, 11, 20, 5, tzinfo=UTC)  # triggered from the browser with the `hour` param
+CLI_HOUR = datetime(2026, 11, 20, 6, tzinfo=UTC)  # triggered with `airflow dags trigger --logical-date`
+ROWS = 2000
+SHOTS = Path(os.environ.get("TRICLOUD_SCREENSHOTS", config.STATE / "screenshots"))
+
+
+@pytest.fixture(scope="module")
+def ui_stack(spark_cluster, emulators):
+    home = config.STATE / "test-ui-airflow"
+    shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB: run ids and logical dates are unique
+    root = Path(os.environ["LAKE_ROOT"])
+    env = config.stack_env(
+        airflow_home=home,
+        overrides={
+            "AIRFLOW__API__PORT": UI_PORT,
+            "LAKE_ROOT": str(root),
+            "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps({"conn_type": "sqlite", "host": str(root / "wh.sqlite")}),
+        },
+    )
+    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = "8795"  # the demo's standalone serves logs on 8793
+    # The scheduler runs for real (the daily report is started by an asset event), so it also starts
+    # the latest hour on its own: give that hour input too, and the other two hours ours.
+    latest = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    for hour in {latest, latest - timedelta(hours=1), UI_HOUR, CLI_HOUR}:
+        generate.generate_hour(root, hour, rows=ROWS, products=200)
+    airflow = AirflowStandalone(env)
+    airflow.start()
+    client = RestClient(airflow.url, "admin", airflow.admin_password())
+    client.wait_for_dag(DAG_ID)
+    client.wait_for_dag("customer_daily_report")
+    yield airflow, client, env, root
+    airflow.stop()
+    assert airflow.pid() is None
+
+
+def wait_for_run(client: RestClient, run_id: str, dag_id: str = DAG_ID, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    while (state := client.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]) not in ("success", "failed"):
+        assert time.monotonic() < deadline, f"{dag_id} {run_id} still {state} after {timeout:.0f}s"
+        time.sleep(2)
+    return state
+
+
+def task_states(client: RestClient, run_id: str) -> dict[str, str]:
+    tis = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    return {t["task_id"]: t["state"] for t in tis}
+
+
+def assert_hour_published(root: Path, hour: datetime) -> dict:
+    summary = lake.read_json(lake.partition(root, lake.ENRICHED_CUSTOMERS, hour).path / lake.SUMMARY_FILE)
+    cust = summary["upstream"]["customer_activity"]
+    assert cust["rows_in"] == ROWS and cust["rows_clean"] + cust["rows_rejected"] == ROWS
+    assert summary["customers_out"] > 0
+    assert (root / manifest_key(hour)).is_file()  # replicated and verified in three clouds (the manifest comes last)
+    return summary
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager look for drivers online
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # we run as root
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.implicitly_wait(0)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def wait_until(predicate, timeout: float, what: str, driver=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception:  # the React UI re-renders: stale or missing elements are retried
+            value = None
+        if time.monotonic() > deadline:
+            if driver is not None:  # what the browser showed instead
+                driver.save_screenshot(str(SHOTS / "timeout.png"))
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.5)
+
+
+def buttons(driver, label: str, scope: str = ""):
+    from selenium.webdriver.common.by import By
+
+    return [
+        b
+        for b in driver.find_elements(By.CSS_SELECTOR, f"{scope} button".strip())
+        if b.is_displayed() and label in (b.text.strip(), b.get_attribute("aria-label"))
+    ]
+
+
+class TestWebUI:
+    def test_login_trigger_an_hour_watch_it_succeed_and_read_the_spark_log(self, ui_stack, browser):
+        from selenium.webdriver.common.by import By
+
+        airflow, client, _, root = ui_stack
+        d = browser
+        d.get(f"{airflow.url}/dags/{DAG_ID}")
+        # Login is required: the UI sends us to the login form first.
+        wait_until(lambda: d.find_elements(By.NAME, "username"), 30, "the login form", d)
+        assert "/auth/login" in d.current_url
+        d.find_element(By.NAME, "username").send_keys("admin")
+        d.find_element(By.NAME, "password").send_keys(airflow.admin_password())
+        d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait_until(lambda: buttons(d, "Trigger Dag"), 60, "the DAG page", d)
+        d.save_screenshot(str(SHOTS / "01-dag.png"))
+
+        # A bad hour is refused by the form's schema: nothing runs.
+        runs_before = client.call("GET", f"/dags/{DAG_ID}/dagRuns")["total_entries"]
+        buttons(d, "Trigger Dag")[0].click()
+        field = wait_until(lambda: d.find_element(By.NAME, "element_hour"), 30, "the hour field", d)
+        field.send_keys("2026-11-20T05:30:00+00:00")
+        buttons(d, "Trigger", "[role=dialog]")[0].click()
+        page = wait_until(
+            lambda: "Invalid input for param hour" in (t := d.find_element(By.TAG_NAME, "body").text) and t,
+            30,
+            "the form's validation error",
+            d,
+        )
+        assert "does not match" in page
+        d.save_screenshot(str(SHOTS / "02-trigger-form-refuses-bad-hour.png"))
+        assert client.call("GET", f"/dags/{DAG_ID}/dagRuns")["total_entries"] == runs_before
+
+        # The same form with a whole hour triggers a run for that hour.
+        field = d.find_element(By.NAME, "element_hour")
+        field.clear()
+        field.send_keys(UI_HOUR.isoformat())
+        buttons(d, "Trigger", "[role=dialog]")[0].click()
+
+        def ui_run():
+            runs = client.call("GET", f"/dags/{DAG_ID}/dagRuns?order_by=-run_after")["dag_runs"]
+            return next(
+                (r["dag_run_id"] for r in runs if (r.get("conf") or {}).get("hour") == UI_HOUR.isoformat()), None
+            )
+
+        run_id = wait_until(ui_run, 30, "the run triggered from the UI")
+        state = wait_for_run(client, run_id)
+        assert state == "success", task_states(client, run_id)
+        assert_hour_published(root, UI_HOUR)
+
+        # The run page shows it green; the graph view shows every task.
+        d.get(f"{airflow.url}/dags/{DAG_ID}/runs/{run_id}")
+        wait_until(lambda: "success" in d.find_element(By.TAG_NAME, "body").text.lower(), 60, "the run's state", d)
+        time.sleep(2)  # let the grid finish drawing for the screenshot
+        d.save_screenshot(str(SHOTS / "03-run-succeeded.png"))
+
+        # The Spark task's log holds the driver's own output (the job logs its metrics line).
+        d.get(f"{airflow.url}/dags/{DAG_ID}/runs/{run_id}/tasks/ingest_customer_data")
+        body = wait_until(
+            lambda: "metrics:" in (t := d.find_element(By.TAG_NAME, "body").text) and t,
+            90,
+            "the Spark driver output in the task log",
+            d,
+        )
+        assert f'"rows_in": {ROWS}' in body
+        d.save_screenshot(str(SHOTS / "04-task-log-spark-driver.png"))
+
+    def test_extra_links_point_at_the_spark_uis(self, ui_stack):
+        _, client, _, _ = ui_stack
+        runs = client.call("GET", f"/dags/{DAG_ID}/dagRuns?state=success")["dag_runs"]
+        assert runs, "needs the run of the previous test"
+        run_id = runs[0]["dag_run_id"]
+        links = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/ingest_customer_data/links")
+        master = os.environ.get("SPARK_MASTER_WEBUI_PORT", "8090")
+        assert links["Spark master UI"] == f"http://127.0.0.1:{master}"
+        assert links["Spark application"].startswith(f"http://127.0.0.1:{master}/app/?appId=app-")
+        start = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/start_cluster/links")
+        assert start == {"Spark master UI": f"http://127.0.0.1:{master}"}
+
+
+class TestCLIAndRest:
+    def test_airflow_dags_trigger_an_hour_reaches_success(self, ui_stack):
+        _, client, env, root = ui_stack
+        logical = CLI_HOUR + timedelta(hours=1)  # a manual run processes the hour ending at its logical date
+        run_id = f"cli__{CLI_HOUR:%Y-%m-%dT%H}"
+        out = subprocess.run(
+            ["airflow", "dags", "trigger", DAG_ID, "--logical-date", logical.isoformat(), "--run-id", run_id],
+            env={**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        state = wait_for_run(client, run_id)
+        assert state == "success", task_states(client, run_id)
+        run = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+        assert (run["data_interval_start"], run["data_interval_end"]) == (
+            CLI_HOUR.isoformat().replace("+00:00", "Z"),
+            logical.isoformat().replace("+00:00", "Z"),
+        )
+        assert_hour_published(root, CLI_HOUR)
+
+    def test_rest_api_refuses_bad_params_before_anything_runs(self, ui_stack):
+        _, client, _, _ = ui_stack
+        before = client.call("GET", f"/dags/{DAG_ID}/dagRuns")["total_entries"]
+        with pytest.raises(RuntimeError, match="HTTP 400.*Invalid input for param hour"):
+            client.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"hour": "yesterday"}})
+        with pytest.raises(RuntimeError, match="HTTP 400"):
+            client.call(
+                "POST",
+                "/dags/restore_lake/dagRuns",
+                {"logical_date": None, "conf": {"source": "dropbox", "target": "local"}},
+            )
+        assert client.call("GET", f"/dags/{DAG_ID}/dagRuns")["total_entries"] == before
+
+    def test_replicated_hours_start_the_daily_report_through_the_asset(self, ui_stack):
+        _, client, _, root = ui_stack
+        from include.reports import report_path
+
+        # Both hours of 2026-11-20 were replicated above; their asset events start the report DAG.
+        path = report_path(root, UI_HOUR.date())
+        wait_until(
+            lambda: path.exists() and lake.read_json(path)["hours_processed"] == 2, 300, "the report of both hours"
+        )
+        runs = client.call("GET", "/dags/customer_daily_report/dagRuns")["dag_runs"]
+        assert runs and all(r["run_type"] == "asset_triggered" for r in runs)
+        for r in runs:
+            assert wait_for_run(client, r["dag_run_id"], "customer_daily_report") == "success"
+        report = lake.read_json(path)
+        expected = sum(assert_hour_published(root, h)["customers_out"] for h in (UI_HOUR, CLI_HOUR))
+        assert report["customer_hours"] == expected
+        events = client.call("GET", "/assets/events?limit=100")["asset_events"]
+        replicated = {e["extra"].get("hour") for e in events if e["uri"] == "tricloud://replicas/customer_enrichment"}
+        assert {UI_HOUR.isoformat(), CLI_HOUR.isoformat()} <= replicated
