@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     args, rest = parser.parse_known_args(argv)
     env = config.stack_env()
     if args.command == "airflow":
-        os.execvpe("airflow", ["airflow", *rest], env)
+        os.execvpe("airflow", ["airflow", *rest], env)  # noqa: S606 -- replace this process: exit code, signals, tty
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "env":
