@@ -25,6 +25,18 @@ REJECTS_PRODUCTS = ("rejects", "product_catalog")
 REJECTS_ENRICHMENT = ("rejects", "customer_enrichment")
 ENRICHED_CUSTOMERS = ("enriched", "customer_hourly")
 
+#: Longest accepted value per text field (characters); longer values are rejected as ``field_too_long``.
+#: The warehouse's VARCHAR sizes (include/warehouse.py) are at least these.
+MAX_LENGTH = {
+    "order_id": 64,
+    "customer_id": 32,
+    "name": 200,
+    "email": 320,
+    "country": 8,
+    "product_id": 64,
+    "category": 64,
+}
+
 RAW_CUSTOMERS_FILE = "activity.csv"
 RAW_PRODUCTS_FILE = "catalog.jsonl"
 SUMMARY_FILE = "_summary.json"

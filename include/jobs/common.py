@@ -23,6 +23,45 @@ class NoInputError(FileNotFoundError):
     """The hour's raw input is not there: nothing to process, and nothing must be published."""
 
 
+class InputFormatError(ValueError):
+    """The whole file is unusable (schema change, truncated): fail the hour, publish nothing."""
+
+
+def check_csv_header(path: Path, expected: Sequence[str]) -> None:
+    """Fail with what changed when the header is not ``expected`` (Spark's own error names no column)."""
+    with open(path, "rb") as f:
+        first = f.readline()
+    if not first.strip():
+        raise InputFormatError(
+            f"{path} is empty (no header line): a truncated upload? An hour without activity still has the header"
+        )
+    got = [c.strip() for c in first.decode("utf-8", errors="replace").strip().split(",")]
+    if got != list(expected):
+        missing = [c for c in expected if c not in got]
+        unexpected = [c for c in got if c not in expected]
+        raise InputFormatError(
+            f"schema change in {path}: expected columns {list(expected)}, got {got} "
+            f"(missing {missing}, unexpected {unexpected}); fix the producer, or the job's RAW_COLUMNS"
+        )
+
+
+def text_rules(columns: Sequence[str]) -> list[tuple[str, Column]]:
+    """Rules every raw text row goes through right after ``malformed_row`` (conditions are null-safe).
+
+    ``bad_encoding``: the file was not UTF-8 where this row is (Spark puts U+FFFD for invalid bytes);
+    ``field_too_long``: a value longer than ``lake.MAX_LENGTH`` allows (a 1 MB name would fail the
+    warehouse load of the whole hour later).
+    """
+    encoding = F.lit(False)
+    for c in columns:
+        encoding = encoding | F.coalesce(F.col(c).contains("\ufffd"), F.lit(False))
+    too_long = F.lit(False)
+    for c in columns:
+        if c in lake.MAX_LENGTH:
+            too_long = too_long | F.coalesce(F.length(F.col(c)) > lake.MAX_LENGTH[c], F.lit(False))
+    return [("bad_encoding", encoding), ("field_too_long", too_long)]
+
+
 def hour_args(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--lake-root", required=True, help="root directory of the lake")

@@ -1,7 +1,8 @@
 """Clean one hour of raw customer activity (CSV) into Parquet, with every rejected row kept.
 
 Rules, applied in order (the first failing rule is the row's ``reject_reason``):
-malformed_row, missing_order_id, missing_customer_id, bad_timestamp, outside_interval, bad_email,
+malformed_row (wrong column count, broken quoting), bad_encoding (not UTF-8), field_too_long,
+missing_order_id, missing_customer_id, bad_timestamp, outside_interval, bad_email,
 missing_product_id, bad_quantity (not a positive integer), duplicate (an older version of an
 order_id that appears again: the latest ``ts`` wins). cleaned + rejected = input, always.
 """
@@ -58,6 +59,7 @@ def transform(raw: DataFrame, start: datetime, end: datetime) -> tuple[DataFrame
     reason = common.first_reason(
         [
             ("malformed_row", F.col("_corrupt_record").isNotNull()),
+            *common.text_rules(RAW_COLUMNS),
             ("missing_order_id", F.col("order_id").isNull()),
             ("missing_customer_id", F.col("customer_id").isNull()),
             ("bad_timestamp", F.col("_ts").isNull()),
@@ -94,6 +96,7 @@ def transform(raw: DataFrame, start: datetime, end: datetime) -> tuple[DataFrame
 def main(argv: Sequence[str] | None = None) -> None:
     args = common.hour_args(__doc__.splitlines()[0], argv)
     path = common.input_file(args.lake_root, lake.RAW_CUSTOMERS, args.start, lake.RAW_CUSTOMERS_FILE)
+    common.check_csv_header(path, RAW_COLUMNS)
     spark = common.session(f"ingest_customer_data {args.start:%Y-%m-%dT%H}")
     raw = extract(spark, str(path)).cache()
     clean, rejects = transform(raw, args.start, args.end)

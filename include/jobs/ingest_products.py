@@ -1,6 +1,7 @@
 """Clean one hour's product catalog snapshot (JSON lines) into Parquet, with every rejected line kept.
 
-Rules, in order: malformed_row (not a JSON object), missing_product_id, missing_category,
+Rules, in order: malformed_row (not a JSON object), bad_encoding (not UTF-8), field_too_long,
+missing_product_id, missing_category,
 bad_price (not a number, or negative), duplicate (an older ``updated_at`` of the same product_id).
 cleaned + rejected = input, always.
 """
@@ -42,6 +43,7 @@ def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
     reason = common.first_reason(
         [
             ("malformed_row", F.col("_corrupt_record").isNotNull()),
+            *common.text_rules(RAW_COLUMNS),
             ("missing_product_id", F.col("product_id").isNull()),
             ("missing_category", F.col("category").isNull()),
             ("bad_price", F.col("_price").isNull() | (F.col("_price") < 0) | F.isnan(F.col("_price"))),

@@ -32,6 +32,7 @@ UI_PORT = "8089"  # beside the demo's 8080 and the production topology's 8081
 UI_HOUR = datetime(2026, 11, 20, 5, tzinfo=UTC)  # triggered from the browser with the `hour` param
 CLI_HOUR = datetime(2026, 11, 20, 6, tzinfo=UTC)  # triggered with `airflow dags trigger --logical-date`
 ROWS = 2000
+SUBMIT = "[data-testid=trigger-dag-submit]"  # the trigger form's own button
 SHOTS = Path(os.environ.get("TRICLOUD_SCREENSHOTS", config.STATE / "screenshots"))
 
 
@@ -158,7 +159,7 @@ class TestWebUI:
         buttons(d, "Trigger Dag")[0].click()
         field = wait_until(lambda: d.find_element(By.NAME, "element_hour"), 30, "the hour field", d)
         field.send_keys("2026-11-20T05:30:00+00:00")
-        buttons(d, "Trigger", "[role=dialog]")[0].click()
+        d.find_element(By.CSS_SELECTOR, SUBMIT).click()
         page = wait_until(
             lambda: "Invalid input for param hour" in (t := d.find_element(By.TAG_NAME, "body").text) and t,
             30,
@@ -173,7 +174,9 @@ class TestWebUI:
         field = d.find_element(By.NAME, "element_hour")
         field.clear()
         field.send_keys(UI_HOUR.isoformat())
-        buttons(d, "Trigger", "[role=dialog]")[0].click()
+        # The error toast of the refused attempt covers the button for a few seconds.
+        wait_until(lambda: not d.find_elements(By.CSS_SELECTOR, "[data-scope=toast][data-state=open]"), 30, "toasts", d)
+        d.find_element(By.CSS_SELECTOR, SUBMIT).click()
 
         def ui_run():
             runs = client.call("GET", f"/dags/{DAG_ID}/dagRuns?order_by=-run_after")["dag_runs"]
@@ -208,11 +211,13 @@ class TestWebUI:
         runs = client.call("GET", f"/dags/{DAG_ID}/dagRuns?state=success")["dag_runs"]
         assert runs, "needs the run of the previous test"
         run_id = runs[0]["dag_run_id"]
-        links = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/ingest_customer_data/links")
+        links = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/ingest_customer_data/links")[
+            "extra_links"
+        ]
         master = os.environ.get("SPARK_MASTER_WEBUI_PORT", "8090")
         assert links["Spark master UI"] == f"http://127.0.0.1:{master}"
         assert links["Spark application"].startswith(f"http://127.0.0.1:{master}/app/?appId=app-")
-        start = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/start_cluster/links")
+        start = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/start_cluster/links")["extra_links"]
         assert start == {"Spark master UI": f"http://127.0.0.1:{master}"}
 
 

@@ -12,7 +12,18 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from include import lake
+
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+
+
+def _text_reason(fields: dict[str, str | None]) -> str | None:
+    """bad_encoding / field_too_long, as include.jobs.common.text_rules (limits from include.lake)."""
+    if any(v and "\ufffd" in v for v in fields.values()):
+        return "bad_encoding"
+    if any(v and k in lake.MAX_LENGTH and len(v) > lake.MAX_LENGTH[k] for k, v in fields.items()):
+        return "field_too_long"
+    return None
 
 
 def _val(v: str | None) -> str | None:
@@ -44,7 +55,7 @@ def clean_customers(path: Path, start: datetime) -> tuple[list[dict], dict[str, 
     end = start + timedelta(hours=1)
     reasons: dict[str, int] = defaultdict(int)
     valid = []
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
         header = next(reader)
         for line_no, fields in enumerate(reader):
@@ -56,7 +67,7 @@ def clean_customers(path: Path, start: datetime) -> tuple[list[dict], dict[str, 
             if r["order_id"]:
                 r["order_id"] = r["order_id"].upper()
             ts, qty = _ts(r["ts"]), _int(r["quantity"])
-            reason = (
+            reason = _text_reason(r) or (
                 "missing_order_id"
                 if not r["order_id"]
                 else "missing_customer_id"
@@ -99,7 +110,7 @@ def clean_customers(path: Path, start: datetime) -> tuple[list[dict], dict[str, 
 def clean_products(path: Path) -> tuple[dict[str, dict], dict[str, int]]:
     reasons: dict[str, int] = defaultdict(int)
     valid = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+    for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()):
         try:
             rec = json.loads(line)
         except ValueError:
@@ -108,7 +119,11 @@ def clean_products(path: Path) -> tuple[dict[str, dict], dict[str, int]]:
         pid = _val(None if rec.get("product_id") is None else str(rec["product_id"]))
         cat = _val(rec.get("category"))
         price = _float(rec.get("price"))
-        reason = (
+        texts = {
+            k: _val(None if rec.get(k) is None else str(rec[k]))
+            for k in ("product_id", "name", "category", "price", "updated_at")
+        }
+        reason = _text_reason(texts) or (
             "missing_product_id"
             if not pid
             else "missing_category"

@@ -25,11 +25,21 @@ class TestCatalogClean:
             (None, "x", "toys", "1", "2026-11-23T10:00:00Z"),
             ("P4", "x", None, "1", "2026-11-23T10:00:00Z"),
             ('{"product_id": "P5", "na',),
+            ("P6", "L\ufffdmpe", "home", "1", "2026-11-23T10:00:00Z"),
+            ("P7", "Lamp", "x" * 65, "1", "2026-11-23T10:00:00Z"),
         ]
         clean, rejects = job.transform(frame(spark, rows))
         assert [r["product_id"] for r in clean.collect()] == ["P00001"]
         reasons = sorted(r["reject_reason"] for r in rejects.collect())
-        assert reasons == ["bad_price", "bad_price", "malformed_row", "missing_category", "missing_product_id"]
+        assert reasons == [
+            "bad_encoding",
+            "bad_price",
+            "bad_price",
+            "field_too_long",
+            "malformed_row",
+            "missing_category",
+            "missing_product_id",
+        ]
         assert clean.count() + rejects.count() == len(rows)
 
     def test_latest_updated_at_wins(self, spark):
