@@ -111,7 +111,7 @@ def customer_enrichment():
         from tricloud.assets import describe_outlets
         from tricloud.hours import resolve_hour
 
-        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run.run_after, params["hour"])
+        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
         summary = enrich_hour(settings.lake_root(), start)
         # Hash the hour's outputs once here, so the three replication tasks share one pass.
         hour_digests(settings.lake_root(), start)
@@ -124,7 +124,7 @@ def customer_enrichment():
         from tricloud.hours import resolve_hour
         from tricloud.warehouse import load_hour
 
-        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run.run_after, params["hour"])
+        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
         return load_hour("warehouse_default", settings.lake_root(), start)
 
     stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster")

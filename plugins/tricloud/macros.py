@@ -12,6 +12,6 @@ MACROS = {
 
 #: Template snippets so every task of a DAG renders the same hour.
 # For DAGs with an ``hour`` param (default None; see tricloud.hours.HOUR_PARAM_PATTERN).
-HOUR_START = "{{ hour_start(data_interval_start, data_interval_end, dag_run.run_after, params.hour) }}"
-HOUR_END = "{{ hour_end(data_interval_start, data_interval_end, dag_run.run_after, params.hour) }}"
+HOUR_START = "{{ hour_start(data_interval_start, data_interval_end, dag_run, params.hour) }}"
+HOUR_END = "{{ hour_end(data_interval_start, data_interval_end, dag_run, params.hour) }}"
 LAKE_ROOT = "{{ lake_root() }}"

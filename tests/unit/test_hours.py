@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
+from airflow.utils.types import DagRunType
 
 from include import lake
 from tricloud.hours import resolve_hour
@@ -16,11 +18,34 @@ class TestResolveHour:
 
     def test_no_interval_falls_back_to_last_complete_hour(self):
         run_after = datetime(2026, 11, 24, 12, 17, tzinfo=UTC)
-        assert resolve_hour(None, None, run_after) == (
+        run = SimpleNamespace(run_after=run_after, logical_date=None, run_type="manual")
+        assert resolve_hour(None, None, run) == (
             datetime(2026, 11, 24, 11, tzinfo=UTC),
             datetime(2026, 11, 24, 12, tzinfo=UTC),
         )
-        assert resolve_hour(run_after, run_after, run_after)[0] == datetime(2026, 11, 24, 11, tzinfo=UTC)
+        assert resolve_hour(run_after, run_after, run)[0] == datetime(2026, 11, 24, 11, tzinfo=UTC)
+
+    def test_manual_run_processes_the_hour_ending_at_its_logical_date(self):
+        # What `airflow dags trigger --logical-date 2026-11-20T07:00` gives in Airflow 3.3: the data
+        # interval of the trigger time, not of the logical date.
+        now_interval = (datetime(2026, 11, 25, 2, tzinfo=UTC), datetime(2026, 11, 25, 3, tzinfo=UTC))
+        run = SimpleNamespace(
+            run_after=datetime(2026, 11, 25, 3, 54, tzinfo=UTC),
+            logical_date=datetime(2026, 11, 20, 7, tzinfo=UTC),
+            run_type=DagRunType.MANUAL,
+        )
+        assert resolve_hour(*now_interval, run) == (
+            datetime(2026, 11, 20, 6, tzinfo=UTC),
+            datetime(2026, 11, 20, 7, tzinfo=UTC),
+        )
+        # A logical date inside an hour (the UI form's default "now") keeps the inferred interval,
+        form_default = SimpleNamespace(
+            run_after=None, logical_date=datetime(2026, 11, 25, 3, 54, tzinfo=UTC), run_type="manual"
+        )
+        assert resolve_hour(*now_interval, form_default) == now_interval
+        # and a scheduled run is never moved.
+        scheduled = SimpleNamespace(run_after=None, logical_date=now_interval[0], run_type=DagRunType.SCHEDULED)
+        assert resolve_hour(*now_interval, scheduled) == now_interval
 
     def test_requested_hour_wins_over_the_interval(self):
         start, end = resolve_hour(None, None, None, requested="2026-11-24T10:00:00Z")
