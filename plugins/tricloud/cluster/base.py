@@ -33,6 +33,16 @@ class ClusterBackend(ABC):
 
     name: str
 
+    @property
+    @abstractmethod
+    def master_url(self) -> str:
+        """What spark-submit's ``--master`` points at, e.g. ``spark://127.0.0.1:7077``."""
+
+    @property
+    @abstractmethod
+    def ui_url(self) -> str | None:
+        """The cluster's web UI (operator extra links point here)."""
+
     @abstractmethod
     def status(self) -> ClusterStatus:
         """Current state; ``alive=False`` when nothing answers."""

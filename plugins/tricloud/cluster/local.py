@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -86,8 +87,23 @@ class LocalStandaloneBackend(ClusterBackend):
         state = self.master_json()
         if not state or state.get("status") != "ALIVE":
             return ClusterStatus(alive=False, workers=0, active_apps=0)
-        alive = sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
+        alive = sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE" and not self._died(w))
         return ClusterStatus(alive=True, workers=alive, active_apps=len(state.get("activeapps", [])))
+
+    def _died(self, worker: dict) -> bool:
+        """A worker the master still lists but whose process (started by us) is gone.
+
+        The master only drops a lost worker after its heartbeat timeout; our pid file knows at once.
+        Workers are matched by web UI port (``worker_webui_port + i`` for ``worker-i``).
+        """
+        port = urllib.parse.urlsplit(worker.get("webuiaddress", "")).port
+        if port is None:
+            return False
+        pid_file = self.dir / f"worker-{port - self.worker_webui_port}.pid"
+        try:
+            return not _alive(int(pid_file.read_text().strip()))
+        except (OSError, ValueError):
+            return False  # not one of ours: trust the master
 
     def pids(self) -> dict[str, int]:
         """Live processes this backend started, by role (``master``, ``worker-0`` ...)."""

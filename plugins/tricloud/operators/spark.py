@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
 
 from tricloud.links import SparkApplicationLink, SparkMasterUILink
 
@@ -39,6 +42,12 @@ class SparkJobOperator(BaseOperator):
     :param executor_memory: memory per executor, e.g. ``768m``.
     :param driver_memory: driver memory, e.g. ``1g``.
     :param env_vars: extra environment for spark-submit.
+    :param backend: cluster backend that watches the cluster during the job (``local``; None: no watch).
+        A worker lost mid-job makes Spark wait for resources forever: when the master has had no live
+        worker for ``lost_cluster_timeout`` seconds, spark-submit is killed and the task fails saying
+        so (its retry then restarts the dead worker under the live master before submitting).
+    :param lost_cluster_timeout: seconds without a live worker (or master) before giving up.
+    :param backend_kwargs: extra arguments for the backend, as for StartClusterOperator.
     """
 
     template_fields: Sequence[str] = ("application", "application_args", "conf", "conn_id", "name")
@@ -57,6 +66,9 @@ class SparkJobOperator(BaseOperator):
         executor_memory: str | None = None,
         driver_memory: str | None = None,
         env_vars: dict[str, str] | None = None,
+        backend: str | None = "local",
+        lost_cluster_timeout: float = 60.0,
+        backend_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -68,7 +80,11 @@ class SparkJobOperator(BaseOperator):
         self.executor_memory = executor_memory
         self.driver_memory = driver_memory
         self.env_vars = env_vars
+        self.backend = backend
+        self.lost_cluster_timeout = lost_cluster_timeout
+        self.backend_kwargs = backend_kwargs or {}
         self._hook: SparkSubmitHook | None = None
+        self._lost: str | None = None
         # Read by the extra links once the task ran.
         self.spark_ui_url: str | None = None
         self.spark_application_id: str | None = None
@@ -81,9 +97,17 @@ class SparkJobOperator(BaseOperator):
         from tricloud.connections import require_connection, require_reachable
 
         conn = require_connection(self.conn_id, ("spark",))
+        cluster = None
         if conn.host and conn.port:
-            self.spark_ui_url = backend_for("local", conn).ui_url
             require_reachable(conn.host, conn.port, f"Spark master of connection {self.conn_id!r}")
+            if self.backend:
+                cluster = backend_for(self.backend, conn, **self.backend_kwargs)
+                self.spark_ui_url = cluster.ui_url
+                status = cluster.status()
+                if status.alive and status.workers == 0:
+                    # e.g. the retry after a worker died mid-job: the master lives, its worker does not.
+                    self.log.warning("No live worker at %s: restarting the cluster's workers", conn.host)
+                    cluster.start()
         if not Path(self.application).is_file():
             raise FileNotFoundError(f"Spark application {self.application} does not exist")
 
@@ -98,7 +122,17 @@ class SparkJobOperator(BaseOperator):
                 driver_memory=self.driver_memory,
                 env_vars={**settings.python_env(), **(self.env_vars or {})},
             )
-            self._hook.submit(self.application)
+            done = threading.Event()
+            if cluster is not None:
+                threading.Thread(target=self._watch, args=(cluster, done), daemon=True).start()
+            try:
+                self._hook.submit(self.application)
+            except AirflowException as err:
+                if self._lost:
+                    raise AirflowException(f"{self._lost}; spark-submit was stopped. {err}") from err
+                raise
+            finally:
+                done.set()
             result: dict[str, Any] = {"application": self.application}
             if metrics_file.exists():
                 result.update(json.loads(metrics_file.read_text()))
@@ -107,6 +141,30 @@ class SparkJobOperator(BaseOperator):
                 self.log.warning("The job wrote no metrics to %s (cluster deploy mode?)", metrics_file)
         self.log.info("Spark job done: %s", json.dumps(result, default=str))
         return result
+
+    def _watch(self, cluster, done: threading.Event, poll: float = 2.0) -> None:
+        """Kill spark-submit once the cluster has had no live worker for ``lost_cluster_timeout`` s."""
+        lost_since = None
+        while not done.wait(poll):
+            try:
+                status = cluster.status()
+            except Exception:  # a flaky status call is not a lost cluster
+                self.log.debug("Cluster status check failed", exc_info=True)
+                continue
+            if status.alive and status.workers > 0:
+                lost_since = None
+                continue
+            lost_since = lost_since or time.monotonic()
+            if time.monotonic() - lost_since >= self.lost_cluster_timeout:
+                what = "its master" if not status.alive else "every worker"
+                self._lost = (
+                    f"the Spark cluster at {cluster.master_url} lost {what} during the job and had none back "
+                    f"for {self.lost_cluster_timeout:.0f}s (Spark would wait for resources forever)"
+                )
+                self.log.error("%s: stopping spark-submit", self._lost)
+                if self._hook is not None:
+                    self._hook.on_kill()
+                return
 
     def on_kill(self) -> None:
         if self._hook is not None:

@@ -1,0 +1,139 @@
+"""Spark failures on a real standalone cluster: a worker killed mid-job, the master gone between runs.
+
+Each test uses a private cluster on other ports (the shared one of the other tests stays untouched)
+and checks what landed afterwards, not only the task's state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.request
+
+import psutil
+import pyarrow.parquet as pq
+import pytest
+
+from include import generate, lake
+from tricloud import settings
+from tricloud.operators import SparkJobOperator, StartClusterOperator
+
+pytestmark = [pytest.mark.spark, pytest.mark.fault]
+HOUR = "2026-11-24T10:00:00+00:00"
+HOUR_END = "2026-11-24T11:00:00+00:00"
+SCRATCH = {"webui_port": 8198, "worker_webui_port": 8199}
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SPARK_SCRATCH", "spark://127.0.0.1:7178?deploy-mode=client&spark-binary=spark-submit"
+    )
+    kwargs = {**SCRATCH, "state_dir": tmp_path / "cluster"}
+    yield kwargs
+    from airflow.sdk import BaseHook
+
+    from tricloud.cluster import backend_for
+
+    backend_for("local", BaseHook.get_connection("spark_scratch"), **kwargs).stop()
+
+
+def ingest(root, scratch, **kwargs) -> SparkJobOperator:
+    return SparkJobOperator(
+        task_id="ingest_customer_data",
+        application=settings.job_path("ingest_customers"),
+        application_args=["--lake-root", str(root), "--start", HOUR, "--end", HOUR_END],
+        conn_id="spark_scratch",
+        conf={"spark.cores.max": "1"},
+        backend_kwargs=scratch,
+        **kwargs,
+    )
+
+
+def outputs(root) -> dict[str, object]:
+    """Rows of every published file of the hour (Spark's Parquet bytes are not stable across lakes)."""
+    found = {}
+    for dataset in (lake.CLEAN_CUSTOMERS, lake.REJECTS_CUSTOMERS):
+        part = lake.partition(root, dataset, HOUR).path
+        for f in sorted(part.glob("*")):
+            found[f"{dataset[0]}/{f.name}"] = pq.read_table(f) if f.suffix == ".parquet" else lake.read_json(f)
+    return found
+
+
+def spark_submits(application: str) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"]) if application in " ".join(p.info["cmdline"] or [])]
+
+
+class TestWorkerKilledMidJob:
+    def test_task_fails_saying_why_then_the_retry_equals_a_clean_run(self, scratch, tmp_path):
+        StartClusterOperator(task_id="start", conn_id="spark_scratch", backend_kwargs=scratch).execute({})
+        clean_root, faulty_root = tmp_path / "clean", tmp_path / "faulty"
+        for root in (clean_root, faulty_root):
+            generate.generate_hour(root, HOUR, rows=20000, products=300)
+        ingest(clean_root, scratch).execute({})
+        expected = outputs(clean_root)
+
+        # The worker dies as soon as the job's application is registered.
+        op = ingest(faulty_root, scratch, lost_cluster_timeout=10)
+        errors: list[BaseException] = []
+        worker_pid = int((scratch["state_dir"] / "spark" / "worker-0.pid").read_text())
+
+        def run():
+            try:
+                op.execute({})
+            except BaseException as err:
+                errors.append(err)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not json.load(urllib.request.urlopen("http://127.0.0.1:8198/json/"))["activeapps"]:
+            assert time.monotonic() < deadline and thread.is_alive(), "the job never registered"
+            time.sleep(0.2)
+        os.killpg(worker_pid, signal.SIGKILL)
+        t_kill = time.monotonic()
+        thread.join(120)
+        assert not thread.is_alive(), "the task hung instead of failing"
+        assert time.monotonic() - t_kill < 60  # 10 s timeout + polling + spark-submit's exit
+        (err,) = errors
+        assert "lost every worker during the job" in str(err)
+        time.sleep(2)
+        assert spark_submits(str(faulty_root)) == []  # spark-submit and its driver are gone
+        assert outputs(faulty_root) == {}  # nothing half-published
+
+        # Airflow's retry: the operator restarts the dead worker under the live master, then runs.
+        result = ingest(faulty_root, scratch).execute({})
+        assert result["rows_in"] == 20000
+        assert outputs(faulty_root).keys() == expected.keys()
+        for name, value in outputs(faulty_root).items():
+            assert value == expected[name] if not hasattr(value, "equals") else value.equals(expected[name]), name
+
+
+class TestMasterGoneBetweenRuns:
+    def test_start_cluster_brings_a_new_cluster_and_leaves_no_orphans(self, scratch):
+        first = StartClusterOperator(task_id="start", conn_id="spark_scratch", backend_kwargs=scratch).execute({})
+        assert first["started"] is True
+        state = scratch["state_dir"] / "spark"
+        old = {p.stem: int(p.read_text()) for p in state.glob("*.pid")}
+        os.killpg(old["master"], signal.SIGKILL)  # the master dies; its worker is left behind
+        deadline = time.monotonic() + 30
+        while psutil.pid_exists(old["master"]) and psutil.Process(old["master"]).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+        again = StartClusterOperator(task_id="start", conn_id="spark_scratch", backend_kwargs=scratch).execute({})
+        assert again["started"] is True and again["workers"] == 1
+        new = {p.stem: int(p.read_text()) for p in state.glob("*.pid")}
+        assert set(new) == {"master", "worker-0"}
+        # Exactly the master and worker JVMs named by the pid files serve this cluster: the surviving worker
+        # re-registered with the new master, nothing runs unaccounted for.
+        jvms = {
+            p.pid
+            for p in psutil.process_iter(["cmdline"])
+            if (p.info["cmdline"] or [""])[0].endswith("java") and any("7178" in a for a in p.info["cmdline"])
+        }
+        assert jvms == set(new.values())
+        assert not psutil.pid_exists(old["master"]) or psutil.Process(old["master"]).status() == psutil.STATUS_ZOMBIE
