@@ -26,6 +26,13 @@ EXPECTED_EDGES = {
     },
     "restore_lake": {"restore": set()},
     "customer_daily_report": {"daily_rollup": set()},
+    "check_connections": {
+        "check_spark_default": set(),
+        "check_aws_default": set(),
+        "check_google_cloud_default": set(),
+        "check_wasb_default": set(),
+        "check_warehouse_default": set(),
+    },
     "customer_enrichment": {
         "start_cluster": {"ingest_customer_data", "ingest_product_data", "stop_cluster"},
         "ingest_customer_data": {"enrich_customer_data"},

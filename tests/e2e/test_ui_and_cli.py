@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,12 +22,11 @@ import pytest
 from include import generate, lake
 from include.replication import manifest_key
 from stack import config
-from stack.airflow import AirflowStandalone, RestClient
+from tests.support.stack import DAG_ID, private_stack, task_states, wait_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.ui]
 
-DAG_ID = "customer_enrichment"
-UI_PORT = "8089"  # beside the demo's 8080 and the production topology's 8081
+UI_PORT = 8089  # beside the demo's 8080 and the production topology's 8081
 UI_HOUR = datetime(2026, 11, 20, 5, tzinfo=UTC)  # triggered from the browser with the `hour` param
 CLI_HOUR = datetime(2026, 11, 20, 6, tzinfo=UTC)  # triggered with `airflow dags trigger --logical-date`
 ROWS = 2000
@@ -38,44 +36,17 @@ SHOTS = Path(os.environ.get("TRICLOUD_SCREENSHOTS", config.STATE / "screenshots"
 
 @pytest.fixture(scope="module")
 def ui_stack(spark_cluster, emulators):
-    home = config.STATE / "test-ui-airflow"
-    shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB: run ids and logical dates are unique
-    root = Path(os.environ["LAKE_ROOT"])
-    env = config.stack_env(
-        airflow_home=home,
-        overrides={
-            "AIRFLOW__API__PORT": UI_PORT,
-            "LAKE_ROOT": str(root),
-            "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps({"conn_type": "sqlite", "host": str(root / "wh.sqlite")}),
-        },
-    )
-    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = "8795"  # the demo's standalone serves logs on 8793
     # The scheduler runs for real (the daily report is started by an asset event), so it also starts
     # the latest hour on its own: give that hour input too, and the other two hours ours.
+    root = Path(os.environ["LAKE_ROOT"])
     latest = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     for hour in {latest, latest - timedelta(hours=1), UI_HOUR, CLI_HOUR}:
         generate.generate_hour(root, hour, rows=ROWS, products=200)
-    airflow = AirflowStandalone(env)
-    airflow.start()
-    client = RestClient(airflow.url, "admin", airflow.admin_password())
-    client.wait_for_dag(DAG_ID)
-    client.wait_for_dag("customer_daily_report")
-    yield airflow, client, env, root
-    airflow.stop()
-    assert airflow.pid() is None
-
-
-def wait_for_run(client: RestClient, run_id: str, dag_id: str = DAG_ID, timeout: float = 600) -> str:
-    deadline = time.monotonic() + timeout
-    while (state := client.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]) not in ("success", "failed"):
-        assert time.monotonic() < deadline, f"{dag_id} {run_id} still {state} after {timeout:.0f}s"
-        time.sleep(2)
-    return state
-
-
-def task_states(client: RestClient, run_id: str) -> dict[str, str]:
-    tis = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
-    return {t["task_id"]: t["state"] for t in tis}
+    # A distinctive dummy secret (moto accepts any), so the masking test cannot pass by accident.
+    aws = json.loads(config.stack_env()["AIRFLOW_CONN_AWS_DEFAULT"]) | {"password": "Tr1cloud-mask-canary-5e1f"}
+    with private_stack("test-ui-airflow", UI_PORT, 8795, AIRFLOW_CONN_AWS_DEFAULT=json.dumps(aws)) as stack:
+        stack[1].wait_for_dag("customer_daily_report")
+        yield stack
 
 
 def assert_hour_published(root: Path, hour: datetime) -> dict:
@@ -276,3 +247,53 @@ class TestCLIAndRest:
         events = client.call("GET", "/assets/events?limit=100")["asset_events"]
         replicated = {e["extra"].get("hour") for e in events if e["uri"] == "tricloud://replicas/customer_enrichment"}
         assert {UI_HOUR.isoformat(), CLI_HOUR.isoformat()} <= replicated
+
+
+class TestSecurityDefaults:
+    def test_api_requires_a_token(self, ui_stack):
+        import urllib.error
+        import urllib.request
+
+        airflow, _, _, _ = ui_stack
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{airflow.url}/api/v2/dags", timeout=10)
+        assert err.value.code == 401
+
+    def test_every_listening_socket_of_the_stack_is_on_loopback(self, ui_stack, spark_cluster, emulators):
+        import psutil
+
+        airflow, _, _, _ = ui_stack
+        roots = [airflow.pid(), *(p.pid() for p in emulators.values())]
+        roots += [int(f.read_text()) for f in (Path(spark_cluster.details["state_dir"])).glob("*.pid")]
+        pids = set()
+        for pid in filter(None, roots):
+            proc = psutil.Process(pid)
+            pids |= {proc.pid, *(c.pid for c in proc.children(recursive=True))}
+        listening = [c for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.pid in pids]
+        assert len(listening) >= 8  # api-server, log server, Spark master/worker (+UIs), three emulators
+        exposed = [(c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name()) for c in listening]
+        assert [e for e in exposed if e[0] not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")] == []
+
+    def test_connection_secrets_are_masked_in_task_logs(self, ui_stack):
+        from stack.config import parse_env_file
+
+        _, client, env, _ = ui_stack
+        run_id = f"mask_{time.time_ns()}"
+        client.call("POST", "/dags/check_connections/dagRuns", {"dag_run_id": run_id, "logical_date": None})
+        assert wait_for_run(client, run_id, "check_connections", timeout=300) == "success", task_states(
+            client, run_id, "check_connections"
+        )
+        secrets = {
+            "aws password": json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])["password"],
+            "azure account key": parse_env_file(config.ENV_EXAMPLE)["AIRFLOW_CONN_WASB_DEFAULT"]
+            .split("AccountKey=")[1]
+            .split(";")[0],
+        }
+        for task_id in ("check_aws_default", "check_wasb_default"):
+            log = json.dumps(
+                client.call("GET", f"/dags/check_connections/dagRuns/{run_id}/taskInstances/{task_id}/logs/1")
+            )
+            assert f"Checking {task_id.removeprefix('check_')}" in log  # the task did log its connection
+            assert "***" in log
+            for what, value in secrets.items():
+                assert value not in log, f"{what} leaked into the log of {task_id}"
