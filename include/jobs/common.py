@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,10 @@ REASON = "reject_reason"
 
 class NoInputError(FileNotFoundError):
     """The hour's raw input is not there: nothing to process, and nothing must be published."""
+
+
+class LakeFullError(OSError):
+    """The lake's filesystem ran out of space while publishing: nothing was published."""
 
 
 class InputFormatError(ValueError):
@@ -104,10 +109,22 @@ def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) 
 def publish(df: DataFrame, root: str, dataset: tuple[str, str], start: datetime, sort_by: list[str]) -> Path:
     """Write ``df`` as one hour partition, atomically (staging dir, then rename)."""
     part = lake.partition(root, dataset, start)
-    staging = lake.staging_dir(root, part)
-    # One sorted file per hour: stable bytes for re-runs, and hourly volumes are small enough.
-    df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("errorifexists").parquet(str(staging))
-    lake.publish_dir(staging, part.path)
+    staging = None
+    try:
+        staging = lake.staging_dir(root, part)  # its mkdir can already hit a full disk
+        # One sorted file per hour: stable bytes for re-runs, and hourly volumes are small enough.
+        df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("errorifexists").parquet(str(staging))
+        lake.publish_dir(staging, part.path)
+    except Exception as err:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)  # a failed write must not keep eating the lake's space
+        if "No space left on device" in str(err):
+            free = shutil.disk_usage(root).free
+            raise LakeFullError(
+                f"the lake at {root} is full ({free / 2**20:.1f} MiB free) while writing {part.relpath}: "
+                "nothing was published for this hour (a previous version, if any, is intact); free space and re-run"
+            ) from None
+        raise
     return part.path
 
 

@@ -209,3 +209,21 @@ class TestRestore:
         replication.replicate_hour(stores[0], hour_lake, HOUR)
         assert replication.list_hours(stores[0], HOUR, HOUR + lake.HOUR) == [HOUR]
         assert replication.list_hours(stores[0], HOUR + lake.HOUR, HOUR + 2 * lake.HOUR) == []
+
+
+class TestNoPublicReplicas:
+    """We never grant anonymous read: no public ACL on S3 objects, no public access on the Azure container."""
+
+    def test_uploaded_objects_are_private(self, stores, tmp_path):
+        root = tmp_path / "lake"
+        make_hour(root)
+        s3, _, azure = stores  # the GCS emulator has no ACL model to ask (objects get the bucket default)
+        for s in (s3, azure):
+            replication.replicate_hour(s, root, HOUR)
+        key = replication.build_manifest(root, HOUR)["files"][0]["path"]
+        grants = s3.client.get_object_acl(Bucket=s3.bucket, Key=key)["Grants"]
+        assert grants and all(g["Grantee"].get("Type") == "CanonicalUser" for g in grants), grants
+        bucket_grants = s3.client.get_bucket_acl(Bucket=s3.bucket)["Grants"]
+        assert all("AllUsers" not in g["Grantee"].get("URI", "") for g in bucket_grants), bucket_grants
+        policy = azure._container.get_container_access_policy()
+        assert policy["public_access"] is None, policy
