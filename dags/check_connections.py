@@ -8,7 +8,7 @@ port, a listing of the replica bucket/container, `SELECT 1` on the warehouse) an
 `airflow dags trigger check_connections`.
 
 Each task logs the connection it checks; passwords and keys appear as `***` (Airflow's secrets
-masker; `connection_string` is declared sensitive in `.env.example`).
+masker, which treats `password` and extras such as `connection_string` as sensitive).
 """
 
 from __future__ import annotations
