@@ -22,7 +22,7 @@ from include import generate
 from include.enrichment import enrich_hour
 from stack import config
 from stack.__main__ import spark_backend, up
-from stack.airflow import AirflowStandalone, RestClient
+from stack.airflow import LocalAirflow, RestClient
 
 DAG_ID = "customer_enrichment"
 FIRST_HOUR = datetime(2026, 1, 1, 0, tzinfo=UTC)  # the DAG start_date: earlier runs get no tasks
@@ -30,8 +30,7 @@ FIRST_HOUR = datetime(2026, 1, 1, 0, tzinfo=UTC)  # the DAG start_date: earlier 
 
 def stack_pids(env: dict[str, str]) -> list[int]:
     pids = list(spark_backend(env).pids().values())
-    airflow_pid = AirflowStandalone(env).pid()
-    return pids + ([airflow_pid] if airflow_pid else [])
+    return pids + LocalAirflow(env).pids()
 
 
 def by_hand(env: dict[str, str], hour: datetime) -> float:
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     env = config.stack_env()
     config.apply(env)
     up(env)
-    airflow = AirflowStandalone(env)
+    airflow = LocalAirflow(env)
     client = RestClient(airflow.url, "admin", airflow.admin_password() or "")
     client.wait_for_dag(DAG_ID)
 
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| by hand (2× spark-submit ∥, enrichment, 3 clouds ∥ + warehouse, verify) | {median(hand):.1f} |\n"
         f"| Airflow DAG (trigger → success) | {median(dag):.1f} |\n"
         f"| **ratio** (target ≤ 1.25) | **{ratio:.2f}** |\n\n"
-        f"Peak memory of the whole stack during the runs (Airflow standalone + Spark master/worker + jobs): "
+        f"Peak memory of the whole stack during the runs (local Airflow + Spark master/worker + jobs): "
         f"RSS {payload['peak_stack_rss_mib']} MiB, PSS {payload['peak_stack_pss_mib']} MiB.\n"
     )
     write_results("pipeline", payload, md)

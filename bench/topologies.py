@@ -14,7 +14,7 @@ import time
 
 from bench.common import MemorySampler, machine, write_results
 from stack import config, prod
-from stack.airflow import AirflowStandalone
+from stack.airflow import LocalAirflow
 
 
 def measure(start, pids, stop) -> dict:
@@ -35,8 +35,8 @@ def measure(start, pids, stop) -> dict:
 def main() -> None:
     env = config.stack_env(airflow_home=config.STATE / "bench-standalone")
     shutil.rmtree(env["AIRFLOW_HOME"], ignore_errors=True)
-    standalone = AirflowStandalone(env)
-    embedded = measure(standalone.start, lambda: [p for p in [standalone.pid()] if p], standalone.stop)
+    local = LocalAirflow(env)
+    embedded = measure(local.start, local.pids, local.stop)
 
     prod.down()
     shutil.rmtree(prod.STATE, ignore_errors=True)
@@ -45,7 +45,7 @@ def main() -> None:
     md = (
         "# Start-up and idle memory: embedded vs production topology\n\n"
         "| mode | healthy after (s) | idle RSS (MiB) | idle PSS (MiB) |\n|---|---|---|---|\n"
-        f"| embedded (`airflow standalone`, SQLite, LocalExecutor) | {embedded['healthy_s']} | "
+        f"| embedded (Airflow components, SQLite, LocalExecutor) | {embedded['healthy_s']} | "
         f"{embedded['idle_rss_mib']} | {embedded['idle_pss_mib']} |\n"
         f"| production (Postgres, Redis, 5 Airflow processes, CeleryExecutor) | {production['healthy_s']} | "
         f"{production['idle_rss_mib']} | {production['idle_pss_mib']} |\n\n"

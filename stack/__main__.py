@@ -16,7 +16,7 @@ import urllib.parse
 from datetime import UTC, datetime, timedelta
 
 from stack import config
-from stack.airflow import AirflowStandalone, RestClient
+from stack.airflow import LocalAirflow, RestClient
 from stack.emulators import create_buckets, emulators
 
 DAG_ID = "customer_enrichment"
@@ -44,14 +44,14 @@ def up(env: dict[str, str]) -> None:
         started = proc.start()
         print(f"{proc.name:<8} {'started' if started else 'running'}: 127.0.0.1:{proc.port}")
     create_buckets(env)
-    airflow = AirflowStandalone(env)
+    airflow = LocalAirflow(env)
     started = airflow.start()
     print(f"Airflow  {'started' if started else 'running'}: {airflow.url}  ({time.monotonic() - t0:.0f}s)")
 
 
 def down(env: dict[str, str]) -> None:
     config.apply(env)
-    stopped_airflow = AirflowStandalone(env).stop()
+    stopped_airflow = LocalAirflow(env).stop()
     stopped_spark = spark_backend(env).stop()
     for proc in emulators(env):
         proc.stop()
@@ -64,9 +64,9 @@ def down(env: dict[str, str]) -> None:
 def status(env: dict[str, str]) -> None:
     config.apply(env)
     st = spark_backend(env).status()
-    airflow = AirflowStandalone(env)
+    airflow = LocalAirflow(env)
     print(f"Spark:   alive={st.alive} workers={st.workers} active_apps={st.active_apps}")
-    print(f"Airflow: pid={airflow.pid()} healthy={airflow.healthy()} url={airflow.url}")
+    print(f"Airflow: pids={airflow.pids()} healthy={airflow.healthy()} url={airflow.url}")
     for proc in emulators(env):
         print(f"{proc.name + ':':<8} pid={proc.pid()} listening={proc.ready()} port={proc.port}")
 
@@ -84,7 +84,7 @@ def demo(env: dict[str, str], rows: int | None) -> None:
         f"{hour_end:%H:%M}) UTC"
     )
 
-    airflow = AirflowStandalone(env)
+    airflow = LocalAirflow(env)
     client = RestClient(airflow.url, "admin", airflow.admin_password() or "")
     client.wait_for_dag(DAG_ID)
     run_id = existing_run(client, hour_end)

@@ -1,8 +1,12 @@
-"""Airflow standalone as a background process, and a small REST client for it."""
+"""The embedded Airflow as background processes, and a small REST client for it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -11,18 +15,44 @@ from pathlib import Path
 from stack.processes import ManagedProcess
 
 
-class AirflowStandalone(ManagedProcess):
-    """``airflow standalone`` in the background; ready when the API reports every component healthy."""
+def airflow_processes(env: dict[str, str], state_dir: Path, api_port: int) -> list[ManagedProcess]:
+    """What ``airflow standalone`` runs, as separate processes, minus the log servers.
+
+    Airflow 3.3 binds the scheduler's and the triggerer's log servers to every interface (hard-coded
+    ``host=""``); on one machine the API server reads task logs from disk, so they are skipped.
+    """
+
+    def af(name: str, *args: str, port: int = 0) -> ManagedProcess:
+        return ManagedProcess(name, ["airflow", *args], state_dir, port, env)
+
+    return [
+        af("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), port=api_port),
+        af("scheduler", "scheduler", "--skip-serve-logs"),
+        af("dag-processor", "dag-processor"),
+        af("triggerer", "triggerer", "--skip-serve-logs"),
+    ]
+
+
+class LocalAirflow:
+    """The embedded Airflow (SQLite, LocalExecutor): api-server, scheduler, dag-processor, triggerer.
+
+    Ready when the API reports the metadata DB, scheduler, DAG processor and triggerer healthy.
+    Each component is a ManagedProcess (own session, pid file and log under ``AIRFLOW_HOME``).
+    """
 
     def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
         self.home = Path(env["AIRFLOW_HOME"])
         port = int(env.get("AIRFLOW__API__PORT", "8080"))
-        super().__init__("standalone", ["airflow", "standalone"], self.home.parent, port, env)
-        # Pid file and log live in AIRFLOW_HOME, next to what standalone writes itself.
-        self.dir = self.home
-        self.pid_file = self.home / "standalone.pid"
-        self.log_file = self.home / "standalone.log"
         self.url = f"http://127.0.0.1:{port}"
+        self.processes = airflow_processes(env, self.home, port)
+
+    def pids(self) -> list[int]:
+        return [pid for p in self.processes if (pid := p.pid())]
+
+    def pid(self) -> int | None:
+        """The API server's pid (the component people talk to)."""
+        return self.processes[0].pid()
 
     def healthy(self) -> bool:
         try:
@@ -31,22 +61,38 @@ class AirflowStandalone(ManagedProcess):
         except (OSError, ValueError):
             return False
         return all(
-            (health.get(k) or {}).get("status") == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")
+            (health.get(k) or {}).get("status") == "healthy"
+            for k in ("metadatabase", "scheduler", "dag_processor", "triggerer")
         )
 
-    def ready(self) -> bool:
-        return self.healthy()
-
     def start(self, timeout: float = 180) -> bool:
-        """Start unless running and healthy (a running but unhealthy one is replaced)."""
-        if self.pid() and not self.healthy():
-            self.stop()
-        return super().start(timeout)
+        """Start unless running and healthy (a partly running or unhealthy one is replaced)."""
+        if self.healthy() and len(self.pids()) == len(self.processes):
+            return False
+        self.stop()
+        self.home.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["airflow", "db", "migrate"], env=self.env, check=True, capture_output=True)
+        for proc in self.processes:
+            proc.start(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Airflow not healthy after {timeout:.0f}s; logs in {self.home}/*/")
+            time.sleep(0.5)
+        return True
 
     def stop(self, timeout: float = 30) -> bool:
-        return super().stop(timeout)
+        # The scheduler last: it is the one that would start new tasks.
+        return any([p.stop(timeout) for p in reversed(self.processes)])
+
+    def kill(self) -> None:
+        """SIGKILL every component's process group, as a crash would (for the fault tests)."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
     def admin_password(self) -> str | None:
+        # SimpleAuthManager's api-server generates it on first start (never in git).
         path = self.home / "simple_auth_manager_passwords.json.generated"
         try:
             return json.loads(path.read_text()).get("admin")

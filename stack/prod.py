@@ -17,7 +17,7 @@ import sys
 import time
 
 from stack import config
-from stack.airflow import AirflowStandalone
+from stack.airflow import LocalAirflow, airflow_processes
 from stack.databases import PostgresServer
 from stack.processes import ManagedProcess
 
@@ -52,15 +52,11 @@ def prod_env(schedule: bool = True) -> dict[str, str]:
 
 
 def processes(env: dict[str, str]) -> list[ManagedProcess]:
-    def af(name: str, *args: str, port: int) -> ManagedProcess:
-        return ManagedProcess(name, ["airflow", *args], STATE, port, env)
-
+    """The embedded stack's components plus a Celery worker (no log server either: one machine)."""
+    worker = ["celery", "worker", "--concurrency", env["AIRFLOW__CELERY__WORKER_CONCURRENCY"], "--skip-serve-logs"]
     return [
-        af("api-server", "api-server", "--host", "127.0.0.1", "--port", str(API_PORT), port=API_PORT),
-        af("scheduler", "scheduler", port=0),
-        af("dag-processor", "dag-processor", port=0),
-        af("triggerer", "triggerer", port=0),
-        af("celery-worker", "celery", "worker", "--concurrency", env["AIRFLOW__CELERY__WORKER_CONCURRENCY"], port=8794),
+        *airflow_processes(env, STATE, API_PORT),
+        ManagedProcess("celery-worker", ["airflow", *worker], STATE, 0, env),
     ]
 
 
@@ -85,7 +81,7 @@ def up(schedule: bool = True) -> dict[str, float]:
     t_migrate = time.monotonic() - t0
     for proc in processes(env):
         proc.start(timeout=120)
-    api = AirflowStandalone({**env, "AIRFLOW_HOME": str(STATE / "airflow")})
+    api = LocalAirflow({**env, "AIRFLOW_HOME": str(STATE / "airflow")})
     deadline = time.monotonic() + 180
     while not api.healthy():
         if time.monotonic() > deadline:

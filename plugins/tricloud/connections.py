@@ -24,6 +24,7 @@ def require_connection(conn_id: str, conn_types: tuple[str, ...] | None = None) 
         raise AirflowNotFoundException(
             f"connection {conn_id!r} is missing: set {env_name(conn_id)} in .env (see .env.example)"
         ) from err
+    _mask_encoded_secrets(conn)
     if conn_types and conn.conn_type not in conn_types:
         raise ValueError(
             f"connection {conn_id!r} has type {conn.conn_type!r}, expected one of {conn_types}: "
@@ -39,3 +40,23 @@ def require_reachable(host: str, port: int, what: str, timeout: float = 5.0) -> 
             return
     except OSError as err:
         raise ConnectionError(f"{what} at {host}:{port} is not reachable ({err}): is the cluster running?") from err
+
+
+def _mask_encoded_secrets(conn: Connection) -> None:
+    """Also mask the URL-encoded forms of the connection's secrets.
+
+    Airflow masks the raw password and sensitive extras (e.g. ``connection_string``), but
+    ``Connection.get_uri()`` URL-encodes them, and the encoded Azure account key went to a task log
+    unmasked (found by the masking test of check_connections).
+    """
+    from urllib.parse import quote, quote_plus
+
+    # The same notion of "sensitive" as the masker (incl. [core] sensitive_var_conn_names).
+    from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
+    from airflow.sdk.log import mask_secret
+
+    values = [conn.password] if conn.password else []
+    values += [str(v) for k, v in (conn.extra_dejson or {}).items() if v and should_hide_value_for_key(k)]
+    for value in values:
+        for encoded in {quote(value, safe=""), quote_plus(value, safe="")} - {value}:
+            mask_secret(encoded)

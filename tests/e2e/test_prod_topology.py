@@ -31,12 +31,12 @@ def prod(spark_cluster, emulators):
 def test_one_hour_through_celery_triggered_by_rest(prod):
     import psycopg2
 
-    from stack.airflow import AirflowStandalone, RestClient
+    from stack.airflow import LocalAirflow, RestClient
 
     mod, timings = prod
     env = mod.prod_env()
     generate.generate_hour(env["LAKE_ROOT"], HOUR, rows=3000, products=200)
-    api = AirflowStandalone({**env, "AIRFLOW_HOME": str(mod.STATE / "airflow")})
+    api = LocalAirflow({**env, "AIRFLOW_HOME": str(mod.STATE / "airflow")})
     client = RestClient(api.url, "admin", api.admin_password())
     client.wait_for_dag("customer_enrichment")
     run_id = f"prod_test_{time.time_ns()}"

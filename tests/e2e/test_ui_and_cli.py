@@ -1,6 +1,6 @@
 """The product as people meet it: the web UI in a real browser, `airflow dags trigger`, the REST API.
 
-Runs the embedded stack for real (airflow standalone with its scheduler, the standalone Spark cluster,
+Runs the embedded stack for real (Airflow's api-server, scheduler, dag-processor and triggerer, the Spark cluster,
 the three storage emulators) in a private Airflow home on its own port, so a running `make demo` is
 not disturbed. Headless Chromium and ChromeDriver come from Debian (`make test` installs them).
 
@@ -263,14 +263,14 @@ class TestSecurityDefaults:
         import psutil
 
         airflow, _, _, _ = ui_stack
-        roots = [airflow.pid(), *(p.pid() for p in emulators.values())]
+        roots = [*airflow.pids(), *(p.pid() for p in emulators.values())]
         roots += [int(f.read_text()) for f in (Path(spark_cluster.details["state_dir"])).glob("*.pid")]
         pids = set()
         for pid in filter(None, roots):
             proc = psutil.Process(pid)
             pids |= {proc.pid, *(c.pid for c in proc.children(recursive=True))}
         listening = [c for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.pid in pids]
-        assert len(listening) >= 8  # api-server, log server, Spark master/worker (+UIs), three emulators
+        assert len(listening) >= 7  # api-server, Spark master and worker (+ their UIs), three emulators
         exposed = [(c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name()) for c in listening]
         assert [e for e in exposed if e[0] not in ("127.0.0.1", "::1", "::ffff:127.0.0.1")] == []
 

@@ -1,14 +1,12 @@
 """Failures of the running stack: a task killed from the API, Airflow itself killed mid-run, a backfill
 with a missing hour. Each ends with what landed in the lake: nothing lost, nothing duplicated.
 
-A private standalone (own home and ports), sharing the session's Spark cluster and emulators.
+A private local Airflow (own home and ports), sharing the session's Spark cluster and emulators.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -130,7 +128,7 @@ class TestAirflowKilledMidRun:
         generate.generate_hour(root, hour, rows=BIG, products=500)
         run_id = trigger_hour(client, hour, "crash")
         wait_for(lambda: spark_processes(hour), 180, "the Spark job of the hour")
-        os.killpg(airflow.pid(), signal.SIGKILL)  # scheduler, api-server, executor and task processes
+        airflow.kill()  # SIGKILL: api-server, scheduler (and its executor), dag-processor, triggerer
         time.sleep(3)
         left = spark_processes(hour)
         print(f"left running after the crash: {[p.pid for p in left]}")

@@ -1,4 +1,4 @@
-"""A private embedded stack for end-to-end tests: airflow standalone in its own home, on its own ports.
+"""A private embedded stack for end-to-end tests: the local Airflow in its own home, on its own ports.
 
 It shares the session's Spark cluster, emulators and test lake, and never touches a running
 `make demo` (other API and log-server ports, another metadata DB).
@@ -15,14 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stack import config
-from stack.airflow import AirflowStandalone, RestClient
+from stack.airflow import LocalAirflow, RestClient
 
 DAG_ID = "customer_enrichment"
 
 
 @contextmanager
 def private_stack(name: str, api_port: int, log_port: int, **extra_env: str) -> Iterator[tuple]:
-    """Yield (airflow, rest client, env, lake root) for a fresh standalone; stop it afterwards."""
+    """Yield (airflow, rest client, env, lake root) for a fresh local Airflow; stop it afterwards."""
     home = config.STATE / name
     shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB: run ids and logical dates are unique
     root = Path(os.environ["LAKE_ROOT"])
@@ -36,7 +36,7 @@ def private_stack(name: str, api_port: int, log_port: int, **extra_env: str) -> 
     )
     env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(log_port)
     env.update(extra_env)
-    airflow = AirflowStandalone(env)
+    airflow = LocalAirflow(env)
     airflow.start()
     try:
         client = RestClient(airflow.url, "admin", airflow.admin_password())
@@ -44,7 +44,7 @@ def private_stack(name: str, api_port: int, log_port: int, **extra_env: str) -> 
         yield airflow, client, env, root
     finally:
         airflow.stop()
-    assert airflow.pid() is None
+    assert airflow.pids() == []
 
 
 def wait_for_run(client: RestClient, run_id: str, dag_id: str = DAG_ID, timeout: float = 600) -> str:
