@@ -35,7 +35,9 @@ the latter.
 - CLI: `airflow dags trigger customer_enrichment --logical-date 2026-11-24T11:00:00+00:00` (processes
   10:00–11:00: a manual run's interval ends at its logical date), or
   `airflow dags trigger customer_enrichment --conf '{"hour": "2026-11-24T10:00:00+00:00"}'`;
-- backfill: `airflow backfill create --dag-id customer_enrichment --from-date … --to-date …`.
+- backfill: `airflow backfill create --dag-id customer_enrichment --from-date 2026-11-23T00:00:00+00:00
+  --to-date 2026-11-23T23:00:00+00:00` (a backfilled run's logical date is its hour's start; one run per hour;
+  an hour without input fails with "no input for hour …" and the others go on).
 """
 
 from __future__ import annotations
