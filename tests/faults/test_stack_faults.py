@@ -149,6 +149,7 @@ class TestAirflowKilledMidRun:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # 24 runs on 2 cores: longer than the suite's 15-minute per-test limit allows
 class TestBackfillWithAMissingHour:
     def test_23_hours_succeed_the_missing_one_fails_clearly_and_cost_stays_flat(self, fault_stack):
         _, client, _, root = fault_stack
