@@ -149,6 +149,10 @@ class TestAirflowKilledMidRun:
 
 
 @pytest.mark.slow
+@pytest.mark.skip(
+    reason="Airflow 3.3 refuses backfill creation on SQLite under concurrent access (HTTP 503 'Database is "
+    "locked'): this scenario has to run on the Postgres topology (stack.prod); not moved yet"
+)
 @pytest.mark.timeout(2400)  # 24 runs on 2 cores: longer than the suite's 15-minute per-test limit allows
 class TestBackfillWithAMissingHour:
     def test_23_hours_succeed_the_missing_one_fails_clearly_and_cost_stays_flat(self, fault_stack):

@@ -30,6 +30,7 @@ def scan(files: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 
 def test_tracked_files_hold_no_unknown_secret(tmp_path):
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    files = [f for f in files if f != ".secrets.baseline"]  # the baseline holds the allowed secrets' hashes
     assert len(files) > 50
     out = scan(files, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
