@@ -33,7 +33,8 @@ def test_tracked_files_hold_no_unknown_secret(tmp_path):
     files = [f for f in files if f != ".secrets.baseline"]  # the baseline holds the allowed secrets' hashes
     assert len(files) > 50
     out = scan(files, tmp_path)
-    assert out.returncode == 0, out.stdout + out.stderr
+    # 3: only the copy's line numbers were refreshed (lines moved); 1 with this message: a new secret.
+    assert out.returncode in (0, 3) and "Potential secrets" not in out.stdout, out.stdout + out.stderr
 
 
 def test_a_real_looking_key_is_caught(tmp_path):
