@@ -97,6 +97,7 @@ class SparkJobOperator(BaseOperator):
         from tricloud.connections import require_connection, require_reachable
 
         conn = require_connection(self.conn_id, ("spark",))
+        self._lost = None  # this execution's watchdog verdict, not a previous one's
         cluster = None
         if conn.host and conn.port:
             require_reachable(conn.host, conn.port, f"Spark master of connection {self.conn_id!r}")
