@@ -83,3 +83,13 @@ def emulators():
     yield {p.name: p for p in procs}
     for p in started:
         p.stop()
+
+
+@pytest.fixture(scope="module")
+def prod_stack(spark_cluster, emulators):
+    """The production topology (stack.prod), fresh for each module that uses it:
+    (rest client, env, lake root, start-up timings)."""
+    from tests.support.stack import production_stack
+
+    with production_stack() as stack:
+        yield stack

@@ -47,6 +47,26 @@ def private_stack(name: str, api_port: int, log_port: int, **extra_env: str) -> 
     assert airflow.pids() == []
 
 
+@contextmanager
+def production_stack() -> Iterator[tuple]:
+    """Yield (rest client, env, lake root, start-up timings) for a fresh production topology
+    (stack.prod: Postgres, Redis, Celery; scheduled runs off, only ours); stop it afterwards."""
+    from stack import prod
+
+    prod.down()
+    shutil.rmtree(prod.STATE, ignore_errors=True)  # a fresh metadata DB, as above
+    timings = prod.up(schedule=False)
+    try:
+        env = prod.prod_env(schedule=False)
+        api = LocalAirflow({**env, "AIRFLOW_HOME": str(prod.STATE / "airflow")})
+        client = RestClient(api.url, "admin", api.admin_password())
+        client.wait_for_dag(DAG_ID)
+        yield client, env, Path(env["LAKE_ROOT"]), timings
+    finally:
+        prod.down()
+    assert prod.pids() == []  # nothing left running
+
+
 def wait_for_run(client: RestClient, run_id: str, dag_id: str = DAG_ID, timeout: float = 600) -> str:
     deadline = time.monotonic() + timeout
     while (state := client.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]) not in ("success", "failed"):
