@@ -79,6 +79,25 @@ def _timed(path: Path) -> float:
     return time.perf_counter() - t0
 
 
+# Every task process parses its DAG file first, so what a DAG file imports is paid by every task.
+# An Asset URI with a provider-registered scheme loads every provider's asset module (boto3, the GCS
+# client: ~1.1 s per task); custom schemes must start with "x-".
+HEAVY_MODULES = ("boto3", "google.cloud.storage", "azure.storage.blob", "pyspark", "duckdb", "pandas", "dask")
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_parsing_loads_no_cloud_sdk_or_engine(path):
+    import subprocess
+    import sys
+
+    probe = (
+        f"import runpy, sys; runpy.run_path({str(path)!r}); "
+        f"print(','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1:] in ([], [""]), f"{path.name} imports {out.stdout.strip()}"
+
+
 def test_every_dag_has_owner_retries_tags_and_docs(dagbag):
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, dag_id

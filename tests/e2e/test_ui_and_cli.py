@@ -245,7 +245,7 @@ class TestCLIAndRest:
         expected = sum(assert_hour_published(root, h)["customers_out"] for h in (UI_HOUR, CLI_HOUR))
         assert report["customer_hours"] == expected
         events = client.call("GET", "/assets/events?limit=100")["asset_events"]
-        replicated = {e["extra"].get("hour") for e in events if e["uri"] == "tricloud://replicas/customer_enrichment"}
+        replicated = {e["extra"].get("hour") for e in events if e["uri"] == "x-tricloud://replicas/customer_enrichment"}
         assert {UI_HOUR.isoformat(), CLI_HOUR.isoformat()} <= replicated
 
 
