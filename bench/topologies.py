@@ -1,4 +1,4 @@
-"""Start-up time and idle memory: embedded (airflow standalone, SQLite) vs production topology
+"""Start-up time and idle memory: embedded (Airflow components, SQLite) vs production topology
 (Postgres + Redis + separate api-server/scheduler/dag-processor/triggerer/Celery worker).
 
 Airflow processes only (Spark and the emulators are shared by both). Fresh state each time; memory is
@@ -33,7 +33,7 @@ def measure(start, pids, stop) -> dict:
 
 
 def main() -> None:
-    env = config.stack_env(airflow_home=config.STATE / "bench-standalone")
+    env = config.stack_env(airflow_home=config.STATE / "bench-embedded")
     shutil.rmtree(env["AIRFLOW_HOME"], ignore_errors=True)
     local = LocalAirflow(env)
     embedded = measure(local.start, local.pids, local.stop)
@@ -41,7 +41,7 @@ def main() -> None:
     prod.down()
     shutil.rmtree(prod.STATE, ignore_errors=True)
     production = measure(prod.up, prod.pids, prod.down)
-    payload = {"embedded_standalone": embedded, "production_topology": production, "machine": machine()}
+    payload = {"embedded": embedded, "production_topology": production, "machine": machine()}
     md = (
         "# Start-up and idle memory: embedded vs production topology\n\n"
         "| mode | healthy after (s) | idle RSS (MiB) | idle PSS (MiB) |\n|---|---|---|---|\n"
