@@ -140,3 +140,39 @@ class TestMasterGoneBetweenRuns:
         }
         assert jvms == set(new.values())
         assert not psutil.pid_exists(old["master"]) or psutil.Process(old["master"]).status() == psutil.STATUS_ZOMBIE
+
+
+def cluster_jvms(port: str) -> set[int]:
+    return {
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if (p.info["cmdline"] or [""])[0].endswith("java") and any(port in a for a in p.info["cmdline"])
+    }
+
+
+class TestConcurrentStarts:
+    def test_tasks_starting_the_cluster_at_once_start_it_once_and_orphan_nothing(self, scratch):
+        """Both ingest tasks (or two DAGs) find the cluster down at the same moment."""
+        from airflow.sdk import BaseHook
+
+        from tricloud.cluster import backend_for
+
+        conn = BaseHook.get_connection("spark_scratch")
+        results, errors = [], []
+
+        def start() -> None:
+            try:
+                results.append(backend_for("local", conn, **scratch).start())
+            except Exception as err:
+                errors.append(err)
+
+        threads = [threading.Thread(target=start) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=180)
+        assert errors == []
+        assert sorted(r.started for r in results) == [False, False, True]  # one started it, two reused it
+        pids = {p.stem: int(p.read_text()) for p in (scratch["state_dir"] / "spark").glob("*.pid")}
+        assert set(pids) == {"master", "worker-0"}
+        assert cluster_jvms("7178") == set(pids.values())  # no JVM without a pid file

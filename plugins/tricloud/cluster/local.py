@@ -9,6 +9,7 @@ Ports and sizes come from Spark's own environment variables, so docker compose s
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -118,6 +119,19 @@ class LocalStandaloneBackend(ClusterBackend):
         return found
 
     # -- lifecycle --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self):
+        """Hold the cluster's lock file: start and stop run one at a time across processes.
+
+        Two tasks of a run (or two DAGs) that find the cluster down at the same moment would both
+        spawn ``worker-0``; the second pid file overwrites the first and that worker JVM is orphaned
+        (no pid file, so ``make stop`` never stops it). Found by the topology benchmark.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file is closed, also if we die
+            yield
+
     def _spawn(self, role: str, args: list[str]) -> int:
         self.dir.mkdir(parents=True, exist_ok=True)
         spark_class = Path(sys.executable).parent / "spark-class"
@@ -145,12 +159,16 @@ class LocalStandaloneBackend(ClusterBackend):
         return proc.pid
 
     def start(self, timeout: float = 120.0) -> ClusterInfo:
+        with self._locked():
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> ClusterInfo:
         started = False
         status = self.status()
         if not status.alive:
             if "master" in self.pids():
                 # Our master process exists but does not answer: replace it, do not stack a second one.
-                self.stop()
+                self._stop(30.0)
             self._spawn(
                 "master",
                 [MASTER_CLASS, "--host", self.host, "--port", str(self.port), "--webui-port", str(self.webui_port)],
@@ -206,6 +224,10 @@ class LocalStandaloneBackend(ClusterBackend):
         )
 
     def stop(self, timeout: float = 30.0) -> bool:
+        with self._locked():
+            return self._stop(timeout)
+
+    def _stop(self, timeout: float) -> bool:
         pids = self.pids()
         # Workers first, so the master does not log them as lost.
         order = sorted(pids, key=lambda role: role == "master")
