@@ -34,13 +34,15 @@ def measure(start, pids, stop) -> dict:
 
 def main() -> None:
     env = config.stack_env(airflow_home=config.STATE / "bench-embedded")
+    # Idle means idle: no scheduled hour may start DAG runs (and Spark) while memory is sampled.
+    env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     shutil.rmtree(env["AIRFLOW_HOME"], ignore_errors=True)
     local = LocalAirflow(env)
     embedded = measure(local.start, local.pids, local.stop)
 
     prod.down()
     shutil.rmtree(prod.STATE, ignore_errors=True)
-    production = measure(prod.up, prod.pids, prod.down)
+    production = measure(lambda: prod.up(schedule=False), prod.pids, prod.down)
     payload = {"embedded": embedded, "production_topology": production, "machine": machine()}
     md = (
         "# Start-up and idle memory: embedded vs production topology\n\n"
