@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     config.apply(env)
     from stack.__main__ import spark_backend
 
-    info = spark_backend(env).start()
+    cluster = spark_backend(env)
+    info = cluster.start()
     t0 = time.perf_counter()
     spark = engines.spark_session(info.master_url, "bench-athletes")
     spark.sparkContext.setLogLevel("ERROR")
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
             }
             print(f"{rows:>10,} {name:<16} {results[name][rows]}", flush=True)
     spark.stop()
+    if info.started:  # leave a cluster someone else started (e.g. make demo) running
+        cluster.stop()
 
     sizes = [s for s in args.sizes if s not in skipped]
     payload = {
