@@ -66,6 +66,15 @@ def outputs(root) -> dict[str, object]:
     return found
 
 
+def cluster_jvms(port: str) -> set[int]:
+    """The JVMs (master, workers) serving the cluster on ``port``."""
+    return {
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if (p.info["cmdline"] or [""])[0].endswith("java") and any(port in a for a in p.info["cmdline"])
+    }
+
+
 def spark_submits(application: str) -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if application in " ".join(p.info["cmdline"] or [])]
 
@@ -133,21 +142,8 @@ class TestMasterGoneBetweenRuns:
         assert set(new) == {"master", "worker-0"}
         # Exactly the master and worker JVMs named by the pid files serve this cluster: the surviving worker
         # re-registered with the new master, nothing runs unaccounted for.
-        jvms = {
-            p.pid
-            for p in psutil.process_iter(["cmdline"])
-            if (p.info["cmdline"] or [""])[0].endswith("java") and any("7178" in a for a in p.info["cmdline"])
-        }
-        assert jvms == set(new.values())
+        assert cluster_jvms("7178") == set(new.values())
         assert not psutil.pid_exists(old["master"]) or psutil.Process(old["master"]).status() == psutil.STATUS_ZOMBIE
-
-
-def cluster_jvms(port: str) -> set[int]:
-    return {
-        p.pid
-        for p in psutil.process_iter(["cmdline"])
-        if (p.info["cmdline"] or [""])[0].endswith("java") and any(port in a for a in p.info["cmdline"])
-    }
 
 
 class TestConcurrentStarts:
