@@ -19,6 +19,12 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is a child of this process that has exited."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
 class ManagedProcess:
     def __init__(self, name: str, cmd: list[str], state_dir: Path, port: int, env: dict[str, str]) -> None:
         self.name = name
@@ -32,6 +38,7 @@ class ManagedProcess:
     def pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text())
+            _reap(pid)  # an exited child of ours is a zombie until reaped, and kill(pid, 0) would find it
             os.kill(pid, 0)
             return pid
         except (OSError, ValueError):
@@ -78,10 +85,9 @@ class ManagedProcess:
             return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            # Started by this very process (tests, benchmarks)? Then it stays a zombie, and its group
-            # "exists", until we reap it: every stop used to wait for the full timeout.
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
+            # Started by this very process (tests, benchmarks)? Then its group "exists" until the
+            # leader is reaped: every stop used to wait for the full timeout.
+            _reap(pid)
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:
