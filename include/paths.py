@@ -13,8 +13,10 @@ DuckDB 2.0, see docs/design.md "Paths are data"):
 - **Shells**: none. Every process is started from an argument list (``subprocess`` without
   ``shell=True``), so no path is ever parsed by a shell.
 
-What no layer can take is refused up front by :func:`check_lake_root` (ASCII control characters:
-a line break in a path breaks ``.env`` files and every line-based log or listing).
+What some layer cannot take is refused up front by :func:`check_lake_root`: ``:`` (Hadoop builds a URI
+from each path component it globs, and ``a:b`` parses as scheme ``a`` — "Relative path in absolute URI";
+with glob characters escaped elsewhere in the root this fails every Spark read) and ASCII control
+characters (a line break in a path breaks ``.env`` files and every line-based log or listing).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pathlib import Path
 HADOOP_GLOB_CHARS = "\\[]{}*?"
 _HADOOP_GLOB = re.compile(r"([\\\[\]{}*?])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Refused in a lake root, with the reason given in the error.
+UNSUPPORTED = {":": "Hadoop reads 'a:b' in a path as a URI scheme (Spark fails: Relative path in absolute URI)"}
 
 
 class UnsupportedPathError(ValueError):
@@ -47,11 +51,17 @@ def hadoop_literal(path: str | Path) -> str:
 def check_lake_root(value: str | Path) -> str:
     """Return ``value`` unchanged, or raise :class:`UnsupportedPathError` naming the character to remove.
 
-    Refused: ASCII control characters (U+0000–U+001F, U+007F), which no line-based file or log keeps
-    intact. Everything else (quotes, spaces, ``[ ] { } * ? % $ # :``, non-ASCII) is supported by every
-    layer and tested by tests/integration/test_hostile_lake_root.py.
+    Refused: ``:`` (see :data:`UNSUPPORTED`) and ASCII control characters (U+0000–U+001F, U+007F), which
+    no line-based file or log keeps intact. Everything else (quotes, spaces, ``[ ] { } * ? \\ % $ # ;``,
+    non-ASCII) is supported by every layer and tested by tests/e2e/test_hostile_lake_root.py.
     """
     text = str(value)
+    for char, why in UNSUPPORTED.items():
+        if char in text:
+            raise UnsupportedPathError(
+                f"LAKE_ROOT {text!r} contains {char!r} at position {text.index(char)}: {why}; "
+                "choose a directory name without it"
+            )
     bad = _CONTROL.search(text)
     if bad:
         raise UnsupportedPathError(
