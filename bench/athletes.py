@@ -1,5 +1,8 @@
 """Benchmark: mean Age per Year over athlete_events with every engine, at 271,116 / 5M / 20M rows.
 
+271,116 rows is the real shipped file (include/athletes/data); 5M and 20M rows are generated with the
+same schema and format (include/athletes/generate.py).
+
 Load (read Year + Age from the CSV) and compute (group by Year, mean Age) are timed separately,
 median of ``--repeats``. PySpark runs on the local standalone cluster (started if needed); its session
 start-up is reported on its own, since it is paid once per job. Writes ``bench/results/athlete_engines``
@@ -17,13 +20,16 @@ from pathlib import Path
 import psutil
 
 from bench.common import RESULTS, machine, median, write_results
-from include.athletes import engines, generate
+from include.athletes import data, engines, generate
 from stack import config
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
 
 def dataset(rows: int) -> Path:
+    """The real file at its own size (271,116 rows); a generated one of the same format above it."""
+    if rows == generate.REAL_ROWS:
+        return data.extract(CACHE / "athlete_events.real.csv")
     path = CACHE / f"athlete_events_{rows}.csv"
     if not path.exists():
         t0 = time.perf_counter()

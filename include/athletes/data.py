@@ -78,4 +78,3 @@ def extract(dest: str | Path, source: str | Path = SHIPPED, sha256: str = SHA256
         tmp.unlink(missing_ok=True)
         raise
     return dest
-

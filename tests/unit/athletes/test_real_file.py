@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
-from collections import Counter, defaultdict
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from include.athletes import data, engines
 from include.athletes.generate import COLUMNS
-
-
-def stdlib_rows():
-    """The shipped file straight through gzip + the csv module (RFC 4180, like the file): no engine."""
-    with gzip.open(data.SHIPPED, "rt", encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        assert next(reader) == COLUMNS
-        yield from reader
-
-
-def stdlib_means() -> dict[int, float]:
-    sums, counts = defaultdict(float), defaultdict(int)
-    age, year = COLUMNS.index("Age"), COLUMNS.index("Year")
-    for row in stdlib_rows():
-        if row[age] != "NA":
-            sums[int(row[year])] += float(row[age])
-            counts[int(row[year])] += 1
-    return {y: sums[y] / counts[y] for y in sorted(counts)}
+from tests.support.athletes import stdlib_means, stdlib_rows
 
 
 @pytest.fixture(scope="module")
