@@ -107,6 +107,7 @@ def enrich_hour(lake_root: str | Path, start: str | datetime) -> dict:
     customers, orders_joined, spend = con.execute(
         "SELECT count(*), coalesce(sum(order_count), 0), coalesce(sum(spend), 0) FROM written"
     ).fetchall()[0]
+    con.close()
     if orders_joined + rejected != orders_in:
         raise RuntimeError(f"row accounting broken: {orders_joined} joined + {rejected} rejected != {orders_in}")
     lake.publish_dir(staging_rej, rej.path)
