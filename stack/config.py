@@ -7,6 +7,8 @@ import secrets
 import sys
 from pathlib import Path
 
+from include.paths import check_lake_root
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / ".env"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -64,6 +66,8 @@ def stack_env(
     values = {k: os.environ.get(k, v) for k, v in values.items()} | (overrides or {})
     api_port = values.get("AIRFLOW__API__PORT", "8080")
     lake = Path(values.get("LAKE_ROOT", "./lake"))
+    lake = lake if lake.is_absolute() else (ROOT / lake).resolve()
+    check_lake_root(lake)  # before anything starts: names a character some layer cannot take
     home = airflow_home or STATE / "airflow"
     derived = {
         "AIRFLOW_HOME": str(home),
@@ -76,7 +80,7 @@ def stack_env(
         "AIRFLOW__API_AUTH__JWT_SECRET": values.get("AIRFLOW_JWT_SECRET") or _secret("jwt_secret"),
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "LAKE_ROOT": str(lake if lake.is_absolute() else (ROOT / lake).resolve()),
+        "LAKE_ROOT": str(lake),
         "TRICLOUD_STATE_DIR": str(STATE),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
         "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),

@@ -59,3 +59,11 @@ class TestSqliteWarehousePath:
 
         assert check_connection("wh_paths", "sql")["ok"]
         assert sorted(p.name for p in tmp_path.rglob("*")) == sorted([conn.parent.name, conn.name])
+
+
+def test_the_stack_refuses_an_unsupported_lake_root_before_starting_anything():
+    from stack.config import stack_env
+
+    with pytest.raises(paths.UnsupportedPathError, match="':' at position"):
+        stack_env(overrides={"LAKE_ROOT": "/data/lake:2"})
+    assert stack_env(overrides={"LAKE_ROOT": "/data/o'brien [eu]"})["LAKE_ROOT"] == "/data/o'brien [eu]"
