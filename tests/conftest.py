@@ -20,6 +20,7 @@ from stack import world as stack_world
 from stack.loopback import NotLoopbackError, require_loopback
 
 WORLD = pytest.StashKey[stack_world.World]()
+SHELL_ENV = pytest.StashKey[dict[str, str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
         require_loopback({**os.environ, **env})  # what the suite will really use
     except NotLoopbackError as err:
         raise pytest.UsageError(str(err)) from None
+    config.stash[SHELL_ENV] = dict(os.environ)
     stack_config.apply(env)
     config.stash[WORLD] = world
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
@@ -50,6 +52,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def world(pytestconfig: pytest.Config) -> stack_world.World:
     """The session's own world: state dir, environment, ports by role, bucket name."""
     return pytestconfig.stash[WORLD]
+
+
+@pytest.fixture(scope="session")
+def shell_env(pytestconfig: pytest.Config) -> dict[str, str]:
+    """The environment the session was started with, before its world was applied (a user's shell)."""
+    return dict(pytestconfig.stash[SHELL_ENV])
 
 
 @pytest.fixture(scope="session")
