@@ -27,7 +27,7 @@ from stack.databases import PostgresServer
 from stack.processes import ManagedProcess
 
 STATE = config.STATE / "prod"  # the command line's topology; tests and benchmarks pass their own
-PORT_ROLES = ("pg", "redis", "api", "worker_log")
+PORT_ROLES = ("pg", "redis", "api", "log")
 
 
 @dataclass(frozen=True)

@@ -148,3 +148,22 @@ class TestWorld:
         finally:
             a.release_ports()
             b.release_ports()
+
+
+class TestProductionTopologyPorts:
+    def test_free_ports_recorded_in_its_state_dir_and_used_by_its_env(self, tmp_path):
+        from stack import prod
+
+        topo = prod.topology(tmp_path, base={"AIRFLOW__CORE__PARALLELISM": "2"})
+        try:
+            chosen = json.loads((tmp_path / "ports.json").read_text())
+            assert chosen == {"pg": topo.pg_port, "redis": topo.redis_port, "api": topo.api_port, "log": topo.log_port}
+            assert len(set(chosen.values())) == 4 and not {5441, 6391, 8081, 8794} & set(chosen.values())
+            env = topo.env()
+            assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{topo.api_port}/execution/"
+            assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == str(topo.log_port)
+            assert f":{topo.pg_port}/" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+            assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://127.0.0.1:{topo.redis_port}/0"
+            assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
+        finally:
+            ports.release(list(chosen.values()))
