@@ -184,7 +184,7 @@ class TestWebUI:
         links = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/ingest_customer_data/links")[
             "extra_links"
         ]
-        master = os.environ.get("SPARK_MASTER_WEBUI_PORT", "8090")
+        master = os.environ["SPARK_MASTER_WEBUI_PORT"]  # the world's own (tests/conftest.py)
         assert links["Spark master UI"] == f"http://127.0.0.1:{master}"
         assert links["Spark application"].startswith(f"http://127.0.0.1:{master}/app/?appId=app-")
         start = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/start_cluster/links")["extra_links"]
