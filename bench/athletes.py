@@ -19,9 +19,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.common import RESULTS, machine, median, write_results
+from bench.common import RESULTS, machine, median, own_world, write_results
 from include.athletes import data, engines, generate
-from stack import config
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -44,8 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    env = config.stack_env()
-    config.apply(env)
+    with own_world("athletes") as env:
+        run(env, args)
+
+
+def run(env: dict[str, str], args: argparse.Namespace) -> None:
     from stack.__main__ import spark_backend
 
     cluster = spark_backend(env)
@@ -88,8 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             }
             print(f"{rows:>10,} {name:<16} {results[name][rows]}", flush=True)
     spark.stop()
-    if info.started:  # leave a cluster someone else started (e.g. make demo) running
-        cluster.stop()
+    cluster.stop()  # the world's own
 
     sizes = [s for s in args.sizes if s not in skipped]
     payload = {
