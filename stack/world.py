@@ -98,6 +98,9 @@ def build(state: Path, name: str = "test") -> World:
     """
     state = Path(state).resolve()
     state.mkdir(parents=True, exist_ok=True)
+    # Traversable, not listable: servers that drop root (Postgres, MariaDB) reach their own
+    # directories inside (mkdtemp makes it 0700).
+    state.chmod(0o711)
     p = dict(zip(PORT_ROLES, ports.free_ports(len(PORT_ROLES)), strict=True))
     bucket = f"{name}-{uuid.uuid4().hex[:12]}"
     lake = state / "lake"
