@@ -37,7 +37,12 @@ LEASE_TTL = timedelta(hours=1)
 def _holder_state(context: Context):
     """``holder_state`` for the lease: a DAG run's state through the Task SDK (raises for an unknown run)."""
     ti = context["ti"]
-    return lambda dag_id, run_id: str(ti.get_dagrun_state(dag_id=dag_id, run_id=run_id))
+
+    def holder_state(dag_id: str, run_id: str) -> str:
+        state = ti.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+        return getattr(state, "value", state)  # a DagRunState enum: str() would give "DagRunState.FAILED"
+
+    return holder_state
 
 
 def _holder(context: Context) -> str:
