@@ -222,6 +222,52 @@ class TestCrashedHolder:
             f"/dags/{DAG_ID}/dagRuns",
             {"dag_run_id": run_id, "logical_date": None, "conf": {"hour": hour.isoformat()}},
         )
+        wait_for(
+            lambda: task_instances(client, run_id).get("claim_hour", {}).get("state") == "success",
+            120,
+            "the run to take over the hour (not wait for the lease's 1 h TTL)",
+        )
         assert wait_for_run(client, run_id, timeout=900) == "success", task_states(client, run_id)
         assert_every_store_holds_the_output_of(root, hour, gen, root / f"{NAME}.sqlite")
         assert [(r.run_id, r.released) for r in lease.history()] == [(dead, False), (run_id, True)]
+
+
+class TestFencing:
+    def test_a_run_whose_hour_was_taken_over_mid_job_publishes_nothing(self, lease_stack):
+        _, client, _, root = lease_stack
+        hour = datetime(2026, 11, 19, 11, tzinfo=UTC)
+        write_input(root, hour, rows=60_000, seed=6)
+        run_id = "overtaken"
+        client.call(
+            "POST",
+            f"/dags/{DAG_ID}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": None, "conf": {"hour": hour.isoformat()}},
+        )
+        wait_for(
+            lambda: task_instances(client, run_id).get("ingest_customer_data", {}).get("state") == "running",
+            300,
+            "the run's Spark job",
+        )
+        # Another writer takes the hour over while the job runs (as after a TTL without renewal).
+        lease = HourLease(root, DAG_ID, hour)
+        assert lease.try_acquire(DAG_ID, "intruder", lambda d, r: "failed", holder="elsewhere:1").acquired
+
+        ti = wait_for(
+            lambda: (
+                (t := task_instances(client, run_id)["ingest_customer_data"])["state"] in ("up_for_retry", "failed")
+                and t
+            ),
+            300,
+            "the Spark job to give up",
+        )
+        log = client.call(
+            "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/ingest_customer_data/logs/{ti['try_number']}"
+        )
+        assert "lost the lease of hour 2026-11-19T11:00Z" in str(log)
+        assert "intruder" in str(log)
+        for dataset in (lake.CLEAN_CUSTOMERS, lake.REJECTS_CUSTOMERS):
+            assert not lake.partition(root, dataset, hour).path.exists(), dataset  # nothing published
+        client.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}", {"state": "failed"})
+        wait_for_run(client, run_id)
+        assert lease.current().run_id == "intruder"  # the overtaken run's teardown did not free it
+        assert not lease.current().released
