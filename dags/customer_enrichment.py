@@ -73,7 +73,7 @@ HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--e
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=2,
+    max_active_runs=2,  # not 1: backfills run two hours at once; runs of ONE hour wait in claim_hour
     user_defined_macros=macros.MACROS,
     doc_md=__doc__,
     tags=["hourly", "spark", "customers"],

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 
@@ -47,6 +48,16 @@ def wait_for(predicate, timeout: float, what: str):
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
         time.sleep(1)
     return value
+
+
+def spark_drivers(hour: datetime) -> list[psutil.Process]:
+    """spark-submit and the Python driver of ingest_customer_data for ``hour``."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "ingest_customers.py" in cmd and hour.isoformat() in cmd:
+            found.append(p)
+    return found
 
 
 def _t(value: str) -> datetime:
@@ -243,11 +254,8 @@ class TestFencing:
             f"/dags/{DAG_ID}/dagRuns",
             {"dag_run_id": run_id, "logical_date": None, "conf": {"hour": hour.isoformat()}},
         )
-        wait_for(
-            lambda: task_instances(client, run_id).get("ingest_customer_data", {}).get("state") == "running",
-            300,
-            "the run's Spark job",
-        )
+        # Past the task's own lease check: its Spark driver runs.
+        wait_for(lambda: spark_drivers(hour), 300, "the run's Spark job")
         # Another writer takes the hour over while the job runs (as after a TTL without renewal).
         lease = HourLease(root, DAG_ID, hour)
         assert lease.try_acquire(DAG_ID, "intruder", lambda d, r: "failed", holder="elsewhere:1").acquired
