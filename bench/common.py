@@ -1,17 +1,52 @@
-"""Shared helpers for benchmarks: result files and process-tree memory sampling."""
+"""Shared helpers for benchmarks: a world of their own, result files and process-tree memory sampling."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
+import shutil
 import statistics
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@contextlib.contextmanager
+def own_world(name: str) -> Iterator[dict[str, str]]:
+    """Run a benchmark in a world of its own (stack.world), never against the clouds of `.env`.
+
+    Yields the world's environment (already applied to ``os.environ``): its own Spark cluster,
+    emulators, bucket, Airflow home, lake and ports, all under a temporary directory. Whatever the
+    benchmark started in it (Airflow, Spark, emulators) is stopped afterwards and the directory removed.
+
+    :raises stack.loopback.NotLoopbackError: when this shell exports a connection that is not on 127.0.0.1.
+    """
+    from stack import config, world
+    from stack.loopback import require_loopback
+
+    require_loopback(dict(os.environ), who=f"the {name} benchmark")
+    own = world.build(Path(tempfile.mkdtemp(prefix=f"tricloud-bench-{name}-")), name="bench")
+    require_loopback({**os.environ, **own.env}, who=f"the {name} benchmark")
+    config.apply(own.env)
+    if str(config.ROOT / "plugins") not in sys.path:  # in-process provider code (stores, backends)
+        sys.path.insert(0, str(config.ROOT / "plugins"))
+    try:
+        yield own.env
+    finally:
+        from stack.__main__ import down
+
+        down(own.env)
+        own.release_ports()
+        shutil.rmtree(own.state, ignore_errors=True)
 
 
 def machine() -> dict:

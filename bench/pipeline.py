@@ -2,8 +2,9 @@
 
 By hand = the two spark-submit jobs in parallel (same Spark conf, same cluster), the enrichment
 function, replication to the three clouds in parallel with the warehouse load, then verification:
-what the DAG runs, without Airflow. Both on the running embedded stack, in the
-same run, on the same generated hours; median of ``--repeats``. Also the stack's peak memory.
+what the DAG runs, without Airflow. Both on an embedded stack of the benchmark's own (own ports,
+clouds and lake, never `.env`'s), in the same run, on the same generated hours; median of
+``--repeats``. Also the stack's peak memory.
 
     make bench            (or: python -m bench.pipeline --rows 100000 --repeats 3)
 """
@@ -17,10 +18,9 @@ import time
 import urllib.parse
 from datetime import UTC, datetime, timedelta
 
-from bench.common import MemorySampler, machine, median, write_results
+from bench.common import MemorySampler, machine, median, own_world, write_results
 from include import generate
 from include.enrichment import enrich_hour
-from stack import config
 from stack.__main__ import spark_backend, up
 from stack.airflow import LocalAirflow, RestClient
 
@@ -106,8 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
-    env = config.stack_env()
-    config.apply(env)
+    with own_world("pipeline") as env:
+        run(env, args)
+
+
+def run(env: dict[str, str], args: argparse.Namespace) -> None:
     up(env)
     airflow = LocalAirflow(env)
     client = RestClient(airflow.url, "admin", airflow.admin_password() or "")

@@ -23,9 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import machine, write_results
+from bench.common import machine, own_world, write_results
 from include import lake, replication
-from stack import config
 
 HOUR = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -104,12 +103,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mib", type=int, default=220, help="size of the hour's outputs")
     args = parser.parse_args(argv)
-    env = config.stack_env()
-    config.apply(env)
+    with own_world("replication") as env:
+        run(env, args)
+
+
+def run(env: dict[str, str], args: argparse.Namespace) -> None:
     from stack.emulators import emulators
 
     for proc in emulators(env):
-        proc.start()
+        proc.start(reuse=False)
 
     work = Path(tempfile.mkdtemp(prefix="bench-repl-"))
     root = work / "lake"

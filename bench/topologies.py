@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from pathlib import Path
 
-from bench.common import MemorySampler, machine, write_results
-from stack import config, prod
+from bench.common import MemorySampler, machine, own_world, write_results
+from stack import prod
 from stack.airflow import LocalAirflow
 
 
@@ -33,16 +34,19 @@ def measure(start, pids, stop) -> dict:
 
 
 def main() -> None:
-    env = config.stack_env(airflow_home=config.STATE / "bench-embedded")
+    with own_world("topologies") as env:
+        run(dict(env))
+
+
+def run(env: dict[str, str]) -> None:
     # Idle means idle: no scheduled hour may start DAG runs (and Spark) while memory is sampled.
     env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     shutil.rmtree(env["AIRFLOW_HOME"], ignore_errors=True)
     local = LocalAirflow(env)
     embedded = measure(local.start, local.pids, local.stop)
 
-    prod.down()
-    shutil.rmtree(prod.STATE, ignore_errors=True)
-    production = measure(lambda: prod.up(schedule=False), prod.pids, prod.down)
+    topo = prod.topology(Path(env["TRICLOUD_STATE_DIR"]) / "prod", base=env)
+    production = measure(lambda: topo.up(schedule=False), topo.pids, topo.down)
     payload = {"embedded": embedded, "production_topology": production, "machine": machine()}
     md = (
         "# Start-up and idle memory: embedded vs production topology\n\n"

@@ -7,8 +7,10 @@ log, the result (Year, mean_age) stored as Parquet and CSV in `$LAKE_ROOT/athlet
 (asset `athletes_mean_age_by_year`), then replicated to S3, GCS and Azure Blob like the hourly outputs
 (checksummed, manifest last).
 
-**Input:** `$LAKE_ROOT/raw/athletes/athlete_events.csv`. Drop the real Kaggle file there; if none is
-present, `ensure_input` generates a synthetic one with the same schema and size (271,116 rows).
+**Input:** the real Kaggle file (271,116 rows, CC0), shipped gzip-compressed in
+`include/athletes/data/`: `ensure_input` decompresses it to `$LAKE_ROOT/raw/athletes/athlete_events.csv`
+and verifies its published sha256 (a damaged copy fails the task, naming the fix). Trigger with
+`{"synthetic_rows": N}` to run on a generated file of N rows with the same schema instead (benchmarks).
 
 **Schedule:** daily at 03:00 UTC — the source changes at most once per Games, so daily is ample; run it
 any time with `airflow dags trigger athlete_age_by_year`. The same computation with multiprocessing,
@@ -20,14 +22,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, TaskGroup, dag, task
+from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, dag, task
 
 from tricloud import macros, settings
 from tricloud.assets import ATHLETE_MEAN_AGE
 from tricloud.operators import ReplicatePathOperator, SparkJobOperator, StartClusterOperator, StopClusterOperator
 from tricloud.spark_conf import SHORT_JOB_CONF
 
-INPUT = "{{ lake_root() }}/raw/athletes/athlete_events.csv"
+INPUT = "{{ ti.xcom_pull(task_ids='ensure_input') }}"
 
 
 @dag(
@@ -38,6 +40,14 @@ INPUT = "{{ lake_root() }}/raw/athletes/athlete_events.csv"
     max_active_runs=1,
     user_defined_macros=macros.MACROS,
     doc_md=__doc__,
+    params={
+        "synthetic_rows": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="empty: the real shipped file; a number: a generated file of that many rows",
+        )
+    },
     tags=["spark", "olympics", "example"],
     default_args={
         "owner": "data-platform",
@@ -50,15 +60,19 @@ def athlete_age_by_year():
     start_cluster = StartClusterOperator(task_id="start_cluster")
 
     @task(task_id="ensure_input")
-    def ensure_input() -> str:
-        """Use the real file when present; otherwise generate one with the same schema and size."""
+    def ensure_input(params=None) -> str:
+        """The verified real file in the lake (default), or a generated one of ``synthetic_rows`` rows."""
         from pathlib import Path
 
-        from include.athletes.generate import REAL_ROWS, generate
+        from include.athletes import data, generate
 
-        path = Path(settings.lake_root()) / "raw/athletes/athlete_events.csv"
+        raw = Path(settings.lake_root()) / "raw/athletes"
+        rows = params["synthetic_rows"]
+        if rows is None:
+            return str(data.extract(raw / "athlete_events.csv"))
+        path = raw / f"athlete_events.synthetic-{rows}.csv"
         if not path.exists():
-            generate(path, REAL_ROWS)
+            generate.generate(path, rows)
         return str(path)
 
     mean_age = SparkJobOperator(

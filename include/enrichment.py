@@ -10,7 +10,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from include import lake
+from include import lake, paths
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,14 @@ class MissingInputError(FileNotFoundError):
     pass
 
 
-def _parquet_glob(part: lake.HourPartition) -> str:
-    if not part.path.is_dir() or not any(part.path.glob("*.parquet")):
+def _parquet_files(part: lake.HourPartition) -> list[Path]:
+    files = sorted(part.path.glob("*.parquet")) if part.path.is_dir() else []
+    if not files:
         raise MissingInputError(
             f"no clean {part.dataset} for hour {part.start:%Y-%m-%dT%H:00Z} at {part.path}: "
             f"run the ingest task for that hour first"
         )
-    return str(part.path / "*.parquet")
+    return files
 
 
 def enrich_hour(lake_root: str | Path, start: str | datetime) -> dict:
@@ -76,26 +77,37 @@ def enrich_hour(lake_root: str | Path, start: str | datetime) -> dict:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET threads = 2")
-    con.execute(f"CREATE VIEW orders AS SELECT * FROM read_parquet('{_parquet_glob(orders_part)}')")
-    con.execute(f"CREATE VIEW products AS SELECT * FROM read_parquet('{_parquet_glob(products_part)}')")
+    # Paths never enter SQL text, nor DuckDB's file readers (which glob '*' and '?' even in a
+    # parameter): the inputs are read by pyarrow from open files and handed to DuckDB as tables.
+    orders_table = paths.read_parquet_files(_parquet_files(orders_part))
+    products_table = paths.read_parquet_files(_parquet_files(products_part))
+    con.register("orders", orders_table)
+    con.register("products", products_table)
 
     staging_out = lake.staging_dir(lake_root, out)
     staging_rej = lake.staging_dir(lake_root, rej)
     staging_out.mkdir()
     staging_rej.mkdir()
+    out_file, rej_file = staging_out / "part-00000.parquet", staging_rej / "part-00000.parquet"
+    # Write targets are parameters too (DuckDB does not glob them).
     con.execute(
-        f"COPY ({AGGREGATE_SQL}) TO '{staging_out / 'part-00000.parquet'}' (FORMAT parquet)", {"start": start_dt}
-    )
+        f"COPY ({AGGREGATE_SQL}) TO $out (FORMAT parquet)", {"start": start_dt, "out": str(out_file)}
+    ).fetchall()
     con.execute(
-        f"""COPY (SELECT o.*, 'unknown_product_id' AS reject_reason FROM orders o
-                  ANTI JOIN products p USING (product_id) ORDER BY o.order_id)
-            TO '{staging_rej / "part-00000.parquet"}' (FORMAT parquet)"""
-    )
-    orders_in = con.execute("SELECT count(*) FROM orders").fetchone()[0]
-    rejected = con.execute(f"SELECT count(*) FROM '{staging_rej}/*.parquet'").fetchone()[0]
+        """COPY (SELECT o.*, 'unknown_product_id' AS reject_reason FROM orders o
+                 ANTI JOIN products p USING (product_id) ORDER BY o.order_id)
+           TO $out (FORMAT parquet)""",
+        {"out": str(rej_file)},
+    ).fetchall()
+    orders_in = orders_table.num_rows
+    # Read back what landed, from the files themselves.
+    rejected = paths.parquet_rows([rej_file])
+    written = paths.read_parquet_files([out_file])
+    con.register("written", written)
     customers, orders_joined, spend = con.execute(
-        f"SELECT count(*), coalesce(sum(order_count), 0), coalesce(sum(spend), 0) FROM '{staging_out}/*.parquet'"
-    ).fetchone()
+        "SELECT count(*), coalesce(sum(order_count), 0), coalesce(sum(spend), 0) FROM written"
+    ).fetchall()[0]
+    con.close()
     if orders_joined + rejected != orders_in:
         raise RuntimeError(f"row accounting broken: {orders_joined} joined + {rejected} rejected != {orders_in}")
     lake.publish_dir(staging_rej, rej.path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-from include import lake
+from include import lake, paths
 
 REPORTS = ("reports", "customer_daily")
 
@@ -28,23 +28,31 @@ def daily_rollup(lake_root: str | Path, day: date | str) -> dict:
     files = sorted(base.glob("hour=*/part-*.parquet"))
     hours: list[dict] = []
     if files:
+        import pyarrow as pa
+
+        # Files are read by pyarrow, not by DuckDB's readers, which expand '*' and '?' in a lake root
+        # even when the path is a parameter (see include/paths.py); the hour comes from the partition.
+        tables = []
+        for f in files:
+            t = paths.read_parquet_files([f])
+            tables.append(t.append_column("hour", pa.array([f.parent.name.removeprefix("hour=")] * t.num_rows)))
+        enriched = pa.concat_tables(tables, promote_options="default")
         con = duckdb.connect()
+        con.register("enriched", enriched)
         rows = con.execute(
             """
-            SELECT regexp_extract(filename, 'hour=(\\d\\d)', 1) AS hour,
+            SELECT hour,
                    count(*) AS customers, sum(order_count) AS orders, sum(items) AS items,
                    round(sum(spend), 2) AS spend
-            FROM read_parquet(?, filename = true)
+            FROM enriched
             GROUP BY 1 ORDER BY 1
-            """,
-            [[str(f) for f in files]],
+            """
         ).fetchall()
         top = con.execute(
             """
             SELECT favourite_category, count(*) AS customers
-            FROM read_parquet(?) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5
-            """,
-            [[str(f) for f in files]],
+            FROM enriched GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5
+            """
         ).fetchall()
         con.close()
         hours = [

@@ -7,6 +7,8 @@ import secrets
 import sys
 from pathlib import Path
 
+from include.paths import check_lake_root
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE = ROOT / ".env"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -62,10 +64,26 @@ def stack_env(
     values = parse_env_file(env_file or ensure_env_file())
     # A value already exported by the user wins over .env, as with docker compose.
     values = {k: os.environ.get(k, v) for k, v in values.items()} | (overrides or {})
-    api_port = values.get("AIRFLOW__API__PORT", "8080")
     lake = Path(values.get("LAKE_ROOT", "./lake"))
-    home = airflow_home or STATE / "airflow"
-    derived = {
+    lake = lake if lake.is_absolute() else (ROOT / lake).resolve()
+    check_lake_root(lake)  # before anything starts: names a character some layer cannot take
+    derived = derived_settings(
+        values,
+        home=airflow_home or STATE / "airflow",
+        state=STATE,
+        lake=lake,
+        jwt_secret=values.get("AIRFLOW_JWT_SECRET") or _secret("jwt_secret"),
+        fernet_key=_fernet_key(),
+    )
+    return {**values, **_absolute_sqlite(values), **derived}
+
+
+def derived_settings(
+    values: dict[str, str], *, home: Path, state: Path, lake: Path, jwt_secret: str, fernet_key: str
+) -> dict[str, str]:
+    """The settings every stack derives from its values: Airflow's URLs, folders, secrets, paths."""
+    api_port = values.get("AIRFLOW__API__PORT", "8080")
+    return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -73,18 +91,17 @@ def stack_env(
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         # One secret for every component, or each makes its own and tasks fail with "Invalid auth token".
-        "AIRFLOW__API_AUTH__JWT_SECRET": values.get("AIRFLOW_JWT_SECRET") or _secret("jwt_secret"),
-        "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
+        "AIRFLOW__CORE__FERNET_KEY": fernet_key,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "LAKE_ROOT": str(lake if lake.is_absolute() else (ROOT / lake).resolve()),
-        "TRICLOUD_STATE_DIR": str(STATE),
+        "LAKE_ROOT": str(lake),
+        "TRICLOUD_STATE_DIR": str(state),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
         "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
         "PYSPARK_PYTHON": sys.executable,
         "NO_PROXY": "localhost,127.0.0.1",
         "no_proxy": "localhost,127.0.0.1",
     }
-    return {**values, **_absolute_sqlite(values), **derived}
 
 
 def _absolute_sqlite(values: dict[str, str]) -> dict[str, str]:

@@ -49,7 +49,10 @@ class PostgresServer:
         if not (self.data / "PG_VERSION").exists():
             _own(self.dir, "postgres")
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust")
-        if not port_open("127.0.0.1", self.port):
+        if port_open("127.0.0.1", self.port):
+            if self.pid() is None:
+                raise RuntimeError(f"PostgreSQL port {self.port} is served by another process, not {self.data}")
+        else:
             opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
             self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "pg.log"), "-w", "-o", opts, "start")
 
@@ -113,7 +116,7 @@ class MariaDBServer:
                 check=True,
                 capture_output=True,
             )
-        self.process.start(timeout=timeout)
+        self.process.start(timeout=timeout, reuse=False)
         deadline = time.monotonic() + timeout
         while not self.socket.exists():  # the port opens a moment before the socket
             if time.monotonic() > deadline:

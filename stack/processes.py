@@ -48,9 +48,19 @@ class ManagedProcess:
         # A process without a port (port 0) is ready once it runs.
         return port_open("127.0.0.1", self.port) if self.port else self.pid() is not None
 
-    def start(self, timeout: float = 60) -> bool:
-        """Start unless something already answers on the port. Returns True if it started it."""
+    def start(self, timeout: float = 60, reuse: bool = True) -> bool:
+        """Start unless something already answers on the port. Returns True if it started it.
+
+        :param reuse: False in a world of its own (tests, benchmarks): a server on the port that is
+            not this process's (no live pid in its pid file) is someone else's, e.g. a ``make demo``
+            emulator, and raises ``RuntimeError`` instead of being used.
+        """
         if self.ready():
+            if not reuse and self.pid() is None:
+                raise RuntimeError(
+                    f"{self.name}: port {self.port} is already served by another process (not started from "
+                    f"{self.dir}); refusing to use it"
+                )
             return False
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:

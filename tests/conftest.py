@@ -1,8 +1,14 @@
-"""Test session setup: the stack's own environment (from .env), a private Airflow home and lake."""
+"""Test session setup: a world of its own (stack.world), never the user's `.env`.
+
+Its own Spark cluster, emulators, buckets, Airflow home and ports, lake and warehouse, all under one
+temporary state directory, so a running `make demo` (or a `.env` pointed at real clouds) is never
+touched. The session refuses to start when any connection it would use is not on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -10,20 +16,48 @@ from pathlib import Path
 import pytest
 
 from stack import config as stack_config
+from stack import world as stack_world
+from stack.loopback import NotLoopbackError, require_loopback
 
-TEST_AIRFLOW_HOME = stack_config.STATE / "test-airflow"
+WORLD = pytest.StashKey[stack_world.World]()
+SHELL_ENV = pytest.StashKey[dict[str, str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Same env as the embedded stack, but a separate Airflow home (SQLite) and lake, so tests never
-    # touch a running demo's metadata or data. Set before anything imports airflow.
-    env = stack_config.stack_env(airflow_home=TEST_AIRFLOW_HOME)
-    env["LAKE_ROOT"] = tempfile.mkdtemp(prefix="tricloud-test-lake-")
-    env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+    # Before anything imports airflow: it reads its settings from the environment once.
+    try:
+        require_loopback(dict(os.environ))  # what the shell exported, before our world masks it
+        world = stack_world.build(Path(tempfile.mkdtemp(prefix="tricloud-test-")), name="test")
+        env = {**world.env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+        require_loopback({**os.environ, **env})  # what the suite will really use
+    except NotLoopbackError as err:
+        raise pytest.UsageError(str(err)) from None
+    config.stash[SHELL_ENV] = dict(os.environ)
     stack_config.apply(env)
-    if not (TEST_AIRFLOW_HOME / "airflow.db").exists():
-        TEST_AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    config.stash[WORLD] = world
+    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    world = config.stash.get(WORLD, None)
+    if world is None:
+        return
+    world.release_ports()
+    if not os.environ.get("TRICLOUD_KEEP_TEST_STATE"):
+        shutil.rmtree(world.state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def world(pytestconfig: pytest.Config) -> stack_world.World:
+    """The session's own world: state dir, environment, ports by role, bucket name."""
+    return pytestconfig.stash[WORLD]
+
+
+@pytest.fixture(scope="session")
+def shell_env(pytestconfig: pytest.Config) -> dict[str, str]:
+    """The environment the session was started with, before its world was applied (a user's shell)."""
+    return dict(pytestconfig.stash[SHELL_ENV])
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +78,8 @@ def spark():
 
 
 @pytest.fixture(scope="session")
-def spark_backend():
-    """The local standalone backend configured from AIRFLOW_CONN_SPARK_DEFAULT (.env)."""
+def spark_backend(world):
+    """The local standalone backend of the session's world (own ports, own state dir)."""
     from airflow.sdk import BaseHook
 
     from tricloud.cluster import backend_for
@@ -55,11 +89,10 @@ def spark_backend():
 
 @pytest.fixture(scope="session")
 def spark_cluster(spark_backend):
-    """A running standalone cluster; stopped at the end if the tests started it."""
+    """The world's running standalone cluster; stopped at the end."""
     info = spark_backend.start()
     yield info
-    if info.started:
-        spark_backend.stop()
+    spark_backend.stop()
 
 
 @pytest.fixture
@@ -71,18 +104,23 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def emulators():
-    """S3, GCS and Azure Blob emulators as the stack runs them, with the replica bucket created."""
+def emulators(world):
+    """The world's S3, GCS and Azure Blob emulators on its own ports, with its replica bucket created."""
     from stack.emulators import create_buckets
     from stack.emulators import emulators as stack_emulators
 
     env = dict(os.environ)
     procs = stack_emulators(env)
-    started = [p for p in procs if p.start()]
-    create_buckets(env)
-    yield {p.name: p for p in procs}
-    for p in started:
-        p.stop()
+    started = []
+    try:
+        for p in procs:
+            p.start(reuse=False)
+            started.append(p)
+        create_buckets(env)
+        yield {p.name: p for p in procs}
+    finally:
+        for p in started:
+            p.stop()
 
 
 @pytest.fixture(scope="module")

@@ -122,19 +122,43 @@ def spark_session(master: str | None = None, app_name: str = "athlete_age_by_yea
 
 
 def read_athletes_spark(spark, path: str | Path):
-    """The whole file with a typed schema (``NA`` = null), as the classic example reads it."""
+    """The whole file, typed: ID/Age/Height/Year int, Weight double, the rest strings.
+
+    The file's dialect (see include/athletes/data.py): RFC 4180 quoting, so ``escape='"'`` (Spark's
+    default escape is a backslash, which would mis-split ``"Cornelia ""Cor"" Aalten"``); CRLF endings
+    (handled by Spark's line reader). ``NA`` means missing only in ``data.NA_COLUMNS``: Spark's
+    ``nullValue`` would null it in every column (a team or name ``NA`` too), so every column is read as
+    text with no null sentinel and only those columns map ``NA`` to null before the cast. A number that
+    does not parse fails the job (ANSI cast), as ``mode="FAILFAST"`` fails a record with the wrong
+    number of fields: this file is a fixed published data set, so any such row means the wrong file.
+    The path is read literally (glob characters escaped, see include/paths.py).
+    """
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
+    from include.athletes.data import NA_COLUMNS
     from include.athletes.generate import COLUMNS
+    from include.paths import hadoop_literal
 
     ints = {"ID", "Age", "Height", "Year"}
-    schema = T.StructType(
-        [
-            T.StructField(c, T.IntegerType() if c in ints else T.DoubleType() if c == "Weight" else T.StringType())
-            for c in COLUMNS
-        ]
+    text = T.StructType([T.StructField(c, T.StringType()) for c in COLUMNS])
+    raw = spark.read.csv(
+        hadoop_literal(path),
+        header=True,
+        schema=text,
+        quote='"',
+        escape='"',
+        mode="FAILFAST",
+        enforceSchema=False,
     )
-    return spark.read.csv(str(path), header=True, schema=schema, nullValue="NA", mode="FAILFAST")
+
+    def typed(c: str):
+        col = F.when(F.col(c) == "NA", F.lit(None)).otherwise(F.col(c)) if c in NA_COLUMNS else F.col(c)
+        if c in ints:
+            return col.cast("int").alias(c)
+        return col.cast("double").alias(c) if c == "Weight" else col.alias(c)
+
+    return raw.select(*[typed(c) for c in COLUMNS])
 
 
 def mean_age_spark_df(df):

@@ -1,7 +1,8 @@
 """Mean Age per Year of the Olympic athlete_events file with PySpark, written to the lake.
 
 Prints the schema (as the classic example does), computes ``groupBy('Year').mean('Age')`` ordered by
-Year, and publishes Parquet + CSV under ``<lake>/athletes/mean_age_by_year/`` atomically.
+Year, and publishes Parquet + CSV under ``<lake>/athletes/mean_age_by_year/`` atomically. The input is
+read with the file's own dialect and taken literally as a path (``read_athletes_spark``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from include import lake
+from include import lake, paths
 from include.athletes.engines import mean_age_spark_df, read_athletes_spark
 from include.jobs import common
 
@@ -26,8 +27,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lake-root", required=True)
     parser.add_argument("--metrics-file")
     args = parser.parse_args(argv)
+    paths.check_lake_root(args.lake_root)
     if not Path(args.input).is_file():
-        raise common.NoInputError(f"no input: {args.input} does not exist (generate it or download the real file)")
+        raise common.NoInputError(
+            f"no input: {args.input} does not exist (the DAG's ensure_input task puts the shipped real file there)"
+        )
 
     spark = common.session("athlete_age_by_year")
     athletes = read_athletes_spark(spark, args.input)

@@ -13,7 +13,7 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include import lake
+from include import lake, paths
 from include.lease import HourLease
 
 log = logging.getLogger("include.jobs")
@@ -83,6 +83,7 @@ def hour_args(description: str, argv: Sequence[str] | None) -> argparse.Namespac
     if end - start != lake.HOUR:
         parser.error(f"the interval must be exactly one hour, got [{start}, {end})")
     args.start, args.end = start, end
+    args.lake_root = paths.check_lake_root(args.lake_root)
     return args
 
 

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from include import lake
+from include import lake, paths
 from include.jobs import common
 
 RAW_COLUMNS = ["order_id", "customer_id", "name", "email", "country", "product_id", "quantity", "ts"]
@@ -98,14 +98,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     path = common.input_file(args.lake_root, lake.RAW_CUSTOMERS, args.start, lake.RAW_CUSTOMERS_FILE)
     common.check_csv_header(path, RAW_COLUMNS)
     spark = common.session(f"ingest_customer_data {args.start:%Y-%m-%dT%H}")
-    raw = extract(spark, str(path)).cache()
+    raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw, args.start, args.end)
     out = common.publish(clean, args.lake_root, lake.CLEAN_CUSTOMERS, args.start, ["order_id"], args)
     # Rejects have no unique key: sort by every column so re-runs write identical bytes.
     rej = common.publish(rejects, args.lake_root, lake.REJECTS_CUSTOMERS, args.start, rejects.columns, args)
     # Count what landed, not what we meant to write.
-    rows_clean = spark.read.parquet(str(out)).count()
-    rejected = spark.read.parquet(str(rej))
+    rows_clean = spark.read.parquet(paths.hadoop_literal(out)).count()
+    rejected = spark.read.parquet(paths.hadoop_literal(rej))
     metrics = {
         "dataset": "customer_activity",
         "hour": args.start.isoformat(),

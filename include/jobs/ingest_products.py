@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from include import lake
+from include import lake, paths
 from include.jobs import common
 
 RAW_COLUMNS = ["product_id", "name", "category", "price", "updated_at"]
@@ -76,12 +76,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = common.hour_args(__doc__.splitlines()[0], argv)
     path = common.input_file(args.lake_root, lake.RAW_PRODUCTS, args.start, lake.RAW_PRODUCTS_FILE)
     spark = common.session(f"ingest_product_data {args.start:%Y-%m-%dT%H}")
-    raw = extract(spark, str(path)).cache()
+    raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw)
     out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"], args)
     # Rejects have no unique key: sort by every column so re-runs write identical bytes.
     rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns, args)
-    rejected = spark.read.parquet(str(rej))
+    rejected = spark.read.parquet(paths.hadoop_literal(rej))
     metrics = {
         "dataset": "product_catalog",
         "hour": args.start.isoformat(),
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "output": str(out),
         "rejects": str(rej),
         "rows_in": raw.count(),
-        "rows_clean": spark.read.parquet(str(out)).count(),
+        "rows_clean": spark.read.parquet(paths.hadoop_literal(out)).count(),
         "rows_rejected": rejected.count(),
         "rejected_by_reason": common.count_by_reason(rejected),
     }

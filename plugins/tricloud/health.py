@@ -27,7 +27,13 @@ def check_connection(conn_id: str, kind: str) -> dict:
         if kind == "spark":
             require_reachable(conn.host, conn.port, f"Spark master of {conn_id!r}")
         elif kind == "sql":
-            conn.get_hook().get_first("SELECT 1")
+            from tricloud.warehouse import open_db
+
+            db = open_db(conn)
+            try:
+                db.cursor().execute("SELECT 1")
+            finally:
+                db.close()
         else:
             from tricloud.replication.stores import make_store, replica_bucket
 

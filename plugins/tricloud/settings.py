@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import include
+from include.paths import check_lake_root
 
 #: The project checkout (parent of ``include/``); spark-submit needs it on PYTHONPATH.
 PROJECT_ROOT = Path(include.__file__).resolve().parent.parent
@@ -22,7 +23,8 @@ def lake_root() -> str:
     if not value:
         raise RuntimeError(f"{LAKE_ROOT_ENV} is not set: set it in .env (see .env.example) to the lake directory")
     path = Path(value)
-    return str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve())
+    # Refuses what some layer cannot take, naming the character (include/paths.py).
+    return check_lake_root(str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve()))
 
 
 def state_dir() -> Path:

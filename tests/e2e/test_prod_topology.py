@@ -17,9 +17,7 @@ HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 def test_one_hour_through_celery_triggered_by_rest(prod_stack):
     import psycopg2
 
-    from stack import prod
-
-    client, _, root, timings = prod_stack
+    client, env, root, timings = prod_stack
     generate.generate_hour(root, HOUR, rows=3000, products=200)
     run_id = f"prod_test_{time.time_ns()}"
     client.call("POST", f"/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": "2026-11-24T11:00:00+00:00"})
@@ -28,7 +26,7 @@ def test_one_hour_through_celery_triggered_by_rest(prod_stack):
     tis = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
     # The Celery worker ran the tasks, and load_warehouse wrote into the Postgres warehouse.
     assert {t["executor"] or "" for t in tis} <= {"", "CeleryExecutor"}
-    with psycopg2.connect(f"host=127.0.0.1 port={prod.PG_PORT} user=postgres dbname=warehouse") as conn:
+    with psycopg2.connect(env["AIRFLOW_CONN_WAREHOUSE_DEFAULT"]) as conn:
         cur = conn.cursor()
         cur.execute("SELECT count(*) FROM customer_hourly WHERE window_start = %s", (HOUR.isoformat(),))
         (rows,) = cur.fetchone()

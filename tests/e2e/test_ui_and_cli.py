@@ -26,7 +26,6 @@ from tests.support.stack import DAG_ID, private_stack, task_states, wait_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.ui]
 
-UI_PORT = 8089  # beside the demo's 8080 and the production topology's 8081
 UI_HOUR = datetime(2026, 11, 20, 5, tzinfo=UTC)  # triggered from the browser with the `hour` param
 CLI_HOUR = datetime(2026, 11, 20, 6, tzinfo=UTC)  # triggered with `airflow dags trigger --logical-date`
 ROWS = 2000
@@ -43,8 +42,8 @@ def ui_stack(spark_cluster, emulators):
     for hour in {latest, latest - timedelta(hours=1), UI_HOUR, CLI_HOUR}:
         generate.generate_hour(root, hour, rows=ROWS, products=200)
     # A distinctive dummy secret (moto accepts any), so the masking test cannot pass by accident.
-    aws = json.loads(config.stack_env()["AIRFLOW_CONN_AWS_DEFAULT"]) | {"password": "Tr1cloud-mask-canary-5e1f"}
-    with private_stack("test-ui-airflow", UI_PORT, 8795, AIRFLOW_CONN_AWS_DEFAULT=json.dumps(aws)) as stack:
+    aws = json.loads(os.environ["AIRFLOW_CONN_AWS_DEFAULT"]) | {"password": "Tr1cloud-mask-canary-5e1f"}
+    with private_stack("test-ui-airflow", AIRFLOW_CONN_AWS_DEFAULT=json.dumps(aws)) as stack:
         stack[1].wait_for_dag("customer_daily_report")
         yield stack
 
@@ -185,7 +184,7 @@ class TestWebUI:
         links = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/ingest_customer_data/links")[
             "extra_links"
         ]
-        master = os.environ.get("SPARK_MASTER_WEBUI_PORT", "8090")
+        master = os.environ["SPARK_MASTER_WEBUI_PORT"]  # the world's own (tests/conftest.py)
         assert links["Spark master UI"] == f"http://127.0.0.1:{master}"
         assert links["Spark application"].startswith(f"http://127.0.0.1:{master}/app/?appId=app-")
         start = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/start_cluster/links")["extra_links"]

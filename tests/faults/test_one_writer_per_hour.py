@@ -29,8 +29,6 @@ NAME = "test-lease-airflow"
 def lease_stack(spark_cluster, emulators):
     with private_stack(
         NAME,
-        8086,
-        8797,
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",
     ) as stack:

@@ -18,27 +18,20 @@ import pyarrow.parquet as pq
 import pytest
 
 from include import generate, lake
+from tests.support.cluster import scratch_cluster, scratch_port, stop_scratch
 from tricloud import settings
 from tricloud.operators import SparkJobOperator, StartClusterOperator
 
 pytestmark = [pytest.mark.spark, pytest.mark.fault]
 HOUR = "2026-11-24T10:00:00+00:00"
 HOUR_END = "2026-11-24T11:00:00+00:00"
-SCRATCH = {"webui_port": 8198, "worker_webui_port": 8199}
 
 
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SPARK_SCRATCH", "spark://127.0.0.1:7178?deploy-mode=client&spark-binary=spark-submit"
-    )
-    kwargs = {**SCRATCH, "state_dir": tmp_path / "cluster"}
+    kwargs = scratch_cluster(tmp_path / "cluster", monkeypatch)
     yield kwargs
-    from airflow.sdk import BaseHook
-
-    from tricloud.cluster import backend_for
-
-    backend_for("local", BaseHook.get_connection("spark_scratch"), **kwargs).stop()
+    stop_scratch(kwargs)
 
 
 def ingest(root, scratch, **kwargs) -> SparkJobOperator:
@@ -102,7 +95,7 @@ class TestWorkerKilledMidJob:
         thread = threading.Thread(target=run)
         thread.start()
         deadline = time.monotonic() + 120
-        while not json.load(urllib.request.urlopen("http://127.0.0.1:8198/json/"))["activeapps"]:
+        while not json.load(urllib.request.urlopen(f"http://127.0.0.1:{scratch['webui_port']}/json/"))["activeapps"]:
             assert time.monotonic() < deadline and thread.is_alive(), "the job never registered"
             time.sleep(0.2)
         os.killpg(worker_pid, signal.SIGKILL)
@@ -142,7 +135,7 @@ class TestMasterGoneBetweenRuns:
         assert set(new) == {"master", "worker-0"}
         # Exactly the master and worker JVMs named by the pid files serve this cluster: the surviving worker
         # re-registered with the new master, nothing runs unaccounted for.
-        assert cluster_jvms("7178") == set(new.values())
+        assert cluster_jvms(str(scratch_port())) == set(new.values())
         assert not psutil.pid_exists(old["master"]) or psutil.Process(old["master"]).status() == psutil.STATUS_ZOMBIE
 
 
@@ -171,4 +164,4 @@ class TestConcurrentStarts:
         assert sorted(r.started for r in results) == [False, False, True]  # one started it, two reused it
         pids = {p.stem: int(p.read_text()) for p in (scratch["state_dir"] / "spark").glob("*.pid")}
         assert set(pids) == {"master", "worker-0"}
-        assert cluster_jvms("7178") == set(pids.values())  # no JVM without a pid file
+        assert cluster_jvms(str(scratch_port())) == set(pids.values())  # no JVM without a pid file

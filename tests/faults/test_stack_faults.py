@@ -29,8 +29,6 @@ BIG = 60_000  # rows: the job is killed as soon as spark-submit runs; enough to 
 def fault_stack(spark_cluster, emulators):
     with private_stack(
         "test-fault-airflow",
-        8087,
-        8796,
         # Only our runs (no scheduled hour competing); a killed task's heartbeat is missed in 30 s.
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",

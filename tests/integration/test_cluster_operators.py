@@ -9,6 +9,8 @@ import urllib.request
 import pytest
 
 from include import generate
+from stack.ports import free_port
+from tests.support.cluster import scratch_cluster, scratch_port, stop_scratch
 from tricloud import settings
 from tricloud.cluster.local import _alive
 from tricloud.links import SparkApplicationLink, SparkMasterUILink
@@ -32,14 +34,9 @@ class FakeTI:
 @pytest.fixture
 def scratch(tmp_path, monkeypatch):
     """A second, private cluster on other ports, so start/stop do not disturb the shared one."""
-    monkeypatch.setenv("AIRFLOW_CONN_SPARK_SCRATCH", "spark://127.0.0.1:7178?deploy-mode=client")
-    kwargs = {"webui_port": 8198, "worker_webui_port": 8199, "state_dir": tmp_path}
+    kwargs = scratch_cluster(tmp_path, monkeypatch)
     yield kwargs
-    from airflow.sdk import BaseHook
-
-    from tricloud.cluster import backend_for
-
-    backend_for("local", BaseHook.get_connection("spark_scratch"), **kwargs).stop()
+    stop_scratch(kwargs)
 
 
 class TestStartStopCluster:
@@ -47,9 +44,10 @@ class TestStartStopCluster:
         start = StartClusterOperator(task_id="start", conn_id="spark_scratch", backend_kwargs=scratch)
         info = start.execute({})
         assert info["started"] is True
-        assert info["master_url"] == "spark://127.0.0.1:7178"
-        assert SparkMasterUILink().get_link(start, ti_key=None) == "http://127.0.0.1:8198"
-        with urllib.request.urlopen("http://127.0.0.1:8198/json/") as resp:
+        ui_url = f"http://127.0.0.1:{scratch['webui_port']}"
+        assert info["master_url"] == f"spark://127.0.0.1:{scratch_port()}"
+        assert SparkMasterUILink().get_link(start, ti_key=None) == ui_url
+        with urllib.request.urlopen(f"{ui_url}/json/") as resp:
             state = json.load(resp)
         assert state["status"] == "ALIVE"
         assert [w["state"] for w in state["workers"]] == ["ALIVE"]
@@ -65,7 +63,7 @@ class TestStartStopCluster:
         assert stop.execute({"ti": FakeTI(info)}) is True
         assert not any(_alive(p) for p in pids)  # no orphan JVMs
         with pytest.raises(OSError):
-            urllib.request.urlopen("http://127.0.0.1:8198/json/", timeout=2)
+            urllib.request.urlopen(f"{ui_url}/json/", timeout=2)
 
     def test_restarts_a_dead_worker(self, scratch, tmp_path):
         import os
@@ -144,10 +142,11 @@ class TestFailFast:
         assert SparkApplicationLink().get_link(op, ti_key=None) == ""
 
     def test_unreachable_master_fails_in_seconds(self, monkeypatch):
-        monkeypatch.setenv("AIRFLOW_CONN_SPARK_WRONG", "spark://127.0.0.1:7999?deploy-mode=client")
+        nobody = free_port()  # reserved for us and nothing listens there
+        monkeypatch.setenv("AIRFLOW_CONN_SPARK_WRONG", f"spark://127.0.0.1:{nobody}?deploy-mode=client")
         op = SparkJobOperator(task_id="x", application=settings.job_path("ingest_products"), conn_id="spark_wrong")
         t0 = time.monotonic()
-        with pytest.raises(ConnectionError, match="127.0.0.1:7999 is not reachable"):
+        with pytest.raises(ConnectionError, match=f"127.0.0.1:{nobody} is not reachable"):
             op.execute({})
         assert time.monotonic() - t0 < 10
 

@@ -13,6 +13,7 @@ import pytest
 
 from include import lake
 from stack.databases import MariaDBServer, PostgresServer
+from stack.ports import free_port, release
 from tricloud.connections import require_connection
 from tricloud.warehouse import load_hour
 
@@ -43,25 +44,27 @@ def write_enriched(root, customers: int) -> None:
     )
 
 
-def _server(cls, port: int):
+def _server(cls):
     # Not under pytest's tmp dir: that one is private to root, and both servers drop root.
     d = Path(tempfile.mkdtemp(prefix=f"tricloud-{cls.__name__.lower()}-"))
+    port = free_port()  # a demo or a second clone may run its own on any fixed port
     server = cls(d, port)
     server.start()
     yield server.create_database("warehouse")
     server.stop()
     assert server.pid() is None
     shutil.rmtree(d, ignore_errors=True)
+    release([port])
 
 
 @pytest.fixture(scope="module")
 def postgres():
-    yield from _server(PostgresServer, 5440)
+    yield from _server(PostgresServer)
 
 
 @pytest.fixture(scope="module")
 def mariadb():
-    yield from _server(MariaDBServer, 3310)
+    yield from _server(MariaDBServer)
 
 
 def count(conn_id: str) -> list[tuple]:

@@ -1,7 +1,8 @@
 """A private embedded stack for end-to-end tests: the local Airflow in its own home, on its own ports.
 
-It shares the session's Spark cluster, emulators and test lake, and never touches a running
-`make demo` (other API and log-server ports, another metadata DB).
+It shares the session's world (its Spark cluster, emulators and test lake, see tests/conftest.py) and
+never touches a running `make demo`: its home lives in the world's state dir and its API and
+log-server ports are chosen free.
 """
 
 from __future__ import annotations
@@ -14,34 +15,51 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stack import config
+from stack import ports
 from stack.airflow import LocalAirflow, RestClient
 
 DAG_ID = "customer_enrichment"
 
 
-@contextmanager
-def private_stack(name: str, api_port: int, log_port: int, **extra_env: str) -> Iterator[tuple]:
-    """Yield (airflow, rest client, env, lake root) for a fresh local Airflow; stop it afterwards."""
-    home = config.STATE / name
-    shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB: run ids and logical dates are unique
+def world_state() -> Path:
+    """The session's world state directory (set by tests/conftest.py)."""
+    return Path(os.environ["TRICLOUD_STATE_DIR"])
+
+
+def airflow_env(home: Path, **extra_env: str) -> dict[str, str]:
+    """The session's environment for a second Airflow in ``home`` on free API and log-server ports."""
+    api, worker_log, trigger_log = ports.free_ports(3)
     root = Path(os.environ["LAKE_ROOT"])
-    env = config.stack_env(
-        airflow_home=home,
-        overrides={
-            "AIRFLOW__API__PORT": str(api_port),
-            "LAKE_ROOT": str(root),
-            "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps({"conn_type": "sqlite", "host": str(root / f"{name}.sqlite")}),
-        },
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__LOGGING__LOGGING_LEVEL"}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__API__PORT": str(api),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_log),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log),
+            "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps(
+                {"conn_type": "sqlite", "host": str(root / f"{home.name}.sqlite")}
+            ),
+            **extra_env,
+        }
     )
-    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(log_port)
-    env.update(extra_env)
+    return env
+
+
+@contextmanager
+def private_stack(name: str, **extra_env: str) -> Iterator[tuple]:
+    """Yield (airflow, rest client, env, lake root) for a fresh local Airflow; stop it afterwards."""
+    home = world_state() / name
+    shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB: run ids and logical dates are unique
+    env = airflow_env(home, **extra_env)
     airflow = LocalAirflow(env)
     airflow.start()
     try:
         client = RestClient(airflow.url, "admin", airflow.admin_password())
         client.wait_for_dag(DAG_ID)
-        yield airflow, client, env, root
+        yield airflow, client, env, Path(env["LAKE_ROOT"])
     finally:
         airflow.stop()
     assert airflow.pids() == []
@@ -50,21 +68,23 @@ def private_stack(name: str, api_port: int, log_port: int, **extra_env: str) -> 
 @contextmanager
 def production_stack() -> Iterator[tuple]:
     """Yield (rest client, env, lake root, start-up timings) for a fresh production topology
-    (stack.prod: Postgres, Redis, Celery; scheduled runs off, only ours); stop it afterwards."""
+    (stack.prod: Postgres, Redis, Celery; scheduled runs off, only ours) in the world's state dir, on
+    free ports; stop it afterwards."""
     from stack import prod
 
-    prod.down()
-    shutil.rmtree(prod.STATE, ignore_errors=True)  # a fresh metadata DB, as above
-    timings = prod.up(schedule=False)
+    state = world_state() / "prod"
+    shutil.rmtree(state, ignore_errors=True)  # a fresh metadata DB, as above
+    topo = prod.topology(state, base=dict(os.environ))
+    timings = topo.up(schedule=False)
     try:
-        env = prod.prod_env(schedule=False)
-        api = LocalAirflow({**env, "AIRFLOW_HOME": str(prod.STATE / "airflow")})
+        env = topo.env(schedule=False)
+        api = LocalAirflow(env)
         client = RestClient(api.url, "admin", api.admin_password())
         client.wait_for_dag(DAG_ID)
         yield client, env, Path(env["LAKE_ROOT"]), timings
     finally:
-        prod.down()
-    assert prod.pids() == []  # nothing left running
+        topo.down()
+    assert topo.pids() == []  # nothing left running
 
 
 def wait_for_run(client: RestClient, run_id: str, dag_id: str = DAG_ID, timeout: float = 600) -> str:

@@ -22,8 +22,7 @@ def write(root, dataset, table: dict) -> None:
     pq.write_table(pa.table(table), path / "part-00000.parquet")
 
 
-@pytest.fixture
-def hour(lake):
+def make_hour(lake):
     write(
         lake,
         lake_mod.CLEAN_CUSTOMERS,
@@ -44,6 +43,11 @@ def hour(lake):
         {"product_id": ["P1", "P2"], "name": ["Lamp", "Book"], "category": ["home", "books"], "price": [10.0, 4.5]},
     )
     return lake
+
+
+@pytest.fixture
+def hour(lake):
+    return make_hour(lake)
 
 
 lake_mod = lake
@@ -81,3 +85,44 @@ class TestEnrichHour:
         write(lake, lake_mod.CLEAN_CUSTOMERS, {"order_id": ["O1"]})
         with pytest.raises(MissingInputError, match="no clean product_catalog for hour 2026-11-24T10:00Z"):
             enrich_hour(lake, HOUR)
+
+
+class TestPathsAreData:
+    """A lake root is taken literally: never pasted into SQL, never expanded as a glob."""
+
+    @pytest.mark.parametrize(
+        "name",
+        ["o'brien lake", "st*r lake?", "lake [eu] {a,b}", "100% $HOME #1 ünï; rm -rf x", 'say "hi" \\ back'],
+    )
+    def test_hostile_root_gives_the_same_hour(self, tmp_path, name):
+        plain = enrich_hour(make_hour(tmp_path / "plain"), HOUR)
+        root = make_hour(tmp_path / name)
+        # A decoy that '*', '?' or '[eu]' would also match if the root were read as a pattern.
+        decoy = tmp_path / name.replace("*", "X").replace("?", "Y").replace("[eu]", "e")
+        if decoy != root:
+            write(
+                decoy,
+                lake_mod.CLEAN_CUSTOMERS,
+                {
+                    "order_id": ["D1"],
+                    "customer_id": ["C9"],
+                    "name": ["x"],
+                    "email": ["x@x.io"],
+                    "country": ["DE"],
+                    "product_id": ["P1"],
+                    "quantity": [1],
+                    "ts": [ts(3)],
+                },
+            )
+            write(
+                decoy,
+                lake_mod.CLEAN_PRODUCTS,
+                {"product_id": ["P1"], "name": ["Lamp"], "category": ["home"], "price": [10.0]},
+            )
+        got = enrich_hour(root, HOUR)
+        strip = {"output", "rejects"}
+        assert {k: v for k, v in got.items() if k not in strip} == {k: v for k, v in plain.items() if k not in strip}
+        assert got["output"] == str(lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path)
+        published = lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path / "part-00000.parquet"
+        plain_file = lake.partition(tmp_path / "plain", lake.ENRICHED_CUSTOMERS, HOUR).path / "part-00000.parquet"
+        assert published.read_bytes() == plain_file.read_bytes()

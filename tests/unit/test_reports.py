@@ -70,3 +70,15 @@ class TestDailyRollup:
             date(2026, 11, 24),
             date(2026, 11, 25),
         ]
+
+
+class TestPathsAreData:
+    def test_a_root_with_glob_characters_reads_only_its_own_hours(self, tmp_path):
+        root, decoy = tmp_path / "o'brien st*r lake?", tmp_path / "o'brien stXr lakeY"
+        write_hour(root, 3, customers(4, 1))
+        write_hour(decoy, 3, customers(9, 2))  # what '*' and '?' would also match
+        write_hour(decoy, 5, customers(9, 3))
+        report = daily_rollup(root, DAY)
+        assert report["hours_processed"] == 1
+        assert report["customer_hours"] == 4
+        assert report["orders"] == sum(r["order_count"] for r in customers(4, 1))

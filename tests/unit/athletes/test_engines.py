@@ -59,3 +59,29 @@ def test_take_mean_age_worker():
 def test_unknown_engine():
     with pytest.raises(ValueError, match="choose one of"):
         engines.mean_age_by_year("excel", "x.csv")
+
+
+def test_spark_reader_nulls_na_only_where_it_means_missing(tmp_path, spark):
+    """``NA`` is missing in Age/Height/Weight/Medal only: a name, team or NOC code ``NA`` is kept."""
+    path = tmp_path / "na.csv"
+    header = ",".join(f'"{c}"' for c in generate.COLUMNS)
+    rows = [
+        '"1","NA","M",NA,NA,NA,"NA","NA","1900 Summer",1900,"Summer","Paris","S","E",NA',
+        '"2",NA,"F",21,170,60.5,NA,NA,"1900 Summer",1900,"Summer","Paris","S","Cara ""C"", Jr.",Gold',
+    ]
+    path.write_bytes((header + "\r\n" + "\r\n".join(rows) + "\r\n").encode())
+    got = [r.asDict() for r in engines.read_athletes_spark(spark, path).orderBy("ID").collect()]
+    assert [(r["Name"], r["Team"], r["NOC"]) for r in got] == [("NA", "NA", "NA"), ("NA", "NA", "NA")]
+    assert [(r["Age"], r["Height"], r["Weight"], r["Medal"]) for r in got] == [
+        (None, None, None, None),
+        (21, 170, 60.5, "Gold"),
+    ]
+    assert got[1]["Event"] == 'Cara "C", Jr.'  # RFC 4180 doubled quotes and a comma inside quotes
+
+
+def test_spark_reader_takes_the_path_literally(tmp_path, spark):
+    root = tmp_path / "o'brien [x] {a,b} st*r?"
+    decoy = tmp_path / "o'brien x a stXrY"  # what the root would match as a glob
+    for d, n in ((root, 1), (decoy, 3)):
+        generate.generate(d / "athlete_events.csv", rows=n)
+    assert engines.read_athletes_spark(spark, root / "athlete_events.csv").count() == 1

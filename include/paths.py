@@ -1,0 +1,100 @@
+"""Paths are data, not code: hand a filesystem path to each layer so that it is taken literally.
+
+Each layer below reads some characters of a path string as syntax (measured with pyspark 4.2 and
+DuckDB 2.0, see docs/design.md "Paths are data"):
+
+- **Spark / Hadoop** expand ``[ ] { } * ?`` and ``\\`` as a glob in every read path
+  (``spark.read.csv/json/parquet``): a root named ``lake [1]`` is "not found", a root ``st*ar`` silently
+  also reads a sibling ``stXar``. :func:`hadoop_literal` escapes them (Hadoop's glob escape is ``\\``).
+  Write paths are not globbed.
+- **DuckDB** expands ``*`` and ``?`` even in a prepared parameter (``read_parquet(?)``) and parses a path
+  pasted into SQL. :func:`read_parquet_files` reads with pyarrow from an open file instead; DuckDB
+  writes through ``COPY … TO $out`` with the path as a parameter (write targets are not globbed).
+- **Shells**: none. Every process is started from an argument list (``subprocess`` without
+  ``shell=True``), so no path is ever parsed by a shell.
+
+What some layer cannot take is refused up front by :func:`check_lake_root`: ``:`` (Hadoop builds a URI
+from each path component it globs, and ``a:b`` parses as scheme ``a`` — "Relative path in absolute URI";
+with glob characters escaped elsewhere in the root this fails every Spark read) and ASCII control
+characters (a line break in a path breaks ``.env`` files and every line-based log or listing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+#: Characters Hadoop's GlobPattern gives a meaning to (GlobPattern.java / Globber.java).
+HADOOP_GLOB_CHARS = "\\[]{}*?"
+_HADOOP_GLOB = re.compile(r"([\\\[\]{}*?])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Refused in a lake root, with the reason given in the error.
+UNSUPPORTED = {":": "Hadoop reads 'a:b' in a path as a URI scheme (Spark fails: Relative path in absolute URI)"}
+
+
+class UnsupportedPathError(ValueError):
+    """A path holds a character that some layer of the pipeline cannot take literally."""
+
+
+def hadoop_literal(path: str | Path) -> str:
+    """``path`` as a Spark/Hadoop *read* path that matches exactly that file or directory.
+
+    Escapes each of ``\\ [ ] { } * ?`` with a backslash, Hadoop's glob escape. Without it a lake root
+    ``/data/lake [eu]`` is "Path does not exist" and ``/data/st*r`` also reads ``/data/stXr``.
+    Use it for ``spark.read.*`` only: write paths are not globbed, and an escaped write path would
+    create a directory with backslashes in its name.
+    """
+    return _HADOOP_GLOB.sub(r"\\\1", str(path))
+
+
+def check_lake_root(value: str | Path) -> str:
+    """Return ``value`` unchanged, or raise :class:`UnsupportedPathError` naming the character to remove.
+
+    Refused: ``:`` (see :data:`UNSUPPORTED`) and ASCII control characters (U+0000–U+001F, U+007F), which
+    no line-based file or log keeps intact. Everything else (quotes, spaces, ``[ ] { } * ? \\ % $ # ;``,
+    non-ASCII) is supported by every layer and tested by tests/e2e/test_hostile_lake_root.py.
+    """
+    text = str(value)
+    for char, why in UNSUPPORTED.items():
+        if char in text:
+            raise UnsupportedPathError(
+                f"LAKE_ROOT {text!r} contains {char!r} at position {text.index(char)}: {why}; "
+                "choose a directory name without it"
+            )
+    bad = _CONTROL.search(text)
+    if bad:
+        raise UnsupportedPathError(
+            f"LAKE_ROOT {text!r} contains the control character U+{ord(bad.group()):04X} at position {bad.start()}: "
+            "no layer keeps it intact (.env files and logs are line-based); choose a directory name without it"
+        )
+    return text
+
+
+def read_parquet_files(files: Iterable[Path]):
+    """Read Parquet files into one ``pyarrow.Table`` (schema of the first; none given: ``None``).
+
+    Each file is opened by Python, so its name is never parsed. Spark's INT96 timestamps come back in
+    microseconds, which is what DuckDB's own ``read_parquet`` gives (TIMESTAMP, not TIMESTAMP_NS).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for f in files:
+        with open(f, "rb") as fh:
+            tables.append(pq.read_table(fh, coerce_int96_timestamp_unit="us"))
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+
+
+def parquet_rows(files: Iterable[Path]) -> int:
+    """Total row count of Parquet files, from their footers (names never parsed)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            total += pq.read_metadata(fh).num_rows
+    return total

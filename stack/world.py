@@ -1,0 +1,129 @@
+"""A world of its own for the test suite, the benchmarks and ``make screenshots``.
+
+Built from ``.env.example``'s non-secret settings and from code, never from the user's ``.env``: its
+own Spark standalone cluster, emulators, API and log-server ports (all chosen free, see
+:mod:`stack.ports`), its own bucket/container name, Airflow home, Spark state dir, lake and SQLite
+warehouse, all under one ``state`` directory. The user's connections (``AIRFLOW_CONN_*``),
+``REPLICA_BUCKET`` and ``STORAGE_EMULATOR_HOST`` are never read, so a running ``make demo`` (or a
+``.env`` pointed at real buckets) is never touched. :func:`stack.loopback.require_loopback` checks the
+result before anything starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack import config, ports
+
+#: Settings of .env.example a world never takes: where data goes, secrets, and every port.
+NOT_TAKEN_PREFIXES = ("AIRFLOW_CONN_",)
+NOT_TAKEN = {
+    "REPLICA_BUCKET",
+    "STORAGE_EMULATOR_HOST",
+    "AIRFLOW_JWT_SECRET",
+    "LAKE_ROOT",
+    "AIRFLOW__API__PORT",
+    "SPARK_MASTER_WEBUI_PORT",
+    "SPARK_WORKER_WEBUI_PORT",
+    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
+}
+#: The ports a world listens on, by role.
+PORT_ROLES = ("spark", "spark_ui", "spark_worker_ui", "s3", "gcs", "azure", "api", "worker_log", "trigger_log")
+#: Azurite's documented development account (public, the same as in .env.example; not a secret).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass(frozen=True)
+class World:
+    """A world's state directory, environment, ports (by role, see :data:`PORT_ROLES`) and bucket."""
+
+    state: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    bucket: str
+
+    def release_ports(self) -> None:
+        """Drop the port reservations (call when the world's servers are stopped)."""
+        ports.release(list(self.ports.values()))
+
+
+def example_settings() -> dict[str, str]:
+    """``.env.example`` without the settings a world chooses itself (:data:`NOT_TAKEN`)."""
+    values = config.parse_env_file(config.ENV_EXAMPLE)
+    return {k: v for k, v in values.items() if k not in NOT_TAKEN and not k.startswith(NOT_TAKEN_PREFIXES)}
+
+
+def connections(p: dict[str, int], warehouse: Path) -> dict[str, str]:
+    """The world's connections, every one on 127.0.0.1 (S3, GCS, Azure on their emulators)."""
+    blob = f"http://127.0.0.1:{p['azure']}/devstoreaccount1"
+    return {
+        "AIRFLOW_CONN_SPARK_DEFAULT": f"spark://127.0.0.1:{p['spark']}?deploy-mode=client&spark-binary=spark-submit",
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": f"http://127.0.0.1:{p['s3']}", "region_name": "us-east-1"},
+            }
+        ),
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
+            {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "tricloud-local"}}
+        ),
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{p['gcs']}",
+        "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(
+            {
+                "conn_type": "wasb",
+                "extra": {
+                    "connection_string": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+                    f"AccountKey={AZURITE_KEY};BlobEndpoint={blob};"
+                },
+            }
+        ),
+        "AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
+    }
+
+
+def build(state: Path, name: str = "test") -> World:
+    """A new world under ``state`` (created), with free ports reserved for this process.
+
+    :param state: directory for everything the world writes (Airflow home, Spark and emulator pid
+        files and logs, lake, warehouse). Nothing is written elsewhere.
+    :param name: prefix of the bucket/container name (``<name>-<12 hex>``, unique per world).
+    """
+    state = Path(state).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    p = dict(zip(PORT_ROLES, ports.free_ports(len(PORT_ROLES)), strict=True))
+    bucket = f"{name}-{uuid.uuid4().hex[:12]}"
+    lake = state / "lake"
+    lake.mkdir(exist_ok=True)
+    values = example_settings() | connections(p, state / "warehouse.sqlite")
+    values |= {
+        "REPLICA_BUCKET": bucket,
+        "AIRFLOW__API__PORT": str(p["api"]),
+        "SPARK_MASTER_WEBUI_PORT": str(p["spark_ui"]),
+        "SPARK_WORKER_WEBUI_PORT": str(p["spark_worker_ui"]),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(p["worker_log"]),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(p["trigger_log"]),
+    }
+    from cryptography.fernet import Fernet
+
+    derived = config.derived_settings(
+        values,
+        home=state / "airflow",
+        state=state,
+        lake=lake,
+        jwt_secret=secrets.token_hex(32),
+        fernet_key=Fernet.generate_key().decode(),
+    )
+    return World(state=state, env={**values, **derived}, ports=p, bucket=bucket)
+
+
+def exported_conflicts() -> dict[str, str]:
+    """Variables of this shell a world overrides; they are checked by the loopback guard too."""
+    return {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_") or k in NOT_TAKEN}

@@ -1,0 +1,69 @@
+"""Paths handed to each layer literally (include/paths.py, the SQLite warehouse file)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from include import paths
+
+
+class TestHadoopLiteral:
+    @pytest.mark.parametrize(
+        ("raw", "escaped"),
+        [
+            ("/data/lake", "/data/lake"),
+            ("/data/o'brien lake/ünï %20 $x #1", "/data/o'brien lake/ünï %20 $x #1"),
+            ("/d/[eu]{a,b}*?", "/d/\\[eu\\]\\{a,b\\}\\*\\?"),
+            ("/d/back\\slash", "/d/back\\\\slash"),
+        ],
+    )
+    def test_escapes_exactly_the_glob_characters(self, raw, escaped):
+        assert paths.hadoop_literal(raw) == escaped
+
+
+class TestCheckLakeRoot:
+    def test_accepts_what_every_layer_takes(self):
+        root = '/data/o\'brien "lake" [eu] {a,b} *?\\ 100% $HOME;#1 ünï 東京'
+        assert paths.check_lake_root(root) == root
+
+    @pytest.mark.parametrize(("root", "char"), [("/a/b:c", "':' at position 4"), ("/a/b\nc", "U+000A at position 4")])
+    def test_refuses_naming_the_character(self, root, char):
+        with pytest.raises(paths.UnsupportedPathError, match=char.replace("+", r"\+")):
+            paths.check_lake_root(root)
+
+
+class TestSqliteWarehousePath:
+    """SqliteHook builds a 'file:' URI from the path unquoted: '?' cut it and the DB landed elsewhere."""
+
+    @pytest.fixture
+    def conn(self, tmp_path, monkeypatch):
+        db = tmp_path / "o'brien 100%41 lake?x=1 #2" / "wh.sqlite"
+        monkeypatch.setenv("AIRFLOW_CONN_WH_PATHS", json.dumps({"conn_type": "sqlite", "host": str(db)}))
+        return db
+
+    def test_the_database_is_the_named_file(self, conn, tmp_path):
+        from tricloud.connections import require_connection
+        from tricloud.warehouse import open_db
+
+        db = open_db(require_connection("wh_paths"))
+        db.execute("CREATE TABLE t (x INTEGER)")
+        db.commit()
+        db.close()
+        assert conn.is_file()
+        assert sorted(p.name for p in tmp_path.rglob("*")) == sorted([conn.parent.name, conn.name])
+
+    def test_the_connection_check_creates_nothing_elsewhere(self, conn, tmp_path):
+        from tricloud.health import check_connection
+
+        assert check_connection("wh_paths", "sql")["ok"]
+        assert sorted(p.name for p in tmp_path.rglob("*")) == sorted([conn.parent.name, conn.name])
+
+
+def test_the_stack_refuses_an_unsupported_lake_root_before_starting_anything():
+    from stack.config import stack_env
+
+    with pytest.raises(paths.UnsupportedPathError, match="':' at position"):
+        stack_env(overrides={"LAKE_ROOT": "/data/lake:2"})
+    assert stack_env(overrides={"LAKE_ROOT": "/data/o'brien [eu]"})["LAKE_ROOT"] == "/data/o'brien [eu]"
