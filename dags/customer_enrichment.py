@@ -3,6 +3,9 @@
 
 Every hour `[start, end)` (UTC) this DAG:
 
+0. **claim_hour** (setup) — takes the hour's lease in the lake, so two runs of one hour (scheduled +
+   manual, a clear, a backfill) never interleave: a second run *waits* here, holding no worker slot,
+   logging which run holds the hour; every writing task below checks that its run still holds it.
 1. **start_cluster** — makes sure the Spark standalone cluster of connection `spark_default` is up
    (starts it from the installed pyspark if nothing answers; reuses a running one).
 2. **ingest_customer_data** ∥ **ingest_product_data** — Spark jobs that *clean* the hour's raw drops
@@ -21,6 +24,8 @@ Every hour `[start, end)` (UTC) this DAG:
 6. **load_warehouse** — upserts the hour's aggregates into table `customer_hourly` of connection
    `warehouse_default` (SQLite file locally, PostgreSQL in compose); a re-run replaces the hour.
 7. **stop_cluster** (teardown) — stops the Spark cluster only if this run started it.
+8. **release_hour** (teardown of claim_hour) — frees the hour, whatever happened. A crashed run's hour
+   is free once that run is failed (or after an hour without renewal).
 
 Partitions are `date=YYYY-MM-DD/hour=HH` under `$LAKE_ROOT`; each appears atomically, and re-running
 an hour replaces it with identical content.
@@ -49,6 +54,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
 
 from tricloud import macros, settings
 from tricloud.assets import ENRICHED_CUSTOMER_HOURLY, REPLICATED_CUSTOMER_HOURLY
+from tricloud.hour_lease import LEASE_ARGS, ClaimHourSensor, ReleaseHourOperator, fence
 from tricloud.hours import HOUR_PARAM_PATTERN
 from tricloud.operators import (
     ReplicateHourOperator,
@@ -59,7 +65,7 @@ from tricloud.operators import (
 )
 from tricloud.spark_conf import SHORT_JOB_CONF
 
-HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--end", macros.HOUR_END]
+HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--end", macros.HOUR_END, *LEASE_ARGS]
 
 
 @dag(
@@ -67,7 +73,7 @@ HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--e
     schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=2,
+    max_active_runs=2,  # not 1: backfills run two hours at once; runs of ONE hour wait in claim_hour
     user_defined_macros=macros.MACROS,
     doc_md=__doc__,
     tags=["hourly", "spark", "customers"],
@@ -90,6 +96,7 @@ HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--e
     },
 )
 def customer_enrichment():
+    claim_hour = ClaimHourSensor(task_id="claim_hour", hour=macros.HOUR_START, lake_root=macros.LAKE_ROOT)
     start_cluster = StartClusterOperator(task_id="start_cluster", conn_id="spark_default", workers=1)
 
     ingest_customers = SparkJobOperator(
@@ -97,15 +104,17 @@ def customer_enrichment():
         application=settings.job_path("ingest_customers"),
         application_args=HOUR_ARGS,
         conf=SHORT_JOB_CONF,
+        pre_execute=fence,
     )
     ingest_products = SparkJobOperator(
         task_id="ingest_product_data",
         application=settings.job_path("ingest_products"),
         application_args=HOUR_ARGS,
         conf=SHORT_JOB_CONF,
+        pre_execute=fence,
     )
 
-    @task(task_id="enrich_customer_data", outlets=[ENRICHED_CUSTOMER_HOURLY])
+    @task(task_id="enrich_customer_data", outlets=[ENRICHED_CUSTOMER_HOURLY], pre_execute=fence)
     def enrich_customer_data(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, **context):
         """Join clean orders with the catalog and aggregate per customer (DuckDB)."""
         from include.enrichment import enrich_hour
@@ -120,7 +129,7 @@ def customer_enrichment():
         describe_outlets(context, hour=start.isoformat())
         return summary
 
-    @task(task_id="load_warehouse")
+    @task(task_id="load_warehouse", pre_execute=fence)
     def load_warehouse(data_interval_start=None, data_interval_end=None, dag_run=None, params=None) -> dict:
         """Upsert the hour's aggregates into the SQL warehouse (connection `warehouse_default`)."""
         from tricloud.hours import resolve_hour
@@ -143,6 +152,7 @@ def customer_enrichment():
                 hour=macros.HOUR_START,
                 lake_root=macros.LAKE_ROOT,
                 retries=3,
+                pre_execute=fence,
             )
             for cloud in ("s3", "gcs", "azure")
         ]
@@ -153,11 +163,18 @@ def customer_enrichment():
             lake_root=macros.LAKE_ROOT,
             retries=0,
             outlets=[REPLICATED_CUSTOMER_HOURLY],
+            pre_execute=fence,  # its repairs write
         )
         copies >> verify
     enriched >> replicate
-    enriched >> load_warehouse()
+    loaded = load_warehouse()
+    enriched >> loaded
     stop_cluster.as_teardown(setups=start_cluster)
+
+    release_hour = ReleaseHourOperator(task_id="release_hour")
+    claim_hour >> start_cluster
+    [stop_cluster, verify, loaded] >> release_hour
+    release_hour.as_teardown(setups=claim_hour)
 
 
 customer_enrichment()

@@ -72,7 +72,6 @@ def status(env: dict[str, str]) -> None:
 
 
 def demo(env: dict[str, str], rows: int | None) -> None:
-    up(env)
     from include.generate import generate_hour
 
     hour_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -83,28 +82,13 @@ def demo(env: dict[str, str], rows: int | None) -> None:
         f"Data     {gen.customer_rows:,} customer rows, {gen.product_rows:,} catalog lines for [{hour:%H:%M}, "
         f"{hour_end:%H:%M}) UTC"
     )
+    # The data first: on a fresh stack the scheduler starts this hour's run as soon as Airflow is up.
+    up(env)
 
     airflow = LocalAirflow(env)
     client = RestClient(airflow.url, "admin", airflow.admin_password() or "")
     client.wait_for_dag(DAG_ID)
-    run_id = existing_run(client, hour_end)
-    if run_id:
-        # The hour ran before (e.g. `make demo` twice within an hour): re-run it in place.
-        client.call("POST", f"/dags/{DAG_ID}/dagRuns/{run_id}/clear", {"dry_run": False})
-        print(f"Re-run   {run_id} (cleared: the hour was processed before)")
-    else:
-        run_id = f"demo__{hour:%Y-%m-%dT%H}"
-        # CronDataIntervalTimetable: a manual run at logical date T processes the hour that ends at T.
-        out = subprocess.run(
-            ["airflow", "dags", "trigger", DAG_ID, "--logical-date", hour_end.isoformat(), "--run-id", run_id],
-            env={**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if out.returncode:
-            sys.exit(f"airflow dags trigger failed:\n{out.stdout}\n{out.stderr}")
-        print(f"Trigger  airflow dags trigger {DAG_ID} --logical-date {hour_end.isoformat()}  (run {run_id})")
+    run_id = run_for_hour(client, env, hour, hour_end)
     state = watch(client, run_id)
     summary_file = (
         config.Path(env["LAKE_ROOT"]) / f"enriched/customer_hourly/date={hour:%Y-%m-%d}/hour={hour:%H}/_summary.json"
@@ -113,6 +97,7 @@ def demo(env: dict[str, str], rows: int | None) -> None:
     if state != "success":
         sys.exit(f"Run {run_id} ended {state}: open {airflow.url}/dags/{DAG_ID} for the task logs")
     summary = json.loads(summary_file.read_text())
+    print(processed_by(env, hour, run_id))
     cust = summary["upstream"]["customer_activity"]
     prod = summary["upstream"]["product_catalog"]
     print("Summary")
@@ -145,10 +130,76 @@ def demo(env: dict[str, str], rows: int | None) -> None:
     print("  stop everything    make stop")
 
 
-def existing_run(client: RestClient, logical_date: datetime) -> str | None:
-    stamp = urllib.parse.quote(logical_date.isoformat())
-    runs = client.call("GET", f"/dags/{DAG_ID}/dagRuns?logical_date_gte={stamp}&logical_date_lte={stamp}")
-    return runs["dag_runs"][0]["dag_run_id"] if runs.get("dag_runs") else None
+def run_for_hour(client: RestClient, env: dict[str, str], hour: datetime, hour_end: datetime) -> str:
+    """The run that will process [hour, hour_end): the scheduler's (or an earlier demo's) if there is one,
+    else a new manual run. One run per hour: a second one would only wait for the first (claim_hour)
+    and then process the hour again."""
+    run = existing_run(client, hour, hour_end)
+    if run is None and scheduler_starts(client, hour):
+        print("Waiting  for the scheduler's run of this hour (the DAG is unpaused: it starts the latest hour)")
+        deadline = time.monotonic() + 60
+        while run is None and time.monotonic() < deadline:
+            time.sleep(2)
+            run = existing_run(client, hour, hour_end)
+    if run is not None and run["state"] in ("queued", "running"):
+        print(f"Follow   {run['dag_run_id']} (already processing this hour: no second run)")
+        return run["dag_run_id"]
+    if run is not None:
+        # The hour ran before (e.g. `make demo` twice within an hour): re-run it in place.
+        client.call("POST", f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/clear", {"dry_run": False})
+        print(f"Re-run   {run['dag_run_id']} (cleared: the hour was processed before)")
+        return run["dag_run_id"]
+    run_id = f"demo__{hour:%Y-%m-%dT%H}"
+    # CronDataIntervalTimetable: a manual run at logical date T processes the hour that ends at T.
+    out = subprocess.run(
+        ["airflow", "dags", "trigger", DAG_ID, "--logical-date", hour_end.isoformat(), "--run-id", run_id],
+        env={**env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode:
+        sys.exit(f"airflow dags trigger failed:\n{out.stdout}\n{out.stderr}")
+    print(f"Trigger  airflow dags trigger {DAG_ID} --logical-date {hour_end.isoformat()}  (run {run_id})")
+    return run_id
+
+
+def existing_run(client: RestClient, hour: datetime, hour_end: datetime) -> dict | None:
+    """A run of [hour, hour_end): scheduled or backfilled (logical date = the hour's start) or manual with
+    the logical date at its end (as the demo triggers it)."""
+    lo, hi = (urllib.parse.quote(t.isoformat()) for t in (hour, hour_end))
+    runs = client.call("GET", f"/dags/{DAG_ID}/dagRuns?logical_date_gte={lo}&logical_date_lte={hi}")["dag_runs"]
+    for run in runs:
+        logical = _ts(run["logical_date"])
+        if (run["run_type"] != "manual" and logical == hour) or (run["run_type"] == "manual" and logical == hour_end):
+            return run
+    return None
+
+
+def scheduler_starts(client: RestClient, hour: datetime) -> bool:
+    """Whether the scheduler is about to start the run of ``hour`` itself (unpaused, next interval due)."""
+    dag = client.call("GET", f"/dags/{DAG_ID}")
+    start = dag.get("next_dagrun_data_interval_start")
+    due = dag.get("next_dagrun_run_after")
+    if dag.get("is_paused") or not start or not due:
+        return False
+    return _ts(start) == hour and _ts(due) <= datetime.now(UTC)
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def processed_by(env: dict[str, str], hour: datetime, run_id: str) -> str:
+    """Which run wrote the hour, from its lease (the last run that claimed it)."""
+    from include.lease import HourLease
+
+    top = HourLease(env["LAKE_ROOT"], DAG_ID, hour).current()
+    if top is None:
+        return f"Hour     [{hour:%H:%M}, +1h) has no lease record: processed by run {run_id}"
+    others = [r.run_id for r in HourLease(env["LAKE_ROOT"], DAG_ID, hour).history() if r.run_id != top.run_id]
+    waited = f"; earlier runs of this hour: {', '.join(others)}" if others else ""
+    return f"Hour     processed by run {top.run_id} (lease generation {top.generation}{waited})"
 
 
 def watch(client: RestClient, run_id: str, timeout: float = 900) -> str:

@@ -14,6 +14,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include import lake, paths
+from include.lease import HourLease
 
 log = logging.getLogger("include.jobs")
 
@@ -73,7 +74,11 @@ def hour_args(description: str, argv: Sequence[str] | None) -> argparse.Namespac
     parser.add_argument("--start", required=True, help="start of the hour [start, end), ISO 8601")
     parser.add_argument("--end", required=True, help="end of the hour, ISO 8601")
     parser.add_argument("--metrics-file", help="where to write the JSON metrics (the operator reads it)")
+    parser.add_argument("--lease-pipeline", help="pipeline whose hour lease must be held to publish (include.lease)")
+    parser.add_argument("--lease-generation", type=int, help="this run's generation of that lease (fencing token)")
     args = parser.parse_args(argv)
+    if (args.lease_pipeline is None) != (args.lease_generation is None):
+        parser.error("--lease-pipeline and --lease-generation go together")
     start, end = lake.parse_hour(args.start), lake.parse_hour(args.end)
     if end - start != lake.HOUR:
         parser.error(f"the interval must be exactly one hour, got [{start}, {end})")
@@ -107,14 +112,27 @@ def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) 
     return path
 
 
-def publish(df: DataFrame, root: str, dataset: tuple[str, str], start: datetime, sort_by: list[str]) -> Path:
-    """Write ``df`` as one hour partition, atomically (staging dir, then rename)."""
+def publish(
+    df: DataFrame,
+    root: str,
+    dataset: tuple[str, str],
+    start: datetime,
+    sort_by: list[str],
+    args: argparse.Namespace | None = None,
+) -> Path:
+    """Write ``df`` as one hour partition, atomically (staging dir, then rename).
+
+    With ``args`` from :func:`hour_args` naming a lease, the rename happens only while this run's
+    generation still holds the hour (else :class:`include.lease.LeaseLostError`, nothing published).
+    """
     part = lake.partition(root, dataset, start)
     staging = None
     try:
         staging = lake.staging_dir(root, part)  # its mkdir can already hit a full disk
         # One sorted file per hour: stable bytes for re-runs, and hourly volumes are small enough.
         df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("errorifexists").parquet(str(staging))
+        if args is not None and args.lease_generation is not None:
+            HourLease(root, args.lease_pipeline, start).check(args.lease_generation)
         lake.publish_dir(staging, part.path)
     except Exception as err:
         if staging is not None:
@@ -140,6 +158,8 @@ def finish(args: argparse.Namespace, metrics: dict, **run_info: str) -> None:
     run facts such as the application id go to the operator only.
     """
     clean_dir = Path(metrics["output"])
+    if args.lease_generation is not None:
+        HourLease(args.lake_root, args.lease_pipeline, args.start).check(args.lease_generation)
     lake.write_json(clean_dir / lake.SUMMARY_FILE, metrics)
     if args.metrics_file:
         Path(args.metrics_file).write_text(json.dumps({**metrics, **run_info}, default=str))

@@ -100,9 +100,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     spark = common.session(f"ingest_customer_data {args.start:%Y-%m-%dT%H}")
     raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw, args.start, args.end)
-    out = common.publish(clean, args.lake_root, lake.CLEAN_CUSTOMERS, args.start, ["order_id"])
+    out = common.publish(clean, args.lake_root, lake.CLEAN_CUSTOMERS, args.start, ["order_id"], args)
     # Rejects have no unique key: sort by every column so re-runs write identical bytes.
-    rej = common.publish(rejects, args.lake_root, lake.REJECTS_CUSTOMERS, args.start, rejects.columns)
+    rej = common.publish(rejects, args.lake_root, lake.REJECTS_CUSTOMERS, args.start, rejects.columns, args)
     # Count what landed, not what we meant to write.
     rows_clean = spark.read.parquet(paths.hadoop_literal(out)).count()
     rejected = spark.read.parquet(paths.hadoop_literal(rej))

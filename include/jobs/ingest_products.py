@@ -78,9 +78,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     spark = common.session(f"ingest_product_data {args.start:%Y-%m-%dT%H}")
     raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw)
-    out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"])
+    out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"], args)
     # Rejects have no unique key: sort by every column so re-runs write identical bytes.
-    rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns)
+    rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns, args)
     rejected = spark.read.parquet(paths.hadoop_literal(rej))
     metrics = {
         "dataset": "product_catalog",

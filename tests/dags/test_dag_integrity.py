@@ -34,6 +34,7 @@ EXPECTED_EDGES = {
         "check_warehouse_default": set(),
     },
     "customer_enrichment": {
+        "claim_hour": {"start_cluster", "release_hour"},
         "start_cluster": {"ingest_customer_data", "ingest_product_data", "stop_cluster"},
         "ingest_customer_data": {"enrich_customer_data"},
         "ingest_product_data": {"enrich_customer_data"},
@@ -44,12 +45,13 @@ EXPECTED_EDGES = {
             "replicate_to_azure",
             "load_warehouse",
         },
-        "load_warehouse": set(),
+        "load_warehouse": {"release_hour"},
         "replicate_to_s3": {"verify_replicas"},
         "replicate_to_gcs": {"verify_replicas"},
         "replicate_to_azure": {"verify_replicas"},
-        "verify_replicas": set(),
-        "stop_cluster": set(),
+        "verify_replicas": {"release_hour"},
+        "stop_cluster": {"release_hour"},
+        "release_hour": set(),
     },
 }
 
@@ -119,6 +121,45 @@ def test_stop_cluster_is_the_teardown_of_start_cluster(dagbag):
     dag = dagbag.dags["customer_enrichment"]
     assert dag.get_task("stop_cluster").is_teardown
     assert dag.get_task("start_cluster").is_setup
+
+
+class TestOneWriterPerHour:
+    """customer_enrichment claims its hour first, frees it whatever happened, and fences every writer."""
+
+    WRITERS = (
+        "ingest_customer_data",
+        "ingest_product_data",
+        "enrich_customer_data",
+        "replicate_to_s3",
+        "replicate_to_gcs",
+        "replicate_to_azure",
+        "verify_replicas",
+        "load_warehouse",
+    )
+
+    def test_claim_is_a_setup_waiting_without_a_worker_slot_and_release_its_teardown(self, dagbag):
+        dag = dagbag.dags["customer_enrichment"]
+        claim, release = dag.get_task("claim_hour"), dag.get_task("release_hour")
+        assert claim.is_setup and claim.mode == "reschedule"
+        assert release.is_teardown and claim.task_id in release.upstream_task_ids
+        assert [t.task_id for t in dag.roots] == ["claim_hour"]
+        # Every task but the claim runs after it (so nothing is written before the hour is held) ...
+        assert {t.task_id for t in claim.get_flat_relatives(upstream=False)} == set(dag.task_ids) - {"claim_hour"}
+        # ... and the release after every writer.
+        assert set(self.WRITERS) <= {t.task_id for t in release.get_flat_relatives(upstream=True)}
+
+    def test_every_writer_checks_the_lease_before_it_writes(self, dagbag):
+        from tricloud.hour_lease import fence
+
+        dag = dagbag.dags["customer_enrichment"]
+        for task_id in self.WRITERS:
+            assert dag.get_task(task_id)._pre_execute_hook is fence, task_id
+
+    def test_spark_jobs_get_the_lease_to_check_before_publishing(self, dagbag):
+        dag = dagbag.dags["customer_enrichment"]
+        for task_id in ("ingest_customer_data", "ingest_product_data"):
+            args = dag.get_task(task_id).application_args
+            assert "--lease-generation" in args and "--lease-pipeline" in args, task_id
 
 
 def core_timetable(dag):

@@ -1,0 +1,230 @@
+"""One writer per hour: a lease on an hour of a pipeline, stored in the lake that every worker shares.
+
+No Airflow here (the Spark driver checks the lease too, just before it publishes); the Airflow side
+(the ``claim_hour`` sensor, the ``release_hour`` teardown, the fencing hook) is ``tricloud.hour_lease``.
+
+Layout: one directory per hour, ``<lake>/_leases/<pipeline>/date=YYYY-MM-DD/hour=HH/``, holding one
+JSON file per **generation** (``000001.json``, ``000002.json``, …). The highest generation is the
+lease; its number is the fencing token. A file appears atomically with its whole content (written to
+a temporary name, then hard-linked to its final name, which fails if the name exists), so of two
+runs that both try to take generation n+1 exactly one succeeds. Only the holder rewrites its own
+file (renewal, release), with an atomic rename; nobody ever rewrites another generation.
+
+The lease is free when the top generation is released, when its holder's DAG run is in a terminal
+state (asked through ``holder_state``), or when its last renewal is older than ``ttl`` (a holder whose
+run cannot be asked about, e.g. deleted). A run that finds its *own* run id on top takes the next
+generation (a cleared or retried run re-claims, and fences out its own older attempt).
+
+Fencing: a writer calls :meth:`HourLease.check` with its generation right before writing; it raises
+:class:`LeaseLostError` naming the current holder when a higher generation exists. This is a check
+before the write, not a conditional write (files and object stores offer no compare-and-swap on a
+token), so it relies on a takeover happening only when the holder's run is over or silent for a TTL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from include import lake
+
+#: Airflow DAG run states after which a run writes nothing more.
+TERMINAL_STATES = frozenset({"success", "failed"})
+DEFAULT_TTL = timedelta(hours=1)
+#: Generations kept per hour (older ones are history only: who processed the hour before).
+KEEP_GENERATIONS = 5
+_GEN_FILE = re.compile(r"^(\d{6,})\.json$")
+
+#: ``holder_state(dag_id, run_id)``: the run's state (e.g. "running", "failed"), None when unknown.
+HolderState = Callable[[str, str], str | None]
+
+
+class LeaseLostError(RuntimeError):
+    """This writer's generation is no longer the lease: another run holds the hour. Nothing was written."""
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """One generation of an hour's lease (the JSON content of its file). Times are UTC."""
+
+    generation: int
+    dag_id: str
+    run_id: str
+    holder: str  # host, pid and task of the claimer, for people reading the lake
+    acquired_at: datetime
+    renewed_at: datetime
+    released: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=datetime.isoformat, indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> LeaseRecord:
+        raw = json.loads(text)
+        for key in ("acquired_at", "renewed_at"):
+            raw[key] = datetime.fromisoformat(raw[key])
+        return cls(**raw)
+
+    def describe(self) -> str:
+        return f"run {self.run_id!r} of {self.dag_id} (generation {self.generation}, holder {self.holder})"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Outcome of :meth:`HourLease.try_acquire`: ours (``acquired``) or the holder's record, and why."""
+
+    acquired: bool
+    record: LeaseRecord | None
+    reason: str
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class HourLease:
+    """The lease of one hour of one pipeline in the lake at ``lake_root``.
+
+    :param lake_root: the lake every worker shares.
+    :param pipeline: e.g. ``customer_enrichment``.
+    :param hour: start of the hour (ISO 8601 or datetime; must be a whole UTC hour).
+    :param ttl: a lease not renewed for this long is free even if its holder's state is unknown.
+    :param clock: returns the current UTC time (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        lake_root: str | Path,
+        pipeline: str,
+        hour: str | datetime,
+        ttl: timedelta = DEFAULT_TTL,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.hour = lake.parse_hour(hour)
+        self.pipeline = pipeline
+        self.path = Path(lake_root) / "_leases" / pipeline / lake.hour_relpath(self.hour)
+        self.ttl = ttl
+        self.clock = clock
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _file(self, generation: int) -> Path:
+        return self.path / f"{generation:06d}.json"
+
+    def generations(self) -> list[int]:
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return []
+        return sorted(int(m.group(1)) for n in names if (m := _GEN_FILE.match(n)))
+
+    def current(self) -> LeaseRecord | None:
+        """The top generation's record, or None when the hour was never claimed."""
+        gens = self.generations()
+        return LeaseRecord.from_json(self._file(gens[-1]).read_text()) if gens else None
+
+    def history(self) -> list[LeaseRecord]:
+        """The kept generations, oldest first (who claimed the hour, and when)."""
+        return [LeaseRecord.from_json(self._file(g).read_text()) for g in self.generations()]
+
+    def why_free(self, record: LeaseRecord | None, holder_state: HolderState) -> str | None:
+        """Why ``record`` no longer holds the hour, or None when it still does."""
+        if record is None:
+            return "never claimed"
+        if record.released:
+            return f"released by {record.describe()}"
+        try:
+            state = holder_state(record.dag_id, record.run_id)
+        except Exception:  # an unknown run (deleted, another deployment's): the TTL decides
+            state = None
+        if state in TERMINAL_STATES:
+            return f"{record.describe()} is {state}"
+        age = self.clock() - record.renewed_at
+        if age > self.ttl:
+            return (
+                f"{record.describe()} last renewed {age.total_seconds():.0f}s ago (TTL {self.ttl.total_seconds():.0f}s)"
+            )
+        return None
+
+    # -- writing ---------------------------------------------------------------------------------
+    def try_acquire(self, dag_id: str, run_id: str, holder_state: HolderState, holder: str | None = None) -> Claim:
+        """Take the hour if it is free (or already ours); never waits.
+
+        Returns a :class:`Claim` with our new record when acquired, else the holder's record and why
+        it still holds the hour. Losing a race for the next generation counts as "held".
+        """
+        top = self.current()
+        if top is not None and (top.dag_id, top.run_id) == (dag_id, run_id):
+            reason = f"re-claimed by the same run (generation {top.generation} was this run's)"
+        else:
+            reason = self.why_free(top, holder_state)
+            if reason is None:
+                return Claim(False, top, f"held by {top.describe()}, renewed at {top.renewed_at:%H:%M:%S} UTC")
+        now = self.clock()
+        record = LeaseRecord(
+            generation=(top.generation if top else 0) + 1,
+            dag_id=dag_id,
+            run_id=run_id,
+            holder=holder or default_holder(),
+            acquired_at=now,
+            renewed_at=now,
+        )
+        if not self._create(record):
+            winner = self.current()
+            return Claim(False, winner, f"taken a moment ago by {winner.describe() if winner else 'another run'}")
+        self._prune(record.generation)
+        return Claim(True, record, reason)
+
+    def check(self, generation: int) -> LeaseRecord:
+        """Return our record if ``generation`` is still the lease; raise :class:`LeaseLostError` otherwise."""
+        top = self.current()
+        if top is None or top.generation != generation or top.released:
+            now = f"now held by {top.describe()}" if top and not top.released else "now released"
+            raise LeaseLostError(
+                f"lost the lease of hour {self.hour:%Y-%m-%dT%H:00Z} of {self.pipeline} (had generation {generation}; "
+                f"{now}): another run processes this hour, so this one writes nothing. Its lease is in {self.path}"
+            )
+        return top
+
+    def renew(self, generation: int) -> LeaseRecord:
+        """Check that ``generation`` holds the hour and push its renewal time to now."""
+        record = replace(self.check(generation), renewed_at=self.clock())
+        self._rewrite(record)
+        return record
+
+    def release(self, generation: int) -> bool:
+        """Mark our generation released; False (and nothing written) when it is no longer the lease."""
+        try:
+            record = self.check(generation)
+        except LeaseLostError:
+            return False
+        self._rewrite(replace(record, released=True, renewed_at=self.clock()))
+        return True
+
+    def _create(self, record: LeaseRecord) -> bool:
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".{record.generation:06d}.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(record.to_json())
+        try:
+            os.link(tmp, self._file(record.generation))  # fails if the name exists: one winner
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+
+    def _rewrite(self, record: LeaseRecord) -> None:
+        tmp = self.path / f".{record.generation:06d}.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(record.to_json())
+        os.replace(tmp, self._file(record.generation))
+
+    def _prune(self, top: int) -> None:
+        for gen in self.generations():
+            if gen <= top - KEEP_GENERATIONS:
+                self._file(gen).unlink(missing_ok=True)

@@ -1,0 +1,181 @@
+"""One run per hour at a time: the Airflow side of the hour lease (:mod:`include.lease`).
+
+- :class:`ClaimHourSensor` (``claim_hour``, the run's first task and a *setup*): takes the lease of
+  the run's hour. While another live run holds it, it waits in ``reschedule`` mode, holding no worker
+  slot between pokes, and logs which run holds the hour; its XCom is the claim (hour, generation).
+- :class:`ReleaseHourOperator` (``release_hour``, the matching *teardown*): marks the run's
+  generation released, whatever happened to the tasks in between.
+- :func:`fence` (``pre_execute`` hook of every task that writes): fails the task before it writes
+  when this run's generation is no longer the lease, and renews the lease otherwise.
+
+A crashed holder does not block the hour for long: its lease is free as soon as its DAG run is in a
+terminal state (asked through the Task SDK), or when it was not renewed for ``ttl``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, BaseSensorOperator, PokeReturnValue
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from include.lease import HourLease
+
+log = logging.getLogger(__name__)
+
+CLAIM_TASK_ID = "claim_hour"
+#: A lease not renewed for this long is free even when its holder's run cannot be asked about. Above
+#: the longest quiet stretch of a live run: one task (execution_timeout 30 min) plus a retry delay.
+LEASE_TTL = timedelta(hours=1)
+
+
+def _holder_state(context: Context):
+    """``holder_state`` for the lease: a DAG run's state through the Task SDK (raises for an unknown run)."""
+    ti = context["ti"]
+
+    def holder_state(dag_id: str, run_id: str) -> str:
+        state = ti.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+        return getattr(state, "value", state)  # a DagRunState enum: str() would give "DagRunState.FAILED"
+
+    return holder_state
+
+
+def _holder(context: Context) -> str:
+    from include.lease import default_holder
+
+    ti = context["ti"]
+    return f"{default_holder()} {ti.dag_id}.{ti.task_id} try {ti.try_number}"
+
+
+def _lease(lake_root: str, pipeline: str, hour: str, ttl: timedelta = LEASE_TTL) -> HourLease:
+    from include.lease import HourLease
+
+    return HourLease(lake_root, pipeline, hour, ttl=ttl)
+
+
+class ClaimHourSensor(BaseSensorOperator):
+    """
+    Wait until the run's hour is free, then hold it for this run (the lease in the lake).
+
+    Returns (XCom) ``{"hour", "pipeline", "lake_root", "generation", "run_id", "lease"}``: the writers'
+    fencing token. On timeout it fails naming the run that still holds the hour.
+
+    :param hour: start of the hour, ISO 8601. (templated)
+    :param lake_root: the lake every worker shares. (templated)
+    :param pipeline: name of the pipeline whose hour is claimed; default the DAG id.
+    :param ttl: a lease not renewed for this long is free even if its holder's state is unknown.
+    """
+
+    template_fields: Sequence[str] = ("hour", "lake_root")
+    ui_color = "#e8dcff"
+
+    def __init__(
+        self,
+        *,
+        hour: str,
+        lake_root: str,
+        pipeline: str | None = None,
+        ttl: timedelta = LEASE_TTL,
+        mode: str = "reschedule",
+        poke_interval: float = 10,
+        timeout: float = 2 * LEASE_TTL.total_seconds(),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(mode=mode, poke_interval=poke_interval, timeout=timeout, **kwargs)
+        self.hour = hour
+        self.lake_root = lake_root
+        self.pipeline = pipeline
+        self.ttl = ttl
+        self._held_by: str | None = None
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        pipeline = self.pipeline or self.dag_id
+        lease = _lease(self.lake_root, pipeline, self.hour, self.ttl)
+        claim = lease.try_acquire(self.dag_id, context["run_id"], _holder_state(context), holder=_holder(context))
+        if not claim.acquired:
+            self._held_by = claim.reason
+            self.log.info("Hour %s is %s: waiting (no worker slot held)", self.hour, claim.reason)
+            return False
+        self.log.info(
+            "Claimed hour %s for run %s: generation %d (%s)",
+            self.hour,
+            context["run_id"],
+            claim.record.generation,
+            claim.reason,
+        )
+        return PokeReturnValue(
+            is_done=True,
+            xcom_value={
+                "hour": self.hour,
+                "pipeline": pipeline,
+                "lake_root": self.lake_root,
+                "generation": claim.record.generation,
+                "run_id": claim.record.run_id,
+                "lease": str(lease.path),
+            },
+        )
+
+    def execute(self, context: Context) -> Any:
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as err:
+            raise AirflowSensorTimeout(
+                f"{err} Hour {self.hour} is still {self._held_by}: wait for that run, or mark it failed "
+                "to free the hour, then clear claim_hour"
+            ) from err
+
+
+def _claim(context: Context) -> dict:
+    claim = context["ti"].xcom_pull(task_ids=CLAIM_TASK_ID)
+    if not claim:
+        raise RuntimeError(
+            f"task {CLAIM_TASK_ID!r} of this run returned no claim: it must run (and succeed) before any writer"
+        )
+    return claim
+
+
+def fence(context: Context) -> None:
+    """``pre_execute`` hook of a writing task: fail before writing unless this run still holds its hour.
+
+    Renews the lease when it holds (a live run's lease is never older than its latest task).
+    Raises :class:`include.lease.LeaseLostError` naming the run that holds the hour now.
+    """
+    claim = _claim(context)
+    record = _lease(claim["lake_root"], claim["pipeline"], claim["hour"]).renew(claim["generation"])
+    log.info("Hour %s still held by this run (generation %d): writing", claim["hour"], record.generation)
+
+
+class ReleaseHourOperator(BaseOperator):
+    """
+    Free the run's hour (teardown of ``claim_hour``): mark this run's generation of the lease released.
+
+    Does nothing when this run no longer holds the hour (another run took it over). Returns whether it
+    released.
+    """
+
+    ui_color = "#e8dcff"
+
+    def execute(self, context: Context) -> bool:
+        claim = _claim(context)
+        released = _lease(claim["lake_root"], claim["pipeline"], claim["hour"]).release(claim["generation"])
+        if released:
+            self.log.info("Released hour %s (generation %d)", claim["hour"], claim["generation"])
+        else:
+            self.log.warning("Hour %s was no longer held by this run: nothing to release", claim["hour"])
+        return released
+
+
+#: Spark job arguments naming the lease the driver checks right before it publishes (include/jobs/common.py).
+LEASE_ARGS = [
+    "--lease-pipeline",
+    "{{ ti.xcom_pull(task_ids='" + CLAIM_TASK_ID + "')['pipeline'] }}",
+    "--lease-generation",
+    "{{ ti.xcom_pull(task_ids='" + CLAIM_TASK_ID + "')['generation'] }}",
+]
