@@ -111,6 +111,10 @@ def compute_polars(df) -> pd.Series:
     return _series(out["Year"].to_numpy(), out["Age"].to_numpy())
 
 
+#: The columns where the athlete file writes ``NA`` for "missing" (numbers, and Medal for "no medal").
+SENTINEL_COLUMNS = frozenset({"Age", "Height", "Weight", "Medal"})
+
+
 # -- PySpark ----------------------------------------------------------------------------------------
 def spark_session(master: str | None = None, app_name: str = "athlete_age_by_year"):
     from pyspark.sql import SparkSession
@@ -122,19 +126,30 @@ def spark_session(master: str | None = None, app_name: str = "athlete_age_by_yea
 
 
 def read_athletes_spark(spark, path: str | Path):
-    """The whole file with a typed schema (``NA`` = null), as the classic example reads it."""
+    """The whole file with a typed schema, as the classic example reads it (FAILFAST on a bad value).
+
+    RFC 4180 quoting (``""`` inside a quoted name is a quote). ``NA`` means missing only in the columns
+    where the dataset uses it (``SENTINEL_COLUMNS``); a name, team or code ``NA`` stays a value.
+    """
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     from include.athletes.generate import COLUMNS
 
     ints = {"ID", "Age", "Height", "Year"}
-    schema = T.StructType(
-        [
-            T.StructField(c, T.IntegerType() if c in ints else T.DoubleType() if c == "Weight" else T.StringType())
-            for c in COLUMNS
-        ]
+    raw = spark.read.csv(
+        str(path),
+        header=True,
+        schema=T.StructType([T.StructField(c, T.StringType()) for c in COLUMNS]),
+        mode="FAILFAST",
+        quote='"',
+        escape='"',
     )
-    return spark.read.csv(str(path), header=True, schema=schema, nullValue="NA", mode="FAILFAST")
+    typed = []
+    for c in COLUMNS:
+        col = F.when(F.col(c) != "NA", F.col(c)) if c in SENTINEL_COLUMNS else F.col(c)
+        typed.append(col.cast("int" if c in ints else "double" if c == "Weight" else "string").alias(c))
+    return raw.select(*typed)
 
 
 def mean_age_spark_df(df):

@@ -7,8 +7,9 @@ bad_price (not a finite number in [0, ``lake.MAX_PRICE``]: ``free``, ``-1``, ``N
 duplicate (an older ``updated_at`` of the same product_id). cleaned + rejected = input, always.
 
 One record is one non-blank line (JSON Lines); a zero-byte or blank file fails the hour
-(``common.check_jsonl_not_empty``). No value is a missing-value sentinel: only JSON ``null`` or an
-empty string is missing.
+(``common.check_jsonl_not_empty``), and so does one where no line is a valid product (either would
+reject every order of the hour). No value is a missing-value sentinel: only JSON ``null`` or an empty
+string is missing.
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     spark = common.session(f"ingest_product_data {args.start:%Y-%m-%dT%H}")
     raw = extract(spark, str(path)).cache()
     clean, rejects = transform(raw)
+    if clean.isEmpty():
+        # As a zero-byte file: publishing it would reject every order of the hour as unknown_product_id.
+        raise common.InputFormatError(
+            f"{path} holds no valid product ({raw.count()} lines, rejected by reason: "
+            f"{common.count_by_reason(rejects)}): fix the producer and re-send the snapshot; "
+            "nothing was published for this hour"
+        )
     out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"])
     # Rejects have no unique key: sort by every column so re-runs write identical bytes.
     rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns)

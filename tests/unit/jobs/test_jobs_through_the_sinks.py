@@ -160,3 +160,15 @@ def test_zero_byte_catalog_fails_the_hour_and_keeps_the_published_one(hour):
     assert done.returncode != 0
     assert "holds no record (zero bytes or blank lines only): a truncated upload?" in done.stderr
     assert {f.name: f.read_bytes() for f in part.iterdir()} == before
+
+
+def test_a_catalog_without_one_valid_product_fails_the_hour_too(hour):
+    part = lake.partition(hour, lake.CLEAN_PRODUCTS, HOUR).path
+    before = {f.name: f.read_bytes() for f in part.iterdir()}
+    (lake.partition(hour, lake.RAW_PRODUCTS, HOUR).path / lake.RAW_PRODUCTS_FILE).write_bytes(
+        b'[{"product_id": "P00001"}]\n{"product_id": "P00002", "category": "home", "price": "NaN"}\n'
+    )
+    done = run_job("ingest_products", hour)
+    assert done.returncode != 0
+    assert "holds no valid product (2 lines, rejected by reason: {" in done.stderr
+    assert {f.name: f.read_bytes() for f in part.iterdir()} == before
