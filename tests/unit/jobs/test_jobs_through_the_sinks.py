@@ -172,3 +172,22 @@ def test_a_catalog_without_one_valid_product_fails_the_hour_too(hour):
     assert done.returncode != 0
     assert "holds no valid product (2 lines, rejected by reason: {" in done.stderr
     assert {f.name: f.read_bytes() for f in part.iterdir()} == before
+
+
+def test_a_generated_hour_agrees_with_the_reference(tmp_path):
+    """The generator's dirty rows under the new rules (empty ids, NA quantities, …), job vs plain Python."""
+    from include import generate
+
+    gen = generate.generate_hour(tmp_path, HOUR, rows=2000, products=200)
+    for job in ("ingest_customers", "ingest_products"):
+        done = run_job(job, tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+    orders, order_reasons = reference.clean_customers(gen.customer_file, HOUR)
+    products, product_reasons = reference.clean_products(gen.product_file)
+    customers = strict_json(lake.partition(tmp_path, lake.CLEAN_CUSTOMERS, HOUR).path / lake.SUMMARY_FILE)
+    catalog = strict_json(lake.partition(tmp_path, lake.CLEAN_PRODUCTS, HOUR).path / lake.SUMMARY_FILE)
+    assert (customers["rows_in"], customers["rows_clean"]) == (2000, len(orders))
+    assert customers["rejected_by_reason"] == {k: v for k, v in order_reasons.items() if v}
+    assert "missing_order_id" in customers["rejected_by_reason"]
+    assert catalog["rows_clean"] == len(products)
+    assert catalog["rejected_by_reason"] == {k: v for k, v in product_reasons.items() if v}
