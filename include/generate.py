@@ -1,8 +1,8 @@
 """Deterministic generator of raw hourly drops: customer activity (CSV) and the product catalog (JSON lines).
 
 The same hour and seed always give byte-identical files. A small, known share of rows is dirty on
-purpose (duplicates, bad emails, missing ids, ``NA``, unknown products, unparseable numbers, malformed
-lines) so that the cleaning jobs and their rejects are exercised on every run.
+purpose (duplicates, bad emails, missing (empty) ids, ``NA`` quantities, unknown products, unparseable
+numbers, malformed lines) so that the cleaning jobs and their rejects are exercised on every run.
 
     python -m include.generate --lake-root ./lake --hour 2026-11-24T10:00:00Z --rows 100000
 """
@@ -175,7 +175,7 @@ def customer_activity_lines(hour: datetime, rows: int, products: int, seed: int 
             elif kind == "missing_customer_id":
                 row[1] = ""
             elif kind == "missing_order_id":
-                row[0] = "NA"
+                row[0] = ""  # empty is missing; "NA" would be a real id (no sentinels on codes)
             elif kind == "na_quantity":
                 row[6] = "NA"
             elif kind == "unparseable_quantity":

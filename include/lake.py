@@ -37,6 +37,12 @@ MAX_LENGTH = {
     "category": 64,
 }
 
+#: Numeric bounds (inclusive) of clean values, so that every derived number stays finite and exact
+#: enough in every sink: quantity × price ≤ 1e15 per order, far inside DOUBLE and BIGINT.
+#: Beyond them a row is ``bad_quantity`` / ``bad_price``, as NaN, Infinity and 1e999 are.
+MAX_QUANTITY = 1_000_000
+MAX_PRICE = 1e9
+
 RAW_CUSTOMERS_FILE = "activity.csv"
 RAW_PRODUCTS_FILE = "catalog.jsonl"
 SUMMARY_FILE = "_summary.json"
@@ -146,9 +152,14 @@ def _keep_unchanged_files(staging: Path, final: Path) -> None:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    """Write JSON atomically (temp file + rename) with stable key order."""
+    """Write JSON atomically (temp file + rename) with stable key order.
+
+    Raises ``ValueError`` for NaN or infinity (``allow_nan=False``): Python would otherwise write
+    ``NaN`` / ``Infinity``, which is not JSON, and readers such as ``jq`` or browsers refuse the file.
+    """
+    text = json.dumps(payload, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 

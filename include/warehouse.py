@@ -1,7 +1,10 @@
 """Load one hour's enriched aggregates into a SQL table, idempotently (replace the hour in one transaction).
 
 Works on any DB-API 2 connection (SQLite, PostgreSQL, MySQL/MariaDB); the caller passes the driver's
-placeholder. Portable types only, so the same DDL runs everywhere.
+placeholder and the connection type. Portable types only, so the same DDL runs everywhere; on MySQL the
+table is declared ``utf8mb4`` with a binary collation, since the server default may be ``latin1``
+(MariaDB's is: CJK or emoji names failed the hour) and a ``_ci`` collation would make the primary key
+treat ``c1``/``C1`` or ``e``/``é`` as one customer.
 """
 
 from __future__ import annotations
@@ -39,6 +42,13 @@ DDL = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
     last_order_ts VARCHAR(32),
     PRIMARY KEY (window_start, customer_id)
 )"""
+#: Table options per connection type (Airflow's ``conn_type``), appended to ``DDL``.
+TABLE_OPTIONS = {"mysql": " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"}
+
+
+def ddl(conn_type: str | None = None) -> str:
+    """The ``CREATE TABLE IF NOT EXISTS`` statement for a connection type (``sqlite``, ``postgres``, ``mysql``)."""
+    return DDL + TABLE_OPTIONS.get(conn_type or "", "")
 
 
 def _iso(value) -> str | None:
@@ -74,14 +84,19 @@ def read_enriched(lake_root: str | Path, hour: datetime) -> list[tuple]:
     return rows
 
 
-def upsert_hour(conn, placeholder: str, lake_root: str | Path, hour: str | datetime) -> dict:
-    """Replace the hour's rows in one transaction: a re-run never duplicates, a failure changes nothing."""
+def upsert_hour(
+    conn, placeholder: str, lake_root: str | Path, hour: str | datetime, conn_type: str | None = None
+) -> dict:
+    """Replace the hour's rows in one transaction: a re-run never duplicates, a failure changes nothing.
+
+    ``conn_type`` (Airflow's connection type) picks the table options of :func:`ddl`.
+    """
     h = lake.parse_hour(hour)
     rows = read_enriched(lake_root, h)
     marks = ", ".join([placeholder] * len(COLUMNS))
     cur = conn.cursor()
     try:
-        cur.execute(DDL)
+        cur.execute(ddl(conn_type))
         cur.execute(f"DELETE FROM {TABLE} WHERE window_start = {placeholder}", (h.isoformat(),))
         replaced = cur.rowcount if cur.rowcount and cur.rowcount > 0 else 0
         cur.executemany(f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({marks})", rows)

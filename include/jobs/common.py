@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import shutil
@@ -33,15 +34,49 @@ class InputFormatError(ValueError):
     """The whole file is unusable (schema change, truncated): fail the hour, publish nothing."""
 
 
+#: The one CSV dialect of every raw CSV input: RFC 4180 (quote ``"``, a quote inside a quoted field is
+#: doubled, quoted fields may hold commas and line breaks; a backslash is an ordinary character).
+#: Accepted variations, each tested: a UTF-8 byte-order mark, LF / CRLF / CR line ends, a quoted header,
+#: a last record with or without a line end, blank lines between records (skipped, not records).
+#: ``SPARK_CSV_OPTIONS`` and ``PythonCsvDialect`` are the same dialect for Spark and for the stdlib ``csv``.
+SPARK_CSV_OPTIONS = {"header": True, "multiLine": True, "quote": '"', "escape": '"', "encoding": "UTF-8"}
+
+
+class PythonCsvDialect(csv.Dialect):
+    """RFC 4180 for the stdlib ``csv`` module (read files with ``encoding="utf-8-sig", newline=""``)."""
+
+    delimiter = ","
+    quotechar = '"'
+    doublequote = True
+    escapechar = None
+    skipinitialspace = False
+    lineterminator = "\r\n"
+    quoting = csv.QUOTE_MINIMAL
+    strict = False
+
+
+def csv_records(path: Path):
+    """Yield the records of a raw CSV file (header first) in the inputs' dialect; blank lines are skipped.
+
+    Records, not lines: a quoted field may span lines. Undecodable bytes become U+FFFD, as in Spark.
+    """
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        for record in csv.reader(f, PythonCsvDialect):
+            if record:
+                yield record
+
+
 def check_csv_header(path: Path, expected: Sequence[str]) -> None:
-    """Fail with what changed when the header is not ``expected`` (Spark's own error names no column)."""
-    with open(path, "rb") as f:
-        first = f.readline()
-    if not first.strip():
+    """Fail with what changed when the header is not ``expected`` (Spark's own error names no column).
+
+    The header is the first record in the RFC 4180 dialect above (so a BOM or quoted names are fine).
+    """
+    first = next(csv_records(path), None)
+    if first is None or not any(c.strip() for c in first):
         raise InputFormatError(
             f"{path} is empty (no header line): a truncated upload? An hour without activity still has the header"
         )
-    got = [c.strip() for c in first.decode("utf-8", errors="replace").strip().split(",")]
+    got = [c.strip() for c in first]
     if got != list(expected):
         missing = [c for c in expected if c not in got]
         unexpected = [c for c in got if c not in expected]
@@ -51,21 +86,73 @@ def check_csv_header(path: Path, expected: Sequence[str]) -> None:
         )
 
 
+def check_jsonl_not_empty(path: Path) -> None:
+    """Fail the hour when a JSON-lines snapshot holds no record (zero bytes or blank lines only).
+
+    A catalog snapshot is never legitimately empty: an empty one would turn every order of the hour
+    into ``unknown_product_id`` and replace the hour's warehouse rows with none.
+    """
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip().lstrip(b"\xef\xbb\xbf"):
+                return
+    raise InputFormatError(
+        f"{path} holds no record (zero bytes or blank lines only): a truncated upload? "
+        "Re-send the snapshot; nothing was published for this hour"
+    )
+
+
+#: RFC 3339 (the ISO 8601 profile producers write): date ``T`` (or space) time, optional fraction,
+#: and a UTC offset (``Z``, ``±hh:mm``, ``±hhmm`` or ``±hh``); case-insensitive ``T``/``Z``.
+#: A timestamp without an offset is ambiguous and rejected. Spark keeps microseconds (more digits are cut).
+TIMESTAMP_RE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"  # date, T or space, time
+    r"([.][0-9]{1,9})?"  # fraction
+    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"  # offset
+)
+
+
+def parse_timestamp(col: Column) -> Column:
+    """The one timestamp rule of every input column: RFC 3339 text → TIMESTAMP (UTC instant), else NULL.
+
+    ``2026-11-24T11:07:00+01:00`` → 10:07 UTC; ``…10:08:00.250Z`` keeps its milliseconds. Callers
+    must reject a NULL result (``bad_timestamp``) wherever the value is used, never keep it silently.
+    """
+    text = F.upper(F.trim(col))
+    return F.when(text.rlike(TIMESTAMP_RE), text.try_cast("timestamp"))
+
+
+def parse_finite(col: Column, type_: str, low: float, high: float) -> Column:
+    """``col`` cast to ``type_`` when it is a finite number in [low, high], else NULL.
+
+    Rejects ``NaN``, ``Infinity`` and overflow such as ``1e999`` (which casts to infinity): no sink
+    stores them portably (JSON has no literal for them, MySQL refuses them).
+    """
+    value = col.try_cast(type_)
+    ok = ~F.isnan(value.cast("double")) & (value >= F.lit(low)) & (value <= F.lit(high))
+    return F.when(ok, value)
+
+
 def text_rules(columns: Sequence[str]) -> list[tuple[str, Column]]:
     """Rules every raw text row goes through right after ``malformed_row`` (conditions are null-safe).
 
     ``bad_encoding``: the file was not UTF-8 where this row is (Spark puts U+FFFD for invalid bytes);
+    ``nul_character``: a NUL (U+0000), which PostgreSQL cannot store in text (one such row would fail
+    the whole hour's warehouse load; MySQL, SQLite, Parquet and JSON store every other code point);
     ``field_too_long``: a value longer than ``lake.MAX_LENGTH`` allows (a 1 MB name would fail the
     warehouse load of the whole hour later).
     """
     encoding = F.lit(False)
     for c in columns:
         encoding = encoding | F.coalesce(F.col(c).contains("\ufffd"), F.lit(False))
+    nul = F.lit(False)
+    for c in columns:
+        nul = nul | F.coalesce(F.col(c).contains("\u0000"), F.lit(False))
     too_long = F.lit(False)
     for c in columns:
         if c in lake.MAX_LENGTH:
             too_long = too_long | F.coalesce(F.length(F.col(c)) > lake.MAX_LENGTH[c], F.lit(False))
-    return [("bad_encoding", encoding), ("field_too_long", too_long)]
+    return [("bad_encoding", encoding), ("nul_character", nul), ("field_too_long", too_long)]
 
 
 def hour_args(description: str, argv: Sequence[str] | None) -> argparse.Namespace:

@@ -1,10 +1,16 @@
 """Clean one hour of raw customer activity (CSV) into Parquet, with every rejected row kept.
 
 Rules, applied in order (the first failing rule is the row's ``reject_reason``):
-malformed_row (wrong column count, broken quoting), bad_encoding (not UTF-8), field_too_long,
-missing_order_id, missing_customer_id, bad_timestamp, outside_interval, bad_email,
-missing_product_id, bad_quantity (not a positive integer), duplicate (an older version of an
+malformed_row (wrong column count, broken quoting), bad_encoding (not UTF-8), nul_character,
+field_too_long, missing_order_id, missing_customer_id, bad_timestamp (not RFC 3339 with an offset),
+outside_interval, bad_email, missing_product_id, bad_quantity (not an integer in
+[1, ``lake.MAX_QUANTITY``]), duplicate (an older version of an
 order_id that appears again: the latest ``ts`` wins). cleaned + rejected = input, always.
+
+The file is RFC 4180 CSV (``common.SPARK_CSV_OPTIONS``): one row is one record, which may span lines.
+No value is a missing-value sentinel: ``NA`` is Namibia in ``country`` and a real id elsewhere; an
+empty field is missing, and ``NA`` in ``quantity`` is simply not a number (``bad_quantity``).
+
 """
 
 from __future__ import annotations
@@ -25,19 +31,17 @@ RAW_SCHEMA = T.StructType(
     [T.StructField(c, T.StringType()) for c in RAW_COLUMNS] + [T.StructField("_corrupt_record", T.StringType())]
 )
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
-TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ssX"
 
 
 def extract(spark, path: str) -> DataFrame:
+    """Every record of the CSV file as strings (RFC 4180; no sentinel: only an empty field is NULL)."""
     return spark.read.csv(
         path,
-        header=True,
         schema=RAW_SCHEMA,
         mode="PERMISSIVE",
         columnNameOfCorruptRecord="_corrupt_record",
-        nullValue="NA",
         enforceSchema=False,
-        encoding="UTF-8",
+        **common.SPARK_CSV_OPTIONS,
     )
 
 
@@ -53,8 +57,8 @@ def transform(raw: DataFrame, start: datetime, end: datetime) -> tuple[DataFrame
         "_row",
         *[F.col(c).alias(f"_raw_{c}") for c in RAW_COLUMNS],
     )
-    ts = F.try_to_timestamp(F.col("ts"), F.lit(TS_FORMAT))
-    qty = F.col("quantity").try_cast("int")
+    ts = common.parse_timestamp(F.col("ts"))
+    qty = common.parse_finite(F.col("quantity"), "int", 1, lake.MAX_QUANTITY)
     df = df.withColumn("_ts", ts).withColumn("_qty", qty)
     reason = common.first_reason(
         [
@@ -66,7 +70,7 @@ def transform(raw: DataFrame, start: datetime, end: datetime) -> tuple[DataFrame
             ("outside_interval", (F.col("_ts") < F.lit(start)) | (F.col("_ts") >= F.lit(end))),
             ("bad_email", F.col("email").isNull() | ~F.col("email").rlike(EMAIL_RE)),
             ("missing_product_id", F.col("product_id").isNull()),
-            ("bad_quantity", F.col("_qty").isNull() | (F.col("_qty") <= 0)),
+            ("bad_quantity", F.col("_qty").isNull()),
         ]
     )
     df = df.withColumn(common.REASON, reason)

@@ -1,9 +1,15 @@
 """Clean one hour's product catalog snapshot (JSON lines) into Parquet, with every rejected line kept.
 
-Rules, in order: malformed_row (not a JSON object), bad_encoding (not UTF-8), field_too_long,
-missing_product_id, missing_category,
-bad_price (not a number, or negative), duplicate (an older ``updated_at`` of the same product_id).
-cleaned + rejected = input, always.
+Rules, in order: malformed_row (a line that is not one JSON object: broken JSON, an array, a bare
+value), bad_encoding (not UTF-8), nul_character, field_too_long, missing_product_id, missing_category,
+bad_price (not a finite number in [0, ``lake.MAX_PRICE``]: ``free``, ``-1``, ``NaN``, ``Infinity``,
+``1e999``), bad_timestamp (``updated_at`` missing or not RFC 3339 with an offset: it decides dedupe),
+duplicate (an older ``updated_at`` of the same product_id). cleaned + rejected = input, always.
+
+One record is one non-blank line (JSON Lines); a zero-byte or blank file fails the hour
+(``common.check_jsonl_not_empty``), and so does one where no line is a valid product (either would
+reject every order of the hour). No value is a missing-value sentinel: only JSON ``null`` or an empty
+string is missing.
 """
 
 from __future__ import annotations
@@ -22,12 +28,24 @@ RAW_COLUMNS = ["product_id", "name", "category", "price", "updated_at"]
 RAW_SCHEMA = T.StructType(
     [T.StructField(c, T.StringType()) for c in RAW_COLUMNS] + [T.StructField("_corrupt_record", T.StringType())]
 )
-TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ssX"
 
 
 def extract(spark, path: str) -> DataFrame:
-    return spark.read.json(
-        path, schema=RAW_SCHEMA, mode="PERMISSIVE", columnNameOfCorruptRecord="_corrupt_record", encoding="UTF-8"
+    """One row per non-blank line, fields as strings; ``_corrupt_record`` holds any line that is not an object.
+
+    Read as text and parsed per line, because Spark's JSON reader turns a line holding an array
+    ``[{…},{…}]`` into several rows, which would count one line as two clean products.
+    """
+    lines = spark.read.text(path, wholetext=False).select(
+        F.regexp_replace(F.col("value"), "^\ufeff", "").alias("line")  # a UTF-8 BOM: the text reader keeps it
+    )
+    lines = lines.where(F.trim(F.col("line")) != "")
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
+    parsed = lines.select("line", F.from_json("line", RAW_SCHEMA, options).alias("j"))
+    not_object = ~F.ltrim(F.col("line")).startswith("{") | F.col("j._corrupt_record").isNotNull()
+    return parsed.select(
+        *[F.when(~not_object, F.col(f"j.{c}")).alias(c) for c in RAW_COLUMNS],
+        F.when(not_object, F.col("line")).alias("_corrupt_record"),
     )
 
 
@@ -37,8 +55,8 @@ def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
     for c in RAW_COLUMNS:
         df = df.withColumn(f"_raw_{c}", F.col(c)).withColumn(c, F.nullif(F.trim(F.col(c)), F.lit("")))
     df = df.withColumn("product_id", F.upper(F.col("product_id"))).withColumn("category", F.lower(F.col("category")))
-    df = df.withColumn("_price", F.col("price").try_cast("double")).withColumn(
-        "_updated", F.try_to_timestamp(F.col("updated_at"), F.lit(TS_FORMAT))
+    df = df.withColumn("_price", common.parse_finite(F.col("price"), "double", 0, lake.MAX_PRICE)).withColumn(
+        "_updated", common.parse_timestamp(F.col("updated_at"))
     )
     reason = common.first_reason(
         [
@@ -46,11 +64,12 @@ def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
             *common.text_rules(RAW_COLUMNS),
             ("missing_product_id", F.col("product_id").isNull()),
             ("missing_category", F.col("category").isNull()),
-            ("bad_price", F.col("_price").isNull() | (F.col("_price") < 0) | F.isnan(F.col("_price"))),
+            ("bad_price", F.col("_price").isNull()),
+            ("bad_timestamp", F.col("_updated").isNull()),
         ]
     )
     df = df.withColumn(common.REASON, reason)
-    latest = Window.partitionBy("product_id").orderBy(F.col("_updated").desc_nulls_last(), F.col("_row").desc())
+    latest = Window.partitionBy("product_id").orderBy(F.col("_updated").desc(), F.col("_row").desc())
     valid = df.where(F.col(common.REASON).isNull()).withColumn("_rank", F.row_number().over(latest))
     dupes = valid.where(F.col("_rank") > 1).withColumn(common.REASON, F.lit("duplicate"))
     clean = valid.where(F.col("_rank") == 1).select(
@@ -75,9 +94,17 @@ def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
 def main(argv: Sequence[str] | None = None) -> None:
     args = common.hour_args(__doc__.splitlines()[0], argv)
     path = common.input_file(args.lake_root, lake.RAW_PRODUCTS, args.start, lake.RAW_PRODUCTS_FILE)
+    common.check_jsonl_not_empty(path)
     spark = common.session(f"ingest_product_data {args.start:%Y-%m-%dT%H}")
     raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw)
+    if clean.isEmpty():
+        # As a zero-byte file: publishing it would reject every order of the hour as unknown_product_id.
+        raise common.InputFormatError(
+            f"{path} holds no valid product ({raw.count()} lines, rejected by reason: "
+            f"{common.count_by_reason(rejects)}): fix the producer and re-send the snapshot; "
+            "nothing was published for this hour"
+        )
     out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"], args)
     # Rejects have no unique key: sort by every column so re-runs write identical bytes.
     rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns, args)

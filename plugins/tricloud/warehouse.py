@@ -18,7 +18,11 @@ def load_hour(conn_id: str, lake_root: str | Path, hour) -> dict:
     hook = conn.get_hook()
     db = open_db(conn)
     try:
-        return {**upsert_hour(db, hook.placeholder, lake_root, hour), "conn_id": conn_id, "conn_type": conn.conn_type}
+        return {
+            **upsert_hour(db, hook.placeholder, lake_root, hour, conn.conn_type),
+            "conn_id": conn_id,
+            "conn_type": conn.conn_type,
+        }
     finally:
         db.close()
 

@@ -134,3 +134,69 @@ def test_failed_load_changes_nothing(warehouse, tmp_path):
 def test_missing_connection_says_what_to_set():
     with pytest.raises(Exception, match="AIRFLOW_CONN_WH_NOPE"):
         load_hour("wh_nope", "/nonexistent", HOUR)
+
+
+def write_rows(root, table: dict) -> None:
+    part = lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path
+    if part.exists():
+        shutil.rmtree(part)
+    part.mkdir(parents=True)
+    pq.write_table(pa.table(table), part / "part-00000.parquet")
+
+
+def test_every_clean_value_loads_unchanged(warehouse, tmp_path):
+    """Text beyond Latin-1 and each column at its limit (the lake's MAX_LENGTH, BIGINT, finite DOUBLE)."""
+    from datetime import timedelta
+
+    root = tmp_path / "lake"
+    last = HOUR + timedelta(minutes=59, seconds=59, microseconds=999_999)  # the longest ISO text: 32 characters
+    values = {
+        "customer_id": ["C" * lake.MAX_LENGTH["customer_id"], "c1", "C1", "é", "e", "NA"],
+        "name": ["李小龍🐉" * 50, "Ben\nMiller", 'Ben "Benny" Miller', "Cara\\", "Zoë 👩‍👩‍👧", "NA"],
+        "email": [
+            "x@" + "e" * (lake.MAX_LENGTH["email"] - 5) + ".io",
+            "a@x.io",
+            "a@x.io",
+            "a@x.io",
+            "a@x.io",
+            "n@x.io",
+        ],
+        "country": ["Ö" * lake.MAX_LENGTH["country"], "DE", "DE", "FR", "FR", "NA"],
+        "order_count": [2**63 - 1, 1, 1, 1, 1, 1],
+        "items": [2**63 - 1, 1, 1, 1, 1, 1],
+        "spend": [1e22, 0.01, 12.5, 0.0, 1e15, 37.5],
+        "favourite_category": ["ü" * lake.MAX_LENGTH["category"], "home", "home", "books", "books", "home"],
+        "first_order_ts": [last] * 6,
+        "last_order_ts": [last] * 6,
+    }
+    write_rows(root, values)
+    assert load_hour("wh_test", root, HOUR)["rows_loaded"] == 6
+    got = (
+        require_connection("wh_test")
+        .get_hook()
+        .get_records(
+            "SELECT customer_id, name, email, country, order_count, items, spend, favourite_category, last_order_ts "
+            "FROM customer_hourly"
+        )
+    )
+    expected = {
+        (c, n, e, co, oc, i, s, f, last.isoformat())
+        for c, n, e, co, oc, i, s, f in zip(
+            *(
+                values[k]
+                for k in (
+                    "customer_id",
+                    "name",
+                    "email",
+                    "country",
+                    "order_count",
+                    "items",
+                    "spend",
+                    "favourite_category",
+                )
+            ),
+            strict=True,
+        )
+    }
+    # Distinct customer ids that differ only in case or accents stay distinct (a binary collation on MySQL).
+    assert {(*r[:4], int(r[4]), int(r[5]), float(r[6]), *r[7:]) for r in got} == expected

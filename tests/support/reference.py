@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from include import lake
@@ -21,6 +22,8 @@ def _text_reason(fields: dict[str, str | None]) -> str | None:
     """bad_encoding / field_too_long, as include.jobs.common.text_rules (limits from include.lake)."""
     if any(v and "\ufffd" in v for v in fields.values()):
         return "bad_encoding"
+    if any(v and "\x00" in v for v in fields.values()):
+        return "nul_character"
     if any(v and k in lake.MAX_LENGTH and len(v) > lake.MAX_LENGTH[k] for k, v in fields.items()):
         return "field_too_long"
     return None
@@ -30,39 +33,55 @@ def _val(v: str | None) -> str | None:
     if v is None:
         return None
     v = v.strip(" ")  # Spark's trim() removes spaces only
-    return None if v in ("", "NA") else v
+    return None if v == "" else v  # no sentinel: "NA" is a value (Namibia, an id)
+
+
+RFC3339 = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:(Z)|([+-])(\d\d)(?::?(\d\d))?)", re.I
+)
 
 
 def _ts(v: str | None) -> datetime | None:
+    """RFC 3339 with an offset, as an aware UTC datetime (fraction cut to microseconds)."""
+    m = RFC3339.fullmatch(v.strip(" ").upper()) if isinstance(v, str) else None
+    if not m:
+        return None
+    y, mo, d, h, mi, s, frac, z, sign, oh, om = m.groups()
+    offset = timedelta(0) if z else (1 if sign == "+" else -1) * timedelta(hours=int(oh), minutes=int(om or 0))
+    if abs(offset) > timedelta(hours=18):
+        return None
     try:
-        return datetime.strptime(v, "%Y-%m-%dT%H:%M:%S%z") if v else None
+        local = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), int((frac or "0")[:6].ljust(6, "0")))
     except ValueError:
         return None
+    return (local - offset).replace(tzinfo=UTC)
 
 
 def _int(v: str | None) -> int | None:
-    return int(v) if v and re.fullmatch(r"[+-]?\d+", v) else None
+    n = int(v) if v and re.fullmatch(r"[+-]?\d+", v) else None
+    return n if n is not None and -(2**31) <= n < 2**31 else None
 
 
 def _float(v) -> float | None:
     try:
-        return float(v) if v is not None else None
+        f = float(v) if v is not None else None
     except ValueError:
         return None
+    return f if f is not None and math.isfinite(f) else None
 
 
 def clean_customers(path: Path, start: datetime) -> tuple[list[dict], dict[str, int]]:
     end = start + timedelta(hours=1)
     reasons: dict[str, int] = defaultdict(int)
     valid = []
-    with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.reader(f)
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = (record for record in csv.reader(f) if record)  # RFC 4180 records; blank lines are none
         header = next(reader)
         for line_no, fields in enumerate(reader):
             if len(fields) != len(header):
                 reasons["malformed_row"] += 1
                 continue
-            raw = dict(zip(header, (fields[i] if fields[i] != "NA" else None for i in range(len(fields))), strict=True))
+            raw = dict(zip(header, fields, strict=True))
             r = {k: _val(v) for k, v in raw.items()}
             if r["order_id"]:
                 r["order_id"] = r["order_id"].upper()
@@ -81,7 +100,7 @@ def clean_customers(path: Path, start: datetime) -> tuple[list[dict], dict[str, 
                 else "missing_product_id"
                 if not r["product_id"]
                 else "bad_quantity"
-                if qty is None or qty <= 0
+                if qty is None or not 1 <= qty <= lake.MAX_QUANTITY
                 else None
             )
             if reason:
@@ -110,10 +129,14 @@ def clean_customers(path: Path, start: datetime) -> tuple[list[dict], dict[str, 
 def clean_products(path: Path) -> tuple[dict[str, dict], dict[str, int]]:
     reasons: dict[str, int] = defaultdict(int)
     valid = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()):
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = [ln.removeprefix("\ufeff") for ln in re.split(r"\r\n|\r|\n", text)]
+    for line_no, line in enumerate(ln for ln in lines if ln.strip()):
         try:
             rec = json.loads(line)
         except ValueError:
+            rec = None
+        if not isinstance(rec, dict):  # an array or a bare value is not a record
             reasons["malformed_row"] += 1
             continue
         pid = _val(None if rec.get("product_id") is None else str(rec["product_id"]))
@@ -129,7 +152,9 @@ def clean_products(path: Path) -> tuple[dict[str, dict], dict[str, int]]:
             else "missing_category"
             if not cat
             else "bad_price"
-            if price is None or price < 0 or price != price
+            if price is None or not 0 <= price <= lake.MAX_PRICE
+            else "bad_timestamp"
+            if _ts(rec.get("updated_at")) is None
             else None
         )
         if reason:

@@ -142,3 +142,169 @@ class TestReadShell:
         path.write_bytes(b"")
         with pytest.raises(job.common.InputFormatError, match="empty \\(no header line\\)"):
             job.common.check_csv_header(path, job.RAW_COLUMNS)
+
+
+H = ",".join(job.RAW_COLUMNS)
+
+
+def read_file(spark, tmp_path, data: bytes):
+    """The job's read path on a real file: header check, Spark extract, transform; plus the stdlib record count."""
+    path = tmp_path / "activity.csv"
+    path.write_bytes(data)
+    job.common.check_csv_header(path, job.RAW_COLUMNS)
+    raw = job.extract(spark, str(path))
+    clean, rejects = job.transform(raw, START, END)
+    python_records = sum(1 for _ in job.common.csv_records(path)) - 1  # minus the header
+    return raw.count(), python_records, clean.collect(), rejects.collect()
+
+
+class TestCsvDialect:
+    """RFC 4180, as producers (Python csv, pandas, spreadsheets) write it: records, not lines."""
+
+    def test_quoted_line_break_is_one_record(self, spark, tmp_path):
+        data = (H + "\n").encode() + b'O2,C2,"Ben\nMiller",ben@example.com,DE,P00001,1,2026-11-24T10:06:00Z\n'
+        spark_records, python_records, clean, rejects = read_file(spark, tmp_path, data)
+        assert (spark_records, python_records) == (1, 1)
+        assert [(r["order_id"], r["name"]) for r in clean] == [("O2", "Ben\nMiller")]
+        assert rejects == []
+
+    def test_doubled_quote_is_the_escape_and_backslash_is_a_character(self, spark, tmp_path):
+        data = (H + "\n").encode() + (
+            b'O2,C2,"Ben ""Benny"" Miller",b@x.io,DE,P1,1,2026-11-24T10:06:00Z\n'
+            b'O3,C3,"Cara\\",c@x.io,DE,P1,1,2026-11-24T10:07:00Z\n'
+        )
+        spark_records, python_records, clean, rejects = read_file(spark, tmp_path, data)
+        assert (spark_records, python_records) == (2, 2)
+        assert {r["order_id"]: r["name"] for r in clean} == {"O2": 'Ben "Benny" Miller', "O3": "Cara\\"}
+        assert rejects == []
+
+    ROW = b"O1,C1,Ana,a@x.io,DE,P1,2,2026-11-24T10:05:00Z"
+    ROW2 = b"O2,C1,Ana,a@x.io,DE,P1,2,2026-11-24T10:06:00Z"
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            pytest.param((H + "\n").encode() + ROW + b"\n" + ROW2 + b"\n", id="lf"),
+            pytest.param((H + "\r\n").encode() + ROW + b"\r\n" + ROW2 + b"\r\n", id="crlf-pandas-windows-excel"),
+            pytest.param((H + "\r").encode() + ROW + b"\r" + ROW2 + b"\r", id="cr-old-mac"),
+            pytest.param(b"\xef\xbb\xbf" + (H + "\r\n").encode() + ROW + b"\r\n" + ROW2 + b"\r\n", id="utf8-bom"),
+            pytest.param(
+                ",".join(f'"{c}"' for c in job.RAW_COLUMNS).encode() + b"\n" + ROW + b"\n" + ROW2 + b"\n",
+                id="quoted-header",
+            ),
+            pytest.param((H + "\n").encode() + ROW + b"\n" + ROW2, id="no-final-newline"),
+            pytest.param((H + "\n\n").encode() + ROW + b"\n\n" + ROW2 + b"\n\n", id="blank-lines"),
+            pytest.param(
+                (H + "\n").encode() + b'"O1","C1","Ana","a@x.io","DE","P1","2","2026-11-24T10:05:00Z"\n' + ROW2,
+                id="every-field-quoted",
+            ),
+        ],
+    )
+    def test_accepted_dialect_variations(self, spark, tmp_path, data):
+        spark_records, python_records, clean, rejects = read_file(spark, tmp_path, data)
+        assert (spark_records, python_records) == (2, 2)
+        assert sorted((r["order_id"], r["customer_id"], r["ts"]) for r in clean) == [
+            ("O1", "C1", datetime(2026, 11, 24, 10, 5)),
+            ("O2", "C1", datetime(2026, 11, 24, 10, 6)),
+        ]
+        assert rejects == []
+
+    def test_header_check_reads_records_not_lines(self, tmp_path):
+        path = tmp_path / "activity.csv"
+        # A quoted header name holding a comma is one (wrong) column to the csv dialect, not two right ones.
+        path.write_text('"order_id,customer_id",name,email,country,product_id,quantity,ts\n')
+        with pytest.raises(job.common.InputFormatError, match=r"unexpected \['order_id,customer_id'\]"):
+            job.common.check_csv_header(path, job.RAW_COLUMNS)
+
+
+class TestTimestamps:
+    """One rule (common.parse_timestamp): RFC 3339 with an offset, normalised to UTC."""
+
+    @pytest.mark.parametrize(
+        ("value", "utc"),
+        [
+            ("2026-11-24T10:07:00Z", datetime(2026, 11, 24, 10, 7)),
+            ("2026-11-24T10:07:00+00:00", datetime(2026, 11, 24, 10, 7)),  # Python isoformat()
+            ("2026-11-24T11:07:00+01:00", datetime(2026, 11, 24, 10, 7)),
+            ("2026-11-24T05:07:00-05:00", datetime(2026, 11, 24, 10, 7)),
+            ("2026-11-24T10:08:00.250Z", datetime(2026, 11, 24, 10, 8, 0, 250_000)),  # JavaScript toISOString()
+            ("2026-11-24T10:08:00.123456789Z", datetime(2026, 11, 24, 10, 8, 0, 123_456)),  # cut to microseconds
+            ("2026-11-24 10:07:00Z", datetime(2026, 11, 24, 10, 7)),  # RFC 3339 allows a space
+            ("2026-11-24t10:07:00z", datetime(2026, 11, 24, 10, 7)),  # and lower case
+            ("2026-11-24T11:37:00+0130", datetime(2026, 11, 24, 10, 7)),  # ISO 8601 basic offset
+            ("2026-11-24T20:07:00+10", datetime(2026, 11, 24, 10, 7)),
+        ],
+    )
+    def test_offsets_and_fractions_are_normalised_to_utc(self, spark, value, utc):
+        clean, rejects = run(spark, [with_(ts=value)])
+        assert rejects == {}
+        assert [r["ts"] for r in clean] == [utc]
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "2026-11-24T10:07:00",  # no offset: ambiguous
+            "2026-11-24",
+            "2026-11-24T10:07Z",
+            "2026-11-24T10:07:60Z",
+            "2026-11-24T10:07:00+25:00",
+            "1764151620",
+            "24/11/2026 10:07",
+        ],
+    )
+    def test_anything_else_is_bad_timestamp_never_null(self, spark, value):
+        clean, rejects = run(spark, [GOOD, with_(order_id="O2", ts=value)])
+        assert [r["order_id"] for r in clean] == ["O1"]
+        assert rejects == {"O2": "bad_timestamp"}
+
+
+class TestNoSentinels:
+    """``NA`` is a value (Namibia, an id, a name); only an empty field is missing."""
+
+    def test_na_in_codes_and_names_is_kept(self, spark):
+        clean, rejects = run(spark, [with_(order_id="NA", customer_id="NA", name="NA", country="NA", product_id="NA")])
+        assert rejects == {}
+        (row,) = clean
+        assert (row["order_id"], row["customer_id"], row["name"], row["country"], row["product_id"]) == ("NA",) * 5
+
+    def test_na_quantity_is_not_a_number(self, spark):
+        _, rejects = run(spark, [with_(quantity="NA")])
+        assert rejects == {"O1": "bad_quantity"}
+
+    def test_namibia_survives_the_reader(self, spark, tmp_path):
+        data = (
+            H + "\n"
+        ).encode() + b"O1,C1,Ana,a@x.io,NA,P1,2,2026-11-24T10:05:00Z\nO2,,Ben,b@x.io,,P1,1,2026-11-24T10:06:00Z\n"
+        _, _, clean, rejects = read_file(spark, tmp_path, data)
+        assert [(r["order_id"], r["country"]) for r in clean] == [("O1", "NA")]
+        assert [(r["order_id"], r["reject_reason"]) for r in rejects] == [("O2", "missing_customer_id")]
+
+
+class TestEverySinkCanStoreACleanRow:
+    @pytest.mark.parametrize("column", ["order_id", "customer_id", "name", "email", "country", "product_id"])
+    def test_nul_is_rejected_in_any_text_column(self, spark, column):
+        value = {"email": "a\x00@x.io"}.get(column, "A\x00B")
+        _, rejects = run(
+            spark, [GOOD, with_(**{column: value}, **({} if column == "order_id" else {"order_id": "O2"}))]
+        )
+        assert list(rejects.values()) == ["nul_character"]
+
+    @pytest.mark.parametrize(
+        "value",
+        ["Infinity", "-Infinity", "inf", "NaN", "1e999", "1e3", "2147483648", str(job.lake.MAX_QUANTITY + 1), "0"],
+    )
+    def test_quantity_must_be_a_bounded_integer(self, spark, value):
+        _, rejects = run(spark, [GOOD, with_(order_id="O2", quantity=value)])
+        assert rejects == {"O2": "bad_quantity"}
+
+    def test_quantity_at_its_bound_is_clean(self, spark):
+        clean, rejects = run(spark, [with_(quantity=str(job.lake.MAX_QUANTITY))])
+        assert (rejects, [r["quantity"] for r in clean]) == ({}, [job.lake.MAX_QUANTITY])
+
+    def test_cjk_emoji_and_length_limits_stay_clean(self, spark):
+        name = "李小龍🐉" * 50  # 200 code points, 4-byte characters included: exactly MAX_LENGTH
+        clean, rejects = run(spark, [with_(name=name, customer_id="C" * 32, country="ÖSTERR")])
+        assert rejects == {}
+        assert [(r["name"], r["customer_id"], r["country"]) for r in clean] == [(name, "C" * 32, "ÖSTERR")]
+        _, rejects = run(spark, [with_(name=name + "x")])
+        assert rejects == {"O1": "field_too_long"}
