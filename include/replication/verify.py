@@ -122,11 +122,12 @@ def verify_hour(
 
 
 def _replicated_ns(local: LocalStore, key: str, reference: dict) -> int:
-    """When the lake last recorded the hour as replicated: files changed after this are not rot."""
+    """When the lake last recorded the hour as replicated, less the timestamp granularity: a lake file whose
+    ctime is later was changed since (not rot). In doubt (within the granularity) it counts as changed."""
     latest = int(published_at(reference).timestamp() * 1e9)
     if (path := local.path(key)).is_file():
         latest = max(latest, path.stat().st_mtime_ns)
-    return latest + FINE_GRANULARITY_NS
+    return latest - FINE_GRANULARITY_NS
 
 
 def _strays(store: ObjectStore, prefixes: list[str], expected: dict) -> list[str]:
