@@ -165,3 +165,38 @@ def write_json(path: Path, payload: dict) -> None:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+#: The longest object key S3, GCS and Azure Blob all accept (bytes of UTF-8; Azure counts characters).
+MAX_KEY_BYTES = 1024
+#: Azure Blob refuses a name of more than 254 path segments.
+MAX_KEY_SEGMENTS = 254
+
+
+def object_name_problem(relpath: str) -> str | None:
+    """Why a lake path cannot be stored under the same name in all three clouds, or None if it can.
+
+    Linux allows any byte but ``/`` and NUL in a file name; the clouds do not keep every such name as
+    given (rules from the S3 "object key naming", GCS "object naming" and Azure "naming and referencing
+    containers, blobs" pages): Azure Blob turns ``\\`` into ``/`` and drops a trailing ``.``; control
+    characters break XML listings or are refused; keys stop at 1024 bytes; keys are UTF-8. A file whose
+    name one cloud rewrites would be deleted there as "stale" on the next run, so such names are refused.
+
+    :param relpath: the path relative to the lake root, with ``/`` separators.
+    """
+    if "\\" in relpath:
+        return "contains a backslash, which Azure Blob stores as '/'"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in relpath):
+        return "contains a control character, which cloud listings cannot carry as given"
+    try:
+        size = len(relpath.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 (object keys are UTF-8)"
+    if size > MAX_KEY_BYTES:
+        return f"is {size} bytes long: object keys stop at {MAX_KEY_BYTES} bytes"
+    segments = relpath.split("/")
+    if len(segments) > MAX_KEY_SEGMENTS:
+        return f"has {len(segments)} path segments: Azure Blob allows {MAX_KEY_SEGMENTS}"
+    if any(s.endswith(".") for s in segments):
+        return "has a name ending with '.', which Azure Blob drops"
+    return None

@@ -189,9 +189,12 @@ class RestoreLakeOperator(BaseOperator):
         hours = list_hours(source, start, end + lake.HOUR)
         if not hours:
             raise ValueError(f"{self.source} holds no hour between {start} and {end}: nothing to restore")
+        others = [make_store(c, bucket) for c in STORES if c not in (self.source, self.target)]
         results = []
         for hour in hours:
-            res = restore_hour(source, hour, lake_root=self.lake_root if target is None else None, target=target)
+            res = restore_hour(
+                source, hour, lake_root=self.lake_root if target is None else None, target=target, others=others
+            )
             self.log.info(
                 "Restored %s: %d objects, %d bytes from %s", hour, res["objects"], res["bytes_restored"], self.source
             )

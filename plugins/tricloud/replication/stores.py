@@ -11,7 +11,6 @@ import contextlib
 import logging
 import os
 from functools import cached_property
-from pathlib import Path
 from typing import BinaryIO
 
 from include.replication import RemoteObject
@@ -58,12 +57,12 @@ class S3Store:
             return None
         return RemoteObject(key, head["ContentLength"], head.get("Metadata", {}).get(META_KEY))
 
-    def upload_file(self, path: Path, key: str, sha256: str, md5: bytes) -> None:
+    def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> None:
         from boto3.s3.transfer import TransferConfig
 
-        # upload_file streams in parts above the threshold; never reads the whole file.
-        self.client.upload_file(
-            str(path),
+        # upload_fileobj streams in parts above the threshold; never reads the whole file.
+        self.client.upload_fileobj(
+            stream,
             self.bucket,
             key,
             ExtraArgs={"Metadata": {META_KEY: sha256}},
@@ -131,26 +130,27 @@ class GCSStore:
             return None
         return RemoteObject(key, blob.size, (blob.metadata or {}).get(META_KEY))
 
-    def upload_file(self, path: Path, key: str, sha256: str, md5: bytes) -> None:
+    def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> None:
         import base64
 
-        blob = self._bucket.blob(key, chunk_size=CHUNK if path.stat().st_size > CHUNK else None)
+        blob = self._bucket.blob(key, chunk_size=CHUNK if size > CHUNK else None)
         blob.metadata = {META_KEY: sha256}
         blob.md5_hash = base64.b64encode(md5).decode()  # GCS rejects the upload if the bytes differ
-        with open(path, "rb") as f:
-            blob.upload_from_file(
-                f,
-                size=path.stat().st_size,
-                checksum="md5" if blob.chunk_size is None else None,
-                retry=self._retry,
-                timeout=self.retry_timeout,
-            )
+        blob.upload_from_file(
+            stream,
+            size=size,
+            checksum="md5" if blob.chunk_size is None else None,
+            retry=self._retry,
+            timeout=self.retry_timeout,
+        )
 
     def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None:
         self.hook.upload(self.bucket, key, data=data, metadata={META_KEY: sha256})
 
     def download_to(self, key: str, writer: BinaryIO) -> None:
-        self._bucket.blob(key, chunk_size=CHUNK).download_to_file(writer, retry=self._retry, timeout=self.retry_timeout)
+        # One streamed GET, no Range header: a ranged read of an empty object is answered differently by
+        # the emulator ("bytes 0--1/0") and by GCS (416), and chunked reads cost a request per chunk.
+        self._bucket.blob(key).download_to_file(writer, retry=self._retry, timeout=self.retry_timeout)
 
     def list_keys(self, prefix: str) -> list[str]:
         return self.hook.list(self.bucket, prefix=prefix)
@@ -190,14 +190,15 @@ class AzureBlobStore:
             return None
         return RemoteObject(key, props.size, (props.metadata or {}).get(META_KEY))
 
-    def upload_file(self, path: Path, key: str, sha256: str, md5: bytes) -> None:
+    def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> None:
         from azure.storage.blob import ContentSettings
 
         # content_md5 is stored even for block uploads (Azure computes none for those itself).
-        self.hook.load_file(
-            str(path),
+        self.hook.upload(
             self.bucket,
             key,
+            stream,
+            length=size,
             overwrite=True,
             metadata={META_KEY: sha256},
             content_settings=ContentSettings(content_md5=bytearray(md5)),

@@ -1,0 +1,70 @@
+"""Cloud replication of lake hours: incremental, checksum-verified, manifest last; verify, repair, restore.
+
+Pure logic over a tiny object-store interface (:class:`ObjectStore`); the Airflow side wraps the
+provider hooks (S3Hook, GCSHook, WasbHook) into it. Nothing here knows which cloud, or emulator, it
+talks to. Modules by concern: ``objects`` (the interface, the lake as a store, hashing I/O),
+``manifests`` (layout, versions, validation of untrusted manifests), ``digests`` (the digest cache),
+``replicate``, ``verify`` (and repair), ``restore``.
+
+Object layout in every bucket: the lake's own relative paths, plus one manifest per hour at
+``_manifests/<pipeline>/date=YYYY-MM-DD/hour=HH.json`` listing path, size and SHA-256 of every file
+of the hour, the row counts and a version. The manifest is written last: an hour without a manifest
+(or whose files do not match it) is not complete.
+"""
+
+from include.replication.digests import build_manifest, hour_digests
+from include.replication.manifests import (
+    PIPELINE,
+    hour_prefixes,
+    manifest_bytes,
+    manifest_from_digests,
+    manifest_key,
+    read_manifest,
+    validate_manifest,
+)
+from include.replication.objects import (
+    CHUNK,
+    HashingReader,
+    HashingWriter,
+    LocalStore,
+    ManifestError,
+    ObjectStore,
+    RemoteObject,
+    ReplicationError,
+    StaleRunError,
+    file_digests,
+    md5_b64,
+    remote_sha256,
+)
+from include.replication.replicate import replicate_dataset, replicate_hour
+from include.replication.restore import list_hours, restore_hour
+from include.replication.verify import verify_hour
+
+__all__ = [
+    "CHUNK",
+    "PIPELINE",
+    "HashingReader",
+    "HashingWriter",
+    "LocalStore",
+    "ManifestError",
+    "ObjectStore",
+    "RemoteObject",
+    "ReplicationError",
+    "StaleRunError",
+    "build_manifest",
+    "file_digests",
+    "hour_digests",
+    "hour_prefixes",
+    "list_hours",
+    "manifest_bytes",
+    "manifest_from_digests",
+    "manifest_key",
+    "md5_b64",
+    "read_manifest",
+    "remote_sha256",
+    "replicate_dataset",
+    "replicate_hour",
+    "restore_hour",
+    "validate_manifest",
+    "verify_hour",
+]

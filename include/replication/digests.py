@@ -1,0 +1,120 @@
+"""Hashing the lake's files once per change: the digest cache.
+
+Like git's index: a file whose stat is unchanged is not read again, so an unchanged re-run costs a few
+``stat`` calls and the three replication tasks share one hashing pass. Unlike a size + mtime cache, it
+cannot be fooled by a same-size rewrite whose old mtime was put back (``cp -p``, ``rsync -t``,
+``tar -x``, 1-second timestamps): an entry is keyed on size, mtime, **inode and ctime** (ctime cannot be
+set back from user space), and an entry hashed within the filesystem's timestamp granularity of the
+file's last change is never trusted ("racily clean" in git's words): the file may have changed again
+in the same clock tick.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+from include import lake
+from include.replication.manifests import PIPELINE, manifest_from_digests
+from include.replication.objects import ReplicationError, file_digests, md5_b64, parallel
+
+#: An entry is trusted only if it was hashed this long after the file's last change (ns). Linux
+#: filesystems with nanosecond timestamps advance them per kernel tick (a few ms): 100 ms covers it.
+FINE_GRANULARITY_NS = 100_000_000
+#: ... and on filesystems that keep whole seconds (a ctime on an exact second), two seconds (FAT's step).
+COARSE_GRANULARITY_NS = 2_000_000_000
+
+
+def _digest_cache_path(root: Path, h: datetime) -> Path:
+    return root / ".cache" / "digests" / PIPELINE / f"date={h:%Y-%m-%d}" / f"hour={h:%H}.json"
+
+
+def _checked_name(root: Path, path: Path) -> str:
+    rel = str(path.relative_to(root))
+    if problem := lake.object_name_problem(rel):
+        raise ReplicationError(
+            f"{rel!r}: the name {problem}; rename the file (or fix the job that wrote it): nothing was replicated"
+        )
+    return rel
+
+
+def hour_files(lake_root: str | Path, hour: str | datetime) -> list[Path]:
+    """The files of the hour's output partitions (hidden files excluded), sorted."""
+    root, h = Path(lake_root), lake.parse_hour(hour)
+    files = []
+    for ds in lake.HOURLY_OUTPUTS:
+        part = lake.partition(root, ds, h)
+        if part.path.is_dir():
+            files += sorted(p for p in part.path.iterdir() if p.is_file() and not p.name.startswith("."))
+    return files
+
+
+def hour_digests(lake_root: str | Path, hour: str | datetime, workers: int = 4) -> dict[str, dict]:
+    """SHA-256, MD5 (base64), size and stat of every file of the hour, keyed by lake-relative path.
+
+    :raises ReplicationError: the hour has no files, or a file has a name a cloud would rewrite
+        (:func:`include.lake.object_name_problem`) — before anything is sent.
+    """
+    root, h = Path(lake_root), lake.parse_hour(hour)
+    files = hour_files(root, h)
+    if not files:
+        raise ReplicationError(f"nothing to replicate for hour {h:%Y-%m-%dT%H:00Z}: no outputs under {lake_root}")
+    return digests(root, files, _digest_cache_path(root, h), workers)
+
+
+def build_manifest(lake_root: str | Path, hour: str | datetime) -> dict:
+    """Describe the hour as it is in the local lake now."""
+    return manifest_from_digests(lake_root, hour, hour_digests(lake_root, hour))
+
+
+def _trusted(hit: dict | None, st: os.stat_result) -> bool:
+    if not hit:
+        return False
+    now = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    if (hit.get("size"), hit.get("mtime_ns"), hit.get("ctime_ns"), hit.get("ino")) != now:
+        return False
+    margin = COARSE_GRANULARITY_NS if st.st_ctime_ns % 1_000_000_000 == 0 else FINE_GRANULARITY_NS
+    return hit.get("hashed_ns", 0) - max(st.st_mtime_ns, st.st_ctime_ns) > margin
+
+
+def digests(root: Path, files: list[Path], cache_file: Path, workers: int) -> dict[str, dict]:
+    """Digests of ``files`` (under ``root``), read from ``cache_file`` where trusted, hashed otherwise."""
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+
+    def digest(path: Path) -> tuple[str, dict]:
+        rel = _checked_name(root, path)
+        st = path.stat()
+        hit = cache.get(rel)
+        if _trusted(hit, st):
+            return rel, hit
+        hashed_ns = time.time_ns()  # before reading: a change during the read is later than this
+        sha, md5, size = file_digests(path)
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino) != (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+        ) or size != st.st_size:
+            raise ReplicationError(f"{path} changed while it was being hashed: re-run the task")
+        return rel, {
+            "size": size,
+            "mtime_ns": st.st_mtime_ns,
+            "ctime_ns": st.st_ctime_ns,
+            "ino": st.st_ino,
+            "hashed_ns": hashed_ns,
+            "sha256": sha,
+            "md5": md5_b64(md5),
+        }
+
+    result = dict(parallel(digest, files, workers))
+    if result != cache:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        lake.write_json(cache_file, result)
+    return result

@@ -1,0 +1,121 @@
+"""Restore hours from one surviving cloud into the local lake or into another cloud."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from include import lake
+from include.replication.manifests import PIPELINE, hour_prefixes, manifest_bytes, manifest_key, read_manifest
+from include.replication.objects import (
+    LocalStore,
+    ManifestError,
+    ObjectStore,
+    ReplicationError,
+    download_verified,
+    file_digests,
+    parallel,
+    put_bytes,
+)
+from include.replication.replicate import remove_strays, upload_verified
+
+
+def list_hours(store: ObjectStore, start: datetime, end: datetime) -> list[datetime]:
+    """Hours in [start, end) for which the store holds a manifest."""
+    hours = []
+    for key in store.list_keys(f"_manifests/{PIPELINE}/"):
+        name = key.rsplit("/", 2)
+        try:
+            h = datetime.strptime(f"{name[-2]}/{name[-1]}", "date=%Y-%m-%d/hour=%H.json").replace(tzinfo=start.tzinfo)
+        except (ValueError, IndexError):
+            continue
+        if start <= h < end:
+            hours.append(h)
+    return sorted(hours)
+
+
+def _valid_elsewhere(others: Iterable[ObjectStore], hour: datetime) -> list[str]:
+    good = []
+    for store in others:
+        try:
+            if read_manifest(store, hour) is not None:
+                good.append(store.name)
+        except ManifestError:
+            continue
+    return good
+
+
+def restore_hour(
+    source: ObjectStore,
+    hour: datetime,
+    lake_root: str | Path | None = None,
+    target: ObjectStore | None = None,
+    others: Iterable[ObjectStore] = (),
+) -> dict:
+    """Rebuild one hour from ``source`` into the local lake (``lake_root``) or another cloud (``target``).
+
+    The source's manifest is validated entry by entry before anything is written; every object is
+    verified against it before it is published. A cloud target gets its manifest last and then holds
+    exactly the manifest's objects under the hour's partitions; a local target gets whole partitions
+    swapped in atomically (the lake root is created when it does not exist: a lake lost with its disk).
+
+    :param others: the other clouds; when the source's manifest is corrupt, the error names those
+        holding a valid one to restore from instead.
+    :raises ManifestError: the source's manifest does not parse or validate.
+    :raises ReplicationError: no manifest, or an object that does not match it (nothing published).
+    """
+    if (lake_root is None) == (target is None):
+        raise ValueError("give exactly one of lake_root or target")
+    hour = lake.parse_hour(hour)
+    try:
+        manifest = read_manifest(source, hour)
+    except ManifestError as err:
+        good = _valid_elsewhere(others, hour)
+        hint = f"restore from {' or '.join(good)} instead" if good else "no other cloud checked holds a valid one"
+        raise ManifestError(f"{err}; nothing restored: {hint}") from None
+    if manifest is None:
+        raise ReplicationError(f"{source.name} has no manifest for hour {hour:%Y-%m-%dT%H:00Z}")
+    t0 = time.perf_counter()
+    if lake_root is not None:
+        Path(lake_root).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=lake_root if lake_root else None, prefix=".restore-") as tmp:
+        staging = LocalStore(tmp)
+
+        def fetch(entry: dict) -> int:
+            path = staging.path(entry["path"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not download_verified(source, entry, path):
+                raise ReplicationError(f"{source.name}: {entry['path']} does not match its manifest: not restored")
+            return entry["size"]
+
+        restored = sum(parallel(fetch, manifest["files"], 4))
+        if target is not None:
+
+            def put(entry: dict) -> None:
+                _, md5, _ = file_digests(staging.path(entry["path"]))
+                upload_verified(target, staging.path(entry["path"]), entry, md5)
+
+            parallel(put, manifest["files"], 4)
+            key = manifest_key(hour)
+            put_bytes(target, manifest_bytes(manifest), key)
+            remove_strays(target, hour_prefixes(hour), manifest, key)
+        else:
+            parts = {str(Path(e["path"]).parent) for e in manifest["files"]}
+            for rel in sorted(parts):
+                final = Path(lake_root) / rel
+                stage = lake.staging_dir(lake_root, lake.partition(lake_root, tuple(rel.split("/")[:2]), hour))
+                os.replace(staging.path(rel), stage)
+                lake.publish_dir(stage, final)
+            put_bytes(LocalStore(lake_root), manifest_bytes(manifest), manifest_key(hour))
+    return {
+        "hour": manifest["hour"],
+        "source": source.name,
+        "target": target.name if target else "local lake",
+        "objects": len(manifest["files"]),
+        "bytes_restored": restored,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
