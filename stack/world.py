@@ -124,4 +124,3 @@ def build(state: Path, name: str = "test") -> World:
         fernet_key=Fernet.generate_key().decode(),
     )
     return World(state=state, env={**values, **derived}, ports=p, bucket=bucket)
-
