@@ -12,7 +12,6 @@ result before anything starts.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -125,8 +124,3 @@ def build(state: Path, name: str = "test") -> World:
         fernet_key=Fernet.generate_key().decode(),
     )
     return World(state=state, env={**values, **derived}, ports=p, bucket=bucket)
-
-
-def exported_conflicts() -> dict[str, str]:
-    """Variables of this shell a world overrides; they are checked by the loopback guard too."""
-    return {k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_") or k in NOT_TAKEN}
