@@ -35,8 +35,11 @@ def env_file(tmp_path_factory) -> Path:
 def run_compose(compose_bin, env_file, *args: str) -> subprocess.CompletedProcess:
     # Only PATH/HOME from the shell: variables exported by the test session must not mask the env file.
     clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME")}
+    # The env file's folder is the project directory, so the services' `env_file: .env` is this file
+    # too: the checkout's own .env (the user's) is never read, and need not exist.
+    project = ["--project-directory", str(env_file.parent)]
     return subprocess.run(
-        [str(compose_bin), "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args],
+        [str(compose_bin), "--env-file", str(env_file), *project, "-f", str(COMPOSE_FILE), *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
