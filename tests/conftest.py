@@ -25,15 +25,20 @@ SHELL_ENV = pytest.StashKey[dict[str, str]]()
 
 def pytest_configure(config: pytest.Config) -> None:
     # Before anything imports airflow: it reads its settings from the environment once.
-    try:
-        require_loopback(dict(os.environ))  # what the shell exported, before our world masks it
-        world = stack_world.build(Path(tempfile.mkdtemp(prefix="tricloud-test-")), name="test")
-        env = {**world.env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
-        require_loopback({**os.environ, **env})  # what the suite will really use
-    except NotLoopbackError as err:
-        raise pytest.UsageError(str(err)) from None
-    config.stash[SHELL_ENV] = dict(os.environ)
+    shell = dict(os.environ)
+    world = stack_world.build(Path(tempfile.mkdtemp(prefix="tricloud-test-")), name="test")
+    env = {**world.env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+    # Applied before the guard: parsing connections imports Airflow, whose configuration (AIRFLOW_HOME,
+    # its metadata DB) is fixed by the environment it is first imported in.
     stack_config.apply(env)
+    try:
+        require_loopback(shell)  # what the shell exported, before our world masks it
+        require_loopback(dict(os.environ))  # what the suite will really use
+    except NotLoopbackError as err:
+        world.release_ports()
+        shutil.rmtree(world.state, ignore_errors=True)
+        raise pytest.UsageError(str(err)) from None
+    config.stash[SHELL_ENV] = shell
     config.stash[WORLD] = world
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
