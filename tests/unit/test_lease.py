@@ -332,3 +332,25 @@ class TestSparkJobs:
         # The provider's SparkSubmitHook message for that exit code, and for an ordinary failure:
         assert lease_lost(AirflowException(f"Cannot execute: spark-submit x.py. Error code is: {LEASE_LOST_EXIT}."))
         assert not lease_lost(AirflowException("Cannot execute: spark-submit x.py. Error code is: 1."))
+
+
+class TestDemoReport:
+    """``make demo`` names the run that wrote the hour: the lease's top generation, checked against the watched run."""
+
+    def test_the_watched_run_that_holds_the_hour_is_named(self, lease, tmp_path):
+        from stack.__main__ import processed_by
+
+        lease.try_acquire("customer_enrichment", "scheduled__10", states(scheduled__10="running"))
+        line = processed_by({"LAKE_ROOT": str(tmp_path)}, lease.hour, "scheduled__10")
+        assert line.startswith("Hour     processed by run scheduled__10 (lease generation 1)")
+        assert "not by the watched run" not in line
+
+    def test_a_run_that_claimed_after_the_watched_one_is_named_as_the_writer(self, lease, tmp_path):
+        from stack.__main__ import processed_by
+
+        gen = lease.try_acquire("customer_enrichment", "demo__10", states(demo__10="running")).record.generation
+        lease.release(gen)
+        lease.try_acquire("customer_enrichment", "manual__x", states(demo__10="success", manual__x="running"))
+        line = processed_by({"LAKE_ROOT": str(tmp_path)}, lease.hour, "demo__10")
+        assert "processed by run manual__x (lease generation 2; earlier runs of this hour: demo__10)" in line
+        assert "not by the watched run demo__10" in line
