@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIM_TASK_ID = "claim_hour"
-#: A lease not renewed for this long is free even when its holder's run cannot be asked about. Above
-#: the longest quiet stretch of a live run: one task (execution_timeout 30 min) plus a retry delay.
+#: A lease not renewed for this long is free. Above the longest stretch between two task starts of a
+#: live run: one try (execution_timeout 30 min) + a retry delay (<= 10 min) + queueing (docs/design.md).
 LEASE_TTL = timedelta(hours=1)
 
 

@@ -288,6 +288,13 @@ class TestAirflowHooks:
         with pytest.raises(AirflowFailException, match="clear this run after 'run_b' finishes"):
             fence({"ti": StubTI(claim)})
 
+    def test_the_claim_sensor_waits_twice_its_ttl_by_default(self):
+        from tricloud.hour_lease import ClaimHourSensor
+
+        sensor = ClaimHourSensor(task_id="claim_hour", hour=HOUR, lake_root="lake", ttl=timedelta(minutes=10))
+        assert sensor.timeout == 1200
+        assert ClaimHourSensor(task_id="c", hour=HOUR, lake_root="lake", timeout=5).timeout == 5
+
     def test_keep_alive_renews_a_held_lease_and_never_fails(self, lease, claim, clock):
         from tricloud.hour_lease import keep_alive
 
