@@ -54,7 +54,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
 
 from tricloud import macros, settings
 from tricloud.assets import ENRICHED_CUSTOMER_HOURLY, REPLICATED_CUSTOMER_HOURLY
-from tricloud.hour_lease import LEASE_ARGS, ClaimHourSensor, ReleaseHourOperator, fence
+from tricloud.hour_lease import LEASE_ARGS, ClaimHourSensor, ReleaseHourOperator, fence, keep_alive
 from tricloud.hours import HOUR_PARAM_PATTERN
 from tricloud.operators import (
     ReplicateHourOperator,
@@ -97,7 +97,10 @@ HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--e
 )
 def customer_enrichment():
     claim_hour = ClaimHourSensor(task_id="claim_hour", hour=macros.HOUR_START, lake_root=macros.LAKE_ROOT)
-    start_cluster = StartClusterOperator(task_id="start_cluster", conn_id="spark_default", workers=1)
+    # keep_alive renews the lease (never fails): a slow cluster start must not outlast its TTL.
+    start_cluster = StartClusterOperator(
+        task_id="start_cluster", conn_id="spark_default", workers=1, pre_execute=keep_alive
+    )
 
     ingest_customers = SparkJobOperator(
         task_id="ingest_customer_data",
@@ -138,7 +141,7 @@ def customer_enrichment():
         start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
         return load_hour("warehouse_default", settings.lake_root(), start)
 
-    stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster")
+    stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster", pre_execute=keep_alive)
 
     enriched = enrich_customer_data()
     start_cluster >> [ingest_customers, ingest_products] >> enriched >> stop_cluster

@@ -7,6 +7,7 @@ so that: joined orders + unknown-product rejects = clean orders.
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -75,43 +76,51 @@ def enrich_hour(lake_root: str | Path, start: str | datetime) -> dict:
     rej = lake.partition(lake_root, lake.REJECTS_ENRICHMENT, start_dt)
 
     con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET threads = 2")
-    # Paths never enter SQL text, nor DuckDB's file readers (which glob '*' and '?' even in a
-    # parameter): the inputs are read by pyarrow from open files and handed to DuckDB as tables.
-    orders_table = paths.read_parquet_files(_parquet_files(orders_part))
-    products_table = paths.read_parquet_files(_parquet_files(products_part))
-    con.register("orders", orders_table)
-    con.register("products", products_table)
+    staging: list[Path] = []
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET threads = 2")
+        # Paths never enter SQL text, nor DuckDB's file readers (which glob '*' and '?' even in a
+        # parameter): the inputs are read by pyarrow from open files and handed to DuckDB as tables.
+        orders_table = paths.read_parquet_files(_parquet_files(orders_part))
+        products_table = paths.read_parquet_files(_parquet_files(products_part))
+        con.register("orders", orders_table)
+        con.register("products", products_table)
 
-    staging_out = lake.staging_dir(lake_root, out)
-    staging_rej = lake.staging_dir(lake_root, rej)
-    staging_out.mkdir()
-    staging_rej.mkdir()
-    out_file, rej_file = staging_out / "part-00000.parquet", staging_rej / "part-00000.parquet"
-    # Write targets are parameters too (DuckDB does not glob them).
-    con.execute(
-        f"COPY ({AGGREGATE_SQL}) TO $out (FORMAT parquet)", {"start": start_dt, "out": str(out_file)}
-    ).fetchall()
-    con.execute(
-        """COPY (SELECT o.*, 'unknown_product_id' AS reject_reason FROM orders o
-                 ANTI JOIN products p USING (product_id) ORDER BY o.order_id)
-           TO $out (FORMAT parquet)""",
-        {"out": str(rej_file)},
-    ).fetchall()
-    orders_in = orders_table.num_rows
-    # Read back what landed, from the files themselves.
-    rejected = paths.parquet_rows([rej_file])
-    written = paths.read_parquet_files([out_file])
-    con.register("written", written)
-    customers, orders_joined, spend = con.execute(
-        "SELECT count(*), coalesce(sum(order_count), 0), coalesce(sum(spend), 0) FROM written"
-    ).fetchall()[0]
-    con.close()
-    if orders_joined + rejected != orders_in:
-        raise RuntimeError(f"row accounting broken: {orders_joined} joined + {rejected} rejected != {orders_in}")
-    lake.publish_dir(staging_rej, rej.path)
-    lake.publish_dir(staging_out, out.path)
+        staging_out = lake.staging_dir(lake_root, out)
+        staging_rej = lake.staging_dir(lake_root, rej)
+        staging += [staging_out, staging_rej]
+        staging_out.mkdir()
+        staging_rej.mkdir()
+        out_file, rej_file = staging_out / "part-00000.parquet", staging_rej / "part-00000.parquet"
+        # Write targets are parameters too (DuckDB does not glob them).
+        con.execute(
+            f"COPY ({AGGREGATE_SQL}) TO $out (FORMAT parquet)", {"start": start_dt, "out": str(out_file)}
+        ).fetchall()
+        con.execute(
+            """COPY (SELECT o.*, 'unknown_product_id' AS reject_reason FROM orders o
+                     ANTI JOIN products p USING (product_id) ORDER BY o.order_id)
+               TO $out (FORMAT parquet)""",
+            {"out": str(rej_file)},
+        ).fetchall()
+        orders_in = orders_table.num_rows
+        # Read back what landed, from the files themselves.
+        rejected = paths.parquet_rows([rej_file])
+        written = paths.read_parquet_files([out_file])
+        con.register("written", written)
+        customers, orders_joined, spend = con.execute(
+            "SELECT count(*), coalesce(sum(order_count), 0), coalesce(sum(spend), 0) FROM written"
+        ).fetchall()[0]
+        if orders_joined + rejected != orders_in:
+            raise RuntimeError(f"row accounting broken: {orders_joined} joined + {rejected} rejected != {orders_in}")
+        lake.publish_dir(staging_rej, rej.path)
+        lake.publish_dir(staging_out, out.path)
+    finally:
+        # As publish() in the Spark jobs: on any error, no open connection and no staging left
+        # behind (after a publish the staging dirs are gone already).
+        con.close()
+        for path in staging:
+            shutil.rmtree(path, ignore_errors=True)
 
     upstream = {}
     for name, part in (("customer_activity", orders_part), ("product_catalog", products_part)):

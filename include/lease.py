@@ -16,13 +16,18 @@ run cannot be asked about, e.g. deleted). A run that finds its *own* run id on t
 generation (a cleared or retried run re-claims, and fences out its own older attempt).
 
 Fencing: a writer calls :meth:`HourLease.check` with its generation right before writing; it raises
-:class:`LeaseLostError` naming the current holder when a higher generation exists. This is a check
+:class:`LeaseLostError` naming the current holder when a higher generation exists. Fencing is per
+task *attempt* too: :meth:`HourLease.renew` with ``task_id``/``try_number`` records the attempt as an
+empty marker file ``NNNNNN.<task_id>.try<N>`` next to the generation's file (its own file, so parallel
+tasks never overwrite each other's entry), and a check naming a lower try of the same task is refused
+(a killed task's orphaned process outlives it and shares the generation with its retry). This is a check
 before the write, not a conditional write (files and object stores offer no compare-and-swap on a
 token), so it relies on a takeover happening only when the holder's run is over or silent for a TTL.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -38,9 +43,12 @@ from include import lake
 #: Airflow DAG run states after which a run writes nothing more.
 TERMINAL_STATES = frozenset({"success", "failed"})
 DEFAULT_TTL = timedelta(hours=1)
+#: Exit code of a Spark job (include/jobs) that lost the lease; SparkJobOperator fails it without retry.
+LEASE_LOST_EXIT = 86
 #: Generations kept per hour (older ones are history only: who processed the hour before).
 KEEP_GENERATIONS = 5
 _GEN_FILE = re.compile(r"^(\d{6,})\.json$")
+_ATTEMPT_FILE = re.compile(r"^(\d{6,})\.(.+)\.try(\d+)$")
 
 #: ``holder_state(dag_id, run_id)``: the run's state (e.g. "running", "failed"), None when unknown.
 HolderState = Callable[[str, str], str | None]
@@ -63,16 +71,19 @@ class LeaseRecord:
     released: bool = False
 
     def to_json(self) -> str:
+        """The record as the JSON text of its generation file (times as ISO 8601 with offset)."""
         return json.dumps(asdict(self), default=datetime.isoformat, indent=1, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> LeaseRecord:
+        """Parse a generation file's text (:meth:`to_json`); raises ``ValueError``/``KeyError`` if malformed."""
         raw = json.loads(text)
         for key in ("acquired_at", "renewed_at"):
             raw[key] = datetime.fromisoformat(raw[key])
         return cls(**raw)
 
     def describe(self) -> str:
+        """One line naming the run, generation and holder, for logs and error messages."""
         return f"run {self.run_id!r} of {self.dag_id} (generation {self.generation}, holder {self.holder})"
 
 
@@ -86,6 +97,7 @@ class Claim:
 
 
 def default_holder() -> str:
+    """``host:pid`` of this process: who claimed a lease, for people reading the lake."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -118,6 +130,7 @@ class HourLease:
         return self.path / f"{generation:06d}.json"
 
     def generations(self) -> list[int]:
+        """The kept generation numbers of this hour, ascending (empty when never claimed)."""
         try:
             names = os.listdir(self.path)
         except FileNotFoundError:
@@ -181,22 +194,71 @@ class HourLease:
         self._prune(record.generation)
         return Claim(True, record, reason)
 
-    def check(self, generation: int) -> LeaseRecord:
-        """Return our record if ``generation`` is still the lease; raise :class:`LeaseLostError` otherwise."""
+    def attempts(self, generation: int) -> dict[str, int]:
+        """``{task_id: highest try_number}`` recorded by :meth:`renew` for ``generation``."""
+        try:
+            names = os.listdir(self.path)
+        except FileNotFoundError:
+            return {}
+        latest: dict[str, int] = {}
+        for name in names:
+            if (m := _ATTEMPT_FILE.match(name)) and int(m.group(1)) == generation:
+                latest[m.group(2)] = max(latest.get(m.group(2), 0), int(m.group(3)))
+        return latest
+
+    def check(self, generation: int, task_id: str | None = None, try_number: int | None = None) -> LeaseRecord:
+        """Return our record if ``generation`` is still the lease; raise :class:`LeaseLostError` otherwise.
+
+        With ``task_id`` and ``try_number`` it also raises when a later try of that task was recorded
+        (:meth:`renew`): this is an older attempt, e.g. a killed task's orphaned Spark driver.
+        """
+        hour = f"hour {self.hour:%Y-%m-%dT%H:00Z} of {self.pipeline}"
         top = self.current()
         if top is None or top.generation != generation or top.released:
-            now = f"now held by {top.describe()}" if top and not top.released else "now released"
+            if top is None or top.released:
+                raise LeaseLostError(
+                    f"lost the lease of {hour} (had generation {generation}; now released), so this attempt "
+                    f"writes nothing: clear this run to re-process the hour. Its lease is in {self.path}"
+                )
+            mine = self._record(generation)
+            if mine is not None and (mine.dag_id, mine.run_id) == (top.dag_id, top.run_id):
+                raise LeaseLostError(
+                    f"this is an older attempt of this run ({top.run_id!r}, generation {generation}): the run "
+                    f"re-claimed {hour} as generation {top.generation} (a clear re-ran claim_hour), so this "
+                    f"attempt writes nothing; the newer one does. Its lease is in {self.path}"
+                )
             raise LeaseLostError(
-                f"lost the lease of hour {self.hour:%Y-%m-%dT%H:00Z} of {self.pipeline} (had generation {generation}; "
-                f"{now}): another run processes this hour, so this one writes nothing. Its lease is in {self.path}"
+                f"lost the lease of {hour} (had generation {generation}; now held by {top.describe()}), so this "
+                f"run writes nothing: clear this run after {top.run_id!r} finishes to re-process the hour. "
+                f"Its lease is in {self.path}"
             )
+        if task_id is not None and try_number is not None:
+            latest = self.attempts(generation).get(task_id, 0)
+            if latest > try_number:
+                raise LeaseLostError(
+                    f"try {try_number} of task {task_id!r} is an older attempt of this run: try {latest} of it "
+                    f"runs now ({hour}, generation {generation}), so this attempt writes nothing"
+                )
         return top
 
-    def renew(self, generation: int) -> LeaseRecord:
-        """Check that ``generation`` holds the hour and push its renewal time to now."""
-        record = replace(self.check(generation), renewed_at=self.clock())
+    def renew(self, generation: int, task_id: str | None = None, try_number: int | None = None) -> LeaseRecord:
+        """Check that ``generation`` holds the hour and push its renewal time to now.
+
+        With ``task_id`` and ``try_number``, first refuse an older attempt (as :meth:`check`), then
+        record this attempt so that any lower try of the task is refused from now on.
+        """
+        self.check(generation, task_id, try_number)
+        if task_id is not None and try_number is not None:
+            (self.path / f"{generation:06d}.{task_id}.try{try_number}").touch()
+        record = replace(self.check(generation, task_id, try_number), renewed_at=self.clock())
         self._rewrite(record)
         return record
+
+    def _record(self, generation: int) -> LeaseRecord | None:
+        try:
+            return LeaseRecord.from_json(self._file(generation).read_text())
+        except FileNotFoundError:
+            return None  # pruned
 
     def release(self, generation: int) -> bool:
         """Mark our generation released; False (and nothing written) when it is no longer the lease."""
@@ -216,6 +278,14 @@ class HourLease:
             return True
         except FileExistsError:
             return False
+        except OSError as err:
+            if err.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise OSError(
+                    err.errno,
+                    f"cannot hard-link {self._file(record.generation)} ({err.strerror}): LAKE_ROOT must be on a "
+                    "filesystem with hard links (local disk, NFS)",
+                ) from err
+            raise
         finally:
             tmp.unlink()
 
@@ -228,3 +298,6 @@ class HourLease:
         for gen in self.generations():
             if gen <= top - KEEP_GENERATIONS:
                 self._file(gen).unlink(missing_ok=True)
+        for name in os.listdir(self.path):
+            if (m := _ATTEMPT_FILE.match(name)) and int(m.group(1)) <= top - KEEP_GENERATIONS:
+                (self.path / name).unlink(missing_ok=True)

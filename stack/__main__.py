@@ -141,6 +141,10 @@ def run_for_hour(client: RestClient, env: dict[str, str], hour: datetime, hour_e
         while run is None and time.monotonic() < deadline:
             time.sleep(2)
             run = existing_run(client, hour, hour_end)
+    if run is None:
+        # Once more, right before triggering (and after the deadline above): the scheduler may just
+        # have started the hour's run. A run started after this look only waits in claim_hour.
+        run = existing_run(client, hour, hour_end)
     if run is not None and run["state"] in ("queued", "running"):
         print(f"Follow   {run['dag_run_id']} (already processing this hour: no second run)")
         return run["dag_run_id"]
@@ -191,15 +195,20 @@ def _ts(value: str) -> datetime:
 
 
 def processed_by(env: dict[str, str], hour: datetime, run_id: str) -> str:
-    """Which run wrote the hour, from its lease (the last run that claimed it)."""
+    """Which run wrote the hour, from its lease (the last run that claimed it), checked against the
+    watched ``run_id``: when another run claimed the hour after it, that run is the one that wrote it."""
     from include.lease import HourLease
 
-    top = HourLease(env["LAKE_ROOT"], DAG_ID, hour).current()
+    lease = HourLease(env["LAKE_ROOT"], DAG_ID, hour)
+    top = lease.current()
     if top is None:
         return f"Hour     [{hour:%H:%M}, +1h) has no lease record: processed by run {run_id}"
-    others = [r.run_id for r in HourLease(env["LAKE_ROOT"], DAG_ID, hour).history() if r.run_id != top.run_id]
-    waited = f"; earlier runs of this hour: {', '.join(others)}" if others else ""
-    return f"Hour     processed by run {top.run_id} (lease generation {top.generation}{waited})"
+    others = [r.run_id for r in lease.history() if r.run_id != top.run_id]
+    waited = f"; earlier runs of this hour: {', '.join(dict.fromkeys(others))}" if others else ""
+    line = f"Hour     processed by run {top.run_id} (lease generation {top.generation}{waited})"
+    if top.run_id != run_id:
+        line += f"; not by the watched run {run_id}: {top.run_id} claimed the hour after it and wrote it last"
+    return line
 
 
 def watch(client: RestClient, run_id: str, timeout: float = 900) -> str:

@@ -7,7 +7,8 @@ import csv
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include import lake, paths
-from include.lease import HourLease
+from include.lease import LEASE_LOST_EXIT, HourLease, LeaseLostError
 
 log = logging.getLogger("include.jobs")
 
@@ -163,9 +164,16 @@ def hour_args(description: str, argv: Sequence[str] | None) -> argparse.Namespac
     parser.add_argument("--metrics-file", help="where to write the JSON metrics (the operator reads it)")
     parser.add_argument("--lease-pipeline", help="pipeline whose hour lease must be held to publish (include.lease)")
     parser.add_argument("--lease-generation", type=int, help="this run's generation of that lease (fencing token)")
+    parser.add_argument("--lease-attempt", help="TASK_ID:TRY_NUMBER of the Airflow task (a lower try is refused)")
     args = parser.parse_args(argv)
     if (args.lease_pipeline is None) != (args.lease_generation is None):
         parser.error("--lease-pipeline and --lease-generation go together")
+    args.lease_task, args.lease_try = None, None
+    if args.lease_attempt:
+        task_id, _, try_number = args.lease_attempt.rpartition(":")
+        if not task_id or not try_number.isdigit():
+            parser.error(f"--lease-attempt must be TASK_ID:TRY_NUMBER, got {args.lease_attempt!r}")
+        args.lease_task, args.lease_try = task_id, int(try_number)
     start, end = lake.parse_hour(args.start), lake.parse_hour(args.end)
     if end - start != lake.HOUR:
         parser.error(f"the interval must be exactly one hour, got [{start}, {end})")
@@ -219,7 +227,7 @@ def publish(
         # One sorted file per hour: stable bytes for re-runs, and hourly volumes are small enough.
         df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("errorifexists").parquet(str(staging))
         if args is not None and args.lease_generation is not None:
-            HourLease(root, args.lease_pipeline, start).check(args.lease_generation)
+            check_lease(args, root, start)
         lake.publish_dir(staging, part.path)
     except Exception as err:
         if staging is not None:
@@ -234,6 +242,20 @@ def publish(
     return part.path
 
 
+def check_lease(args: argparse.Namespace, root: str, start: datetime) -> None:
+    """Raise :class:`include.lease.LeaseLostError` unless this run's generation (and this task try) holds the hour."""
+    HourLease(root, args.lease_pipeline, start).check(args.lease_generation, args.lease_task, args.lease_try)
+
+
+def run(main: Callable[[Sequence[str]], None], argv: Sequence[str]) -> None:
+    """Run a job's ``main``; a lost lease exits with :data:`include.lease.LEASE_LOST_EXIT` (no retry)."""
+    try:
+        main(argv)
+    except LeaseLostError as err:
+        print(f"LeaseLostError: {err}", file=sys.stderr, flush=True)
+        sys.exit(LEASE_LOST_EXIT)
+
+
 def count_by_reason(rejects: DataFrame) -> dict[str, int]:
     return {r[REASON]: r["count"] for r in rejects.groupBy(REASON).count().collect()}
 
@@ -246,7 +268,7 @@ def finish(args: argparse.Namespace, metrics: dict, **run_info: str) -> None:
     """
     clean_dir = Path(metrics["output"])
     if args.lease_generation is not None:
-        HourLease(args.lake_root, args.lease_pipeline, args.start).check(args.lease_generation)
+        check_lease(args, args.lake_root, args.start)
     lake.write_json(clean_dir / lake.SUMMARY_FILE, metrics)
     if args.metrics_file:
         Path(args.metrics_file).write_text(json.dumps({**metrics, **run_info}, default=str))

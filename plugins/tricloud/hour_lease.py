@@ -5,8 +5,11 @@
   slot between pokes, and logs which run holds the hour; its XCom is the claim (hour, generation).
 - :class:`ReleaseHourOperator` (``release_hour``, the matching *teardown*): marks the run's
   generation released, whatever happened to the tasks in between.
-- :func:`fence` (``pre_execute`` hook of every task that writes): fails the task before it writes
-  when this run's generation is no longer the lease, and renews the lease otherwise.
+- :func:`fence` (``pre_execute`` hook of every task that writes): fails the task, without retry,
+  before it writes when this run's generation is no longer the lease or a later try of the task
+  exists; otherwise records this attempt and renews the lease.
+- :func:`keep_alive` (``pre_execute`` of ``start_cluster``/``stop_cluster``, which do not write):
+  renews the lease if this run holds it and never fails, so the TTL counts from the latest task.
 
 A crashed holder does not block the hour for long: its lease is free as soon as its DAG run is in a
 terminal state (asked through the Task SDK), or when it was not renewed for ``ttl``.
@@ -29,8 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLAIM_TASK_ID = "claim_hour"
-#: A lease not renewed for this long is free even when its holder's run cannot be asked about. Above
-#: the longest quiet stretch of a live run: one task (execution_timeout 30 min) plus a retry delay.
+#: A lease not renewed for this long is free. Above the longest stretch between two task starts of a
+#: live run: one try (execution_timeout 30 min) + a retry delay (<= 10 min) + queueing (docs/design.md).
 LEASE_TTL = timedelta(hours=1)
 
 
@@ -69,6 +72,7 @@ class ClaimHourSensor(BaseSensorOperator):
     :param lake_root: the lake every worker shares. (templated)
     :param pipeline: name of the pipeline whose hour is claimed; default the DAG id.
     :param ttl: a lease not renewed for this long is free even if its holder's state is unknown.
+    :param timeout: seconds to wait for the hour before failing; default twice ``ttl``.
     """
 
     template_fields: Sequence[str] = ("hour", "lake_root")
@@ -83,9 +87,11 @@ class ClaimHourSensor(BaseSensorOperator):
         ttl: timedelta = LEASE_TTL,
         mode: str = "reschedule",
         poke_interval: float = 10,
-        timeout: float = 2 * LEASE_TTL.total_seconds(),
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
+        # Twice the TTL by default: a stale lease is always seen free before the waiter gives up.
+        timeout = 2 * ttl.total_seconds() if timeout is None else timeout
         super().__init__(mode=mode, poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.hour = hour
         self.lake_root = lake_root
@@ -94,6 +100,7 @@ class ClaimHourSensor(BaseSensorOperator):
         self._held_by: str | None = None
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
+        """Try once to take the hour's lease: the claim as XCom when taken, False while another run holds it."""
         pipeline = self.pipeline or self.dag_id
         lease = _lease(self.lake_root, pipeline, self.hour, self.ttl)
         claim = lease.try_acquire(self.dag_id, context["run_id"], _holder_state(context), holder=_holder(context))
@@ -128,7 +135,7 @@ class ClaimHourSensor(BaseSensorOperator):
         except AirflowSensorTimeout as err:
             raise AirflowSensorTimeout(
                 f"{err} Hour {self.hour} is still {self._held_by}: wait for that run, or mark it failed "
-                "to free the hour, then clear claim_hour"
+                "to free the hour, then clear claim_hour with its downstream tasks (or the whole run)"
             ) from err
 
 
@@ -144,12 +151,47 @@ def _claim(context: Context) -> dict:
 def fence(context: Context) -> None:
     """``pre_execute`` hook of a writing task: fail before writing unless this run still holds its hour.
 
-    Renews the lease when it holds (a live run's lease is never older than its latest task).
-    Raises :class:`include.lease.LeaseLostError` naming the run that holds the hour now.
+    Records this task attempt (task id, try number) and renews the lease when it holds (a live run's
+    lease is never older than its latest task). When the lease is lost, or a later try of this task
+    exists, raises ``AirflowFailException`` (no retry: a retry would lose again) from
+    :class:`include.lease.LeaseLostError`, whose message names the holder and the fix.
     """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.lease import LeaseLostError
+
     claim = _claim(context)
-    record = _lease(claim["lake_root"], claim["pipeline"], claim["hour"]).renew(claim["generation"])
-    log.info("Hour %s still held by this run (generation %d): writing", claim["hour"], record.generation)
+    ti = context["ti"]
+    lease = _lease(claim["lake_root"], claim["pipeline"], claim["hour"])
+    try:
+        record = lease.renew(claim["generation"], task_id=ti.task_id, try_number=ti.try_number)
+    except LeaseLostError as err:
+        raise AirflowFailException(str(err)) from err
+    log.info(
+        "Hour %s still held by this run (generation %d, try %d): writing",
+        claim["hour"],
+        record.generation,
+        ti.try_number,
+    )
+
+
+def keep_alive(context: Context) -> None:
+    """``pre_execute`` hook of a task that does not write (``start_cluster``, ``stop_cluster``).
+
+    Renews the lease if this run holds it, so a slow cluster start (retries, queueing) between
+    ``claim_hour`` and the first writer does not outlast the TTL. Never fails the task: a lost lease
+    is the writers' business (:func:`fence`), and stopping a cluster must happen regardless.
+    """
+    from include.lease import LeaseLostError
+
+    claim = context["ti"].xcom_pull(task_ids=CLAIM_TASK_ID)
+    if not claim:
+        log.warning("No claim from %r: lease not renewed", CLAIM_TASK_ID)
+        return
+    try:
+        _lease(claim["lake_root"], claim["pipeline"], claim["hour"]).renew(claim["generation"])
+    except (LeaseLostError, OSError) as err:
+        log.warning("Lease not renewed: %s", err)
 
 
 class ReleaseHourOperator(BaseOperator):
@@ -173,9 +215,12 @@ class ReleaseHourOperator(BaseOperator):
 
 
 #: Spark job arguments naming the lease the driver checks right before it publishes (include/jobs/common.py).
+#: A missing claim renders as "" (not a Jinja error), so ``fence`` fails first with its clear message.
 LEASE_ARGS = [
     "--lease-pipeline",
-    "{{ ti.xcom_pull(task_ids='" + CLAIM_TASK_ID + "')['pipeline'] }}",
+    "{{ (ti.xcom_pull(task_ids='" + CLAIM_TASK_ID + "') or {}).get('pipeline', '') }}",
     "--lease-generation",
-    "{{ ti.xcom_pull(task_ids='" + CLAIM_TASK_ID + "')['generation'] }}",
+    "{{ (ti.xcom_pull(task_ids='" + CLAIM_TASK_ID + "') or {}).get('generation', '') }}",
+    "--lease-attempt",
+    "{{ ti.task_id }}:{{ ti.try_number }}",
 ]

@@ -155,6 +155,36 @@ class TestOneWriterPerHour:
         for task_id in self.WRITERS:
             assert dag.get_task(task_id)._pre_execute_hook is fence, task_id
 
+    def test_cluster_tasks_renew_the_lease_without_failing(self, dagbag):
+        from tricloud.hour_lease import keep_alive
+
+        dag = dagbag.dags["customer_enrichment"]
+        for task_id in ("start_cluster", "stop_cluster"):
+            assert dag.get_task(task_id)._pre_execute_hook is keep_alive, task_id
+
+    def test_lease_args_render_without_a_claim_so_fence_reports_it(self, dagbag):
+        class TI:
+            task_id, try_number = "ingest_customer_data", 2
+
+            def __init__(self, claim):
+                self.claim = claim
+
+            def xcom_pull(self, task_ids):
+                return self.claim
+
+        dag = dagbag.dags["customer_enrichment"]
+        task = dag.get_task("ingest_customer_data")
+        lease_args = task.application_args[task.application_args.index("--lease-pipeline") :]
+        env = dag.get_template_env()
+        claim = {"pipeline": "customer_enrichment", "generation": 3}
+        assert task.render_template(lease_args, {"ti": TI(claim)}, env) == [
+            "--lease-pipeline", "customer_enrichment", "--lease-generation", "3",
+            "--lease-attempt", "ingest_customer_data:2",
+        ]  # fmt: skip
+        assert task.render_template(lease_args, {"ti": TI(None)}, env)[:4] == [
+            "--lease-pipeline", "", "--lease-generation", "",
+        ]  # fmt: skip
+
     def test_spark_jobs_get_the_lease_to_check_before_publishing(self, dagbag):
         dag = dagbag.dags["customer_enrichment"]
         for task_id in ("ingest_customer_data", "ingest_product_data"):

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from include import generate, lake
-from include.lease import HourLease
+from include.lease import LEASE_LOST_EXIT, HourLease
 from tests.support import reference
 from tests.support.stack import DAG_ID, private_stack, task_states, wait_for_run
 
@@ -271,6 +271,9 @@ class TestFencing:
         )
         assert "lost the lease of hour 2026-11-19T11:00Z" in str(log)
         assert "intruder" in str(log)
+        # A lost lease is not retried: the driver exits LEASE_LOST_EXIT and the task fails for good.
+        assert (ti["state"], ti["try_number"]) == ("failed", 1)
+        assert f"Error code is: {LEASE_LOST_EXIT}" in str(log) and "not retried" in str(log)
         for dataset in (lake.CLEAN_CUSTOMERS, lake.REJECTS_CUSTOMERS):
             assert not lake.partition(root, dataset, hour).path.exists(), dataset  # nothing published
         client.call("PATCH", f"/dags/{DAG_ID}/dagRuns/{run_id}", {"state": "failed"})

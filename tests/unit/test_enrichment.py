@@ -86,6 +86,19 @@ class TestEnrichHour:
         with pytest.raises(MissingInputError, match="no clean product_catalog for hour 2026-11-24T10:00Z"):
             enrich_hour(lake, HOUR)
 
+    def test_a_failing_enrichment_leaves_no_staging_and_publishes_nothing(self, lake):
+        import duckdb
+
+        make_hour(lake)
+        orders = lake_mod.partition(lake, lake_mod.CLEAN_CUSTOMERS, HOUR).path / "part-00000.parquet"
+        table = pq.read_table(orders)
+        pq.write_table(table.drop_columns(["quantity"]), orders)  # the aggregate cannot be computed
+        with pytest.raises(duckdb.Error, match="quantity"):
+            enrich_hour(lake, HOUR)
+        assert list((lake / "_staging").iterdir()) == []
+        assert not lake_mod.partition(lake, lake_mod.ENRICHED_CUSTOMERS, HOUR).path.exists()
+        assert not lake_mod.partition(lake, lake_mod.REJECTS_ENRICHMENT, HOUR).path.exists()
+
 
 class TestPathsAreData:
     """A lake root is taken literally: never pasted into SQL, never expanded as a glob."""

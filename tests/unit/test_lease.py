@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
+import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -136,6 +138,59 @@ class TestFencing:
         with pytest.raises(LeaseLostError):
             lease.check(1)
 
+    def test_lost_lease_names_the_fix(self, lease, clock):
+        old = lease.try_acquire("dag", "run_a", states(run_a="running")).record
+        clock.now = T0 + timedelta(hours=1)
+        lease.try_acquire("dag", "run_b", states(run_a="running"))
+        with pytest.raises(LeaseLostError, match="clear this run after 'run_b' finishes to re-process the hour"):
+            lease.check(old.generation)
+
+    def test_an_older_attempt_of_the_same_run_is_told_so_not_named_a_foreign_holder(self, lease):
+        first = lease.try_acquire("dag", "run_a", states(run_a="running")).record
+        lease.try_acquire("dag", "run_a", states(run_a="running"))  # a clear re-ran claim_hour
+        with pytest.raises(LeaseLostError, match="an older attempt of this run") as err:
+            lease.check(first.generation)
+        assert "finishes" not in str(err.value)
+
+
+class TestAttempts:
+    """A killed task's orphaned process and its retry share one generation: the lower try is refused."""
+
+    def test_a_lower_try_of_the_same_task_is_refused_once_a_later_try_renewed(self, lease):
+        gen = lease.try_acquire("dag", "run_a", states(run_a="running")).record.generation
+        lease.renew(gen, task_id="ingest", try_number=1)
+        assert lease.check(gen, "ingest", 1).generation == gen  # no later try yet
+        lease.renew(gen, task_id="ingest", try_number=2)  # the retry
+        with pytest.raises(LeaseLostError, match="try 1 of task 'ingest' is an older attempt of this run"):
+            lease.check(gen, "ingest", 1)  # the orphaned driver of try 1, just before it publishes
+        with pytest.raises(LeaseLostError):
+            lease.renew(gen, task_id="ingest", try_number=1)
+        assert lease.check(gen, "ingest", 2).generation == gen
+        assert lease.attempts(gen) == {"ingest": 2}
+
+    def test_tries_of_other_tasks_do_not_fence_each_other(self, lease):
+        gen = lease.try_acquire("dag", "run_a", states(run_a="running")).record.generation
+        lease.renew(gen, task_id="replicate.to_s3", try_number=3)
+        lease.renew(gen, task_id="replicate.to_gcs", try_number=1)
+        assert lease.attempts(gen) == {"replicate.to_s3": 3, "replicate.to_gcs": 1}
+        assert lease.check(gen, "replicate.to_gcs", 1).generation == gen
+
+    def test_a_check_without_attempt_ignores_tries(self, lease):
+        gen = lease.try_acquire("dag", "run_a", states(run_a="running")).record.generation
+        lease.renew(gen, task_id="ingest", try_number=2)
+        assert lease.check(gen).generation == gen
+
+
+class TestFilesystem:
+    def test_a_lake_without_hard_links_fails_naming_what_to_set(self, lease, monkeypatch):
+        def no_links(src, dst):  # what vfat, SMB or some FUSE mounts answer
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_links)
+        with pytest.raises(OSError, match=r"LAKE_ROOT must be on a filesystem with hard links \(local disk, NFS\)"):
+            lease.try_acquire("dag", "run_a", states(run_a="running"))
+        assert lease.generations() == []
+
 
 class TestHistory:
     def test_old_generations_are_pruned_the_last_five_kept(self, lease):
@@ -160,7 +215,7 @@ def _contend(args) -> bool:
 
 class TestRace:
     def test_of_many_processes_claiming_at_once_exactly_one_wins(self, tmp_path):
-        ctx = multiprocessing.get_context("fork")
+        ctx = multiprocessing.get_context("spawn")  # fork after threads/a JVM can deadlock
         with ctx.Manager() as manager:
             start = manager.Barrier(8)
             with ctx.Pool(8) as pool:
@@ -173,7 +228,7 @@ class TestRace:
     def test_of_many_processes_taking_over_a_stale_lease_exactly_one_wins(self, tmp_path):
         HourLease(tmp_path, "customer_enrichment", HOUR).try_acquire("dag", "dead", lambda d, r: "running")
 
-        ctx = multiprocessing.get_context("fork")
+        ctx = multiprocessing.get_context("spawn")  # fork after threads/a JVM can deadlock
         with ctx.Manager() as manager:
             start = manager.Barrier(6)
             with ctx.Pool(6) as pool:
@@ -191,3 +246,118 @@ def _take_over(args) -> bool:
         .try_acquire("dag", run_id, lambda d, r: states.get(r, "running"))
         .acquired
     )
+
+
+class StubTI:
+    """The three things the lease hooks read from Airflow's task instance."""
+
+    def __init__(self, claim: dict | None, task_id: str = "ingest_customer_data", try_number: int = 1) -> None:
+        self.claim, self.task_id, self.try_number = claim, task_id, try_number
+
+    def xcom_pull(self, task_ids: str):
+        assert task_ids == "claim_hour"
+        return self.claim
+
+
+class TestAirflowHooks:
+    """``fence`` (writers) and ``keep_alive`` (start/stop_cluster) of tricloud.hour_lease."""
+
+    @pytest.fixture
+    def claim(self, lease, tmp_path) -> dict:
+        gen = lease.try_acquire("dag", "run_a", states(run_a="running")).record.generation
+        return {"hour": HOUR, "pipeline": "customer_enrichment", "lake_root": str(tmp_path), "generation": gen}
+
+    def test_fence_records_the_attempt_and_a_lower_try_fails_without_retry(self, lease, claim):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from tricloud.hour_lease import fence
+
+        fence({"ti": StubTI(claim, try_number=2)})
+        assert lease.attempts(claim["generation"]) == {"ingest_customer_data": 2}
+        with pytest.raises(AirflowFailException, match="older attempt") as err:
+            fence({"ti": StubTI(claim, try_number=1)})
+        assert isinstance(err.value.__cause__, LeaseLostError)
+
+    def test_fence_of_a_lost_lease_fails_without_retry_naming_the_fix(self, lease, claim, clock):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from tricloud.hour_lease import fence
+
+        clock.now = T0 + timedelta(hours=1)
+        lease.try_acquire("dag", "run_b", states(run_a="running"))
+        with pytest.raises(AirflowFailException, match="clear this run after 'run_b' finishes"):
+            fence({"ti": StubTI(claim)})
+
+    def test_the_claim_sensor_waits_twice_its_ttl_by_default(self):
+        from tricloud.hour_lease import ClaimHourSensor
+
+        sensor = ClaimHourSensor(task_id="claim_hour", hour=HOUR, lake_root="lake", ttl=timedelta(minutes=10))
+        assert sensor.timeout == 1200
+        assert ClaimHourSensor(task_id="c", hour=HOUR, lake_root="lake", timeout=5).timeout == 5
+
+    def test_keep_alive_renews_a_held_lease_and_never_fails(self, lease, claim, clock):
+        from tricloud.hour_lease import keep_alive
+
+        keep_alive({"ti": StubTI(claim, task_id="start_cluster")})
+        assert lease.current().renewed_at > T0  # renewed by the hook's real clock, now
+        clock.now = datetime.now(UTC) + timedelta(hours=1)
+        lease.try_acquire("dag", "run_b", states(run_a="running"))
+        keep_alive({"ti": StubTI(claim, task_id="stop_cluster")})  # lost: logs, does not raise
+        keep_alive({"ti": StubTI(None, task_id="stop_cluster")})  # no claim: logs, does not raise
+        assert lease.current().run_id == "run_b"
+
+
+class TestSparkJobs:
+    """The driver's check gets the task attempt, and a lost lease is an exit code the operator does not retry."""
+
+    def test_the_driver_refuses_a_lower_try_of_its_task(self, lease, tmp_path):
+        from include.jobs import common
+
+        gen = lease.try_acquire("dag", "run_a", states(run_a="running")).record.generation
+        lease.renew(gen, task_id="ingest_customer_data", try_number=2)
+        argv = ["--lake-root", str(tmp_path), "--start", HOUR, "--end", "2026-11-24T11:00:00+00:00"]
+        argv += ["--lease-pipeline", "customer_enrichment", "--lease-generation", str(gen)]
+        orphan = common.hour_args("job", [*argv, "--lease-attempt", "ingest_customer_data:1"])
+        with pytest.raises(LeaseLostError, match="older attempt"):
+            common.check_lease(orphan, str(tmp_path), orphan.start)
+        retry = common.hour_args("job", [*argv, "--lease-attempt", "ingest_customer_data:2"])
+        common.check_lease(retry, str(tmp_path), retry.start)
+
+    def test_a_lost_lease_exits_with_the_code_the_operator_fails_without_retry(self):
+        from airflow.sdk.exceptions import AirflowException
+
+        from include.jobs import common
+        from include.lease import LEASE_LOST_EXIT
+        from tricloud.operators.spark import lease_lost
+
+        def main(argv):
+            raise LeaseLostError("lost")
+
+        with pytest.raises(SystemExit) as exit_:
+            common.run(main, [])
+        assert exit_.value.code == LEASE_LOST_EXIT
+        # The provider's SparkSubmitHook message for that exit code, and for an ordinary failure:
+        assert lease_lost(AirflowException(f"Cannot execute: spark-submit x.py. Error code is: {LEASE_LOST_EXIT}."))
+        assert not lease_lost(AirflowException("Cannot execute: spark-submit x.py. Error code is: 1."))
+
+
+class TestDemoReport:
+    """``make demo`` names the run that wrote the hour: the lease's top generation, checked against the watched run."""
+
+    def test_the_watched_run_that_holds_the_hour_is_named(self, lease, tmp_path):
+        from stack.__main__ import processed_by
+
+        lease.try_acquire("customer_enrichment", "scheduled__10", states(scheduled__10="running"))
+        line = processed_by({"LAKE_ROOT": str(tmp_path)}, lease.hour, "scheduled__10")
+        assert line.startswith("Hour     processed by run scheduled__10 (lease generation 1)")
+        assert "not by the watched run" not in line
+
+    def test_a_run_that_claimed_after_the_watched_one_is_named_as_the_writer(self, lease, tmp_path):
+        from stack.__main__ import processed_by
+
+        gen = lease.try_acquire("customer_enrichment", "demo__10", states(demo__10="running")).record.generation
+        lease.release(gen)
+        lease.try_acquire("customer_enrichment", "manual__x", states(demo__10="success", manual__x="running"))
+        line = processed_by({"LAKE_ROOT": str(tmp_path)}, lease.hour, "demo__10")
+        assert "processed by run manual__x (lease generation 2; earlier runs of this hour: demo__10)" in line
+        assert "not by the watched run demo__10" in line

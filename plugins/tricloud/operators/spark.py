@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import threading
 import time
@@ -11,13 +12,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from include.lease import LEASE_LOST_EXIT
 from tricloud.links import SparkApplicationLink, SparkMasterUILink
 
 if TYPE_CHECKING:
     from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
     from airflow.sdk import Context
+
+
+def lease_lost(err: AirflowException) -> bool:
+    """Whether spark-submit failed because the job exited with :data:`include.lease.LEASE_LOST_EXIT`.
+
+    The provider's SparkSubmitHook reports the exit code only in its message ("Error code is: N.").
+    """
+    m = re.search(r"Error code is: (\d+)", str(err))
+    return m is not None and int(m.group(1)) == LEASE_LOST_EXIT
 
 
 class SparkJobOperator(BaseOperator):
@@ -28,8 +39,9 @@ class SparkJobOperator(BaseOperator):
     master answers (the provider hook would otherwise fall back to YARN, or retry for a minute). It
     appends ``--metrics-file <tmp>`` to the application arguments; a job that writes JSON metrics there
     (client deploy mode: the driver runs here) has them returned to XCom, e.g. output path and row
-    counts. Killing the task kills spark-submit and its driver. In the UI the task links to the Spark
-    master UI and to its application there.
+    counts. Killing the task kills spark-submit and its driver. A job exiting with
+    ``include.lease.LEASE_LOST_EXIT`` (it lost the hour's lease) fails the task without retry. In the
+    UI the task links to the Spark master UI and to its application there.
 
     The driver and executors use this interpreter (``PYSPARK_PYTHON``) and see the project on
     ``PYTHONPATH``, so jobs can ``import include``.
@@ -131,6 +143,11 @@ class SparkJobOperator(BaseOperator):
             except AirflowException as err:
                 if self._lost:
                     raise AirflowException(f"{self._lost}; spark-submit was stopped. {err}") from err
+                if lease_lost(err):
+                    raise AirflowFailException(
+                        f"the job lost the hour's lease (exit code {LEASE_LOST_EXIT}, LeaseLostError in the log "
+                        f"above names the holder): not retried, nothing more was published. {err}"
+                    ) from err
                 raise
             finally:
                 done.set()
