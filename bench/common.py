@@ -36,7 +36,8 @@ def own_world(name: str) -> Iterator[dict[str, str]]:
     require_loopback(dict(os.environ), who=f"the {name} benchmark")
     own = world.build(Path(tempfile.mkdtemp(prefix=f"tricloud-bench-{name}-")), name="bench")
     require_loopback({**os.environ, **own.env}, who=f"the {name} benchmark")
-    config.apply(own.env)
+    if dropped := world.apply(own.env):  # the shell's other AIRFLOW_* settings (metadata DB, executor, …)
+        print(world.dropped_line(dropped, who=f"the {name} benchmark"), file=sys.stderr)
     if str(config.ROOT / "plugins") not in sys.path:  # in-process provider code (stores, backends)
         sys.path.insert(0, str(config.ROOT / "plugins"))
     try:

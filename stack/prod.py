@@ -54,6 +54,7 @@ class Topology:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.state / "airflow"),
+                "AIRFLOW_CONFIG": str(self.state / "airflow" / "airflow.cfg"),
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}/airflow",
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{pg}/airflow",

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from stack import config as stack_config
 from stack import world as stack_world
 from stack.loopback import NotLoopbackError, require_loopback
 
 WORLD = pytest.StashKey[stack_world.World]()
 SHELL_ENV = pytest.StashKey[dict[str, str]]()
+DROPPED = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,10 +33,18 @@ def pytest_configure(config: pytest.Config) -> None:
     except NotLoopbackError as err:
         raise pytest.UsageError(str(err)) from None
     config.stash[SHELL_ENV] = dict(os.environ)
-    stack_config.apply(env)
+    # Drops the shell's other AIRFLOW_* settings (its metadata DB, config, executor, …); said at session start.
+    config.stash[DROPPED] = stack_world.dropped_line(stack_world.apply(env))
     config.stash[WORLD] = world
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    line = session.config.stash.get(DROPPED, "")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if line and reporter is not None:
+        reporter.write_line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

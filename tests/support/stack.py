@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stack import ports
+from stack import ports, world
 from stack.airflow import LocalAirflow, RestClient
 
 DAG_ID = "customer_enrichment"
@@ -33,7 +33,7 @@ def airflow_env(home: Path, **extra_env: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__LOGGING__LOGGING_LEVEL"}
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
+            **world.airflow_home(home),  # its own config and metadata DB, not the session's
             "AIRFLOW__API__PORT": str(api),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api}/execution/",
