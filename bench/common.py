@@ -43,8 +43,10 @@ def own_world(name: str) -> Iterator[dict[str, str]]:
     try:
         yield own.env
     finally:
+        from stack import prod
         from stack.__main__ import down
 
+        prod.stop_recorded(own.state / "prod", base=dict(own.env))  # before its pid files go
         down(own.env)
         own.release_ports()
         shutil.rmtree(own.state, ignore_errors=True)

@@ -154,6 +154,22 @@ def topology(state: Path = STATE, base: dict[str, str] | None = None) -> Topolog
     return Topology(state, base, **{f"{r}_port": chosen[r] for r in PORT_ROLES})
 
 
+def stop_recorded(state: Path, base: dict[str, str]) -> bool:
+    """Stop whatever of the topology under ``state`` runs on the ports of ``state/ports.json``.
+
+    For clean-up before ``state`` is removed (its pid files with it): unlike :func:`topology` it
+    never chooses or reserves new ports. Idempotent.
+
+    :returns: False when no ports are recorded (no topology was ever set up there), else True.
+    """
+    record = Path(state) / "ports.json"
+    if not record.exists():
+        return False
+    chosen = json.loads(record.read_text())
+    Topology(Path(state), base, **{f"{r}_port": chosen[r] for r in PORT_ROLES}).down()
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stack.prod", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])

@@ -51,6 +51,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     world = config.stash.get(WORLD, None)
     if world is None:
         return
+    from stack import prod
+
+    # A production topology a failed module left running would outlive its pid files once removed.
+    prod.stop_recorded(world.state / "prod", base=dict(os.environ))
     world.release_ports()
     if not os.environ.get("TRICLOUD_KEEP_TEST_STATE"):
         shutil.rmtree(world.state, ignore_errors=True)

@@ -55,8 +55,8 @@ def private_stack(name: str, **extra_env: str) -> Iterator[tuple]:
     shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB: run ids and logical dates are unique
     env = airflow_env(home, **extra_env)
     airflow = LocalAirflow(env)
-    airflow.start()
     try:
+        airflow.start()  # inside: a start-up that fails half-way is stopped too (stop is idempotent)
         client = RestClient(airflow.url, "admin", airflow.admin_password())
         client.wait_for_dag(DAG_ID)
         yield airflow, client, env, Path(env["LAKE_ROOT"])
@@ -75,8 +75,8 @@ def production_stack() -> Iterator[tuple]:
     state = world_state() / "prod"
     shutil.rmtree(state, ignore_errors=True)  # a fresh metadata DB, as above
     topo = prod.topology(state, base=dict(os.environ))
-    timings = topo.up(schedule=False)
     try:
+        timings = topo.up(schedule=False)  # inside: a failed start-up is taken down too (down is idempotent)
         env = topo.env(schedule=False)
         api = LocalAirflow(env)
         client = RestClient(api.url, "admin", api.admin_password())

@@ -209,3 +209,23 @@ class TestProductionTopologyPorts:
             assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
         finally:
             ports.release(list(chosen.values()))
+
+    def test_stop_recorded_stops_what_runs_on_the_recorded_ports_and_reserves_none(self, tmp_path):
+        # The session's clean-up before it removes the world (and the topology's pid files with it).
+        from stack import prod
+
+        base = {"PATH": os.environ["PATH"]}
+        assert not prod.stop_recorded(tmp_path, base=base)  # nothing recorded: nothing to stop
+        topo = prod.topology(tmp_path, base=base)
+        recorded = json.loads((tmp_path / "ports.json").read_text())
+        redis = topo.redis(topo.env())
+        try:
+            redis.start(reuse=False)  # one real server of the topology, as a failed start-up leaves it
+            pid = redis.pid()
+            assert pid
+            assert prod.stop_recorded(tmp_path, base=base)
+            assert redis.pid() is None and ports.bindable(recorded["redis"])  # stopped, its port free
+            assert json.loads((tmp_path / "ports.json").read_text()) == recorded  # no new ports chosen
+        finally:
+            redis.stop()
+            ports.release(list(recorded.values()))
