@@ -105,10 +105,16 @@ class TestFreePorts:
         finally:
             ports.release([port])
 
-    def test_a_bound_port_is_never_chosen(self):
+    def test_a_bound_port_is_never_chosen(self, monkeypatch):
+        port = ports.free_port()
+        ports.release([port])  # not reserved, only bound: the bind check alone must refuse it
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            assert not ports.bindable(sock.getsockname()[1])
+            sock.bind(("127.0.0.1", port))
+            # Deterministic order (stdlib shuffle replaced): the bound port is the first one tried.
+            monkeypatch.setattr(ports.random, "shuffle", lambda pool: pool.sort(key=lambda p: p != port))
+            chosen = ports.free_ports(3)
+            ports.release(chosen)
+            assert port not in chosen
 
 
 class TestWorld:
