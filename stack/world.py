@@ -6,7 +6,8 @@ own Spark standalone cluster, emulators, API and log-server ports (all chosen fr
 warehouse, all under one ``state`` directory. The user's connections (``AIRFLOW_CONN_*``),
 ``REPLICA_BUCKET`` and ``STORAGE_EMULATOR_HOST`` are never read, so a running ``make demo`` (or a
 ``.env`` pointed at real buckets) is never touched. :func:`stack.loopback.require_loopback` checks the
-result before anything starts.
+result before anything starts, and :func:`apply` drops every other ``AIRFLOW_*`` setting of the shell
+(its metadata DB, config, executor, ``*_CMD`` secrets) so a user's real Airflow is never used either.
 """
 
 from __future__ import annotations
