@@ -36,14 +36,17 @@ def own_world(name: str) -> Iterator[dict[str, str]]:
     require_loopback(dict(os.environ), who=f"the {name} benchmark")
     own = world.build(Path(tempfile.mkdtemp(prefix=f"tricloud-bench-{name}-")), name="bench")
     require_loopback({**os.environ, **own.env}, who=f"the {name} benchmark")
-    config.apply(own.env)
+    if dropped := world.apply(own.env):  # the shell's other AIRFLOW_* settings (metadata DB, executor, …)
+        print(world.dropped_line(dropped, who=f"the {name} benchmark"), file=sys.stderr)
     if str(config.ROOT / "plugins") not in sys.path:  # in-process provider code (stores, backends)
         sys.path.insert(0, str(config.ROOT / "plugins"))
     try:
         yield own.env
     finally:
+        from stack import prod
         from stack.__main__ import down
 
+        prod.stop_recorded(own.state / "prod", base=dict(own.env))  # before its pid files go
         down(own.env)
         own.release_ports()
         shutil.rmtree(own.state, ignore_errors=True)

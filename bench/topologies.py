@@ -19,17 +19,21 @@ from stack.airflow import LocalAirflow
 
 
 def measure(start, pids, stop) -> dict:
-    t0 = time.monotonic()
-    start()
-    healthy = time.monotonic() - t0
-    with MemorySampler(pids()) as mem:
-        time.sleep(20)
-    stop()
+    """Start, sample idle memory for 20 s, stop (also when start-up or sampling fails)."""
+    try:
+        t0 = time.monotonic()
+        start()
+        healthy = time.monotonic() - t0
+        with MemorySampler(pids()) as mem:
+            time.sleep(20)
+        roots = len(pids())  # counted while running (after stop() there are none)
+    finally:
+        stop()
     return {
         "healthy_s": round(healthy, 1),
         "idle_rss_mib": round(mem.peak_rss / 2**20),
         "idle_pss_mib": round(mem.peak_pss / 2**20),
-        "processes_root": len(pids()),
+        "processes_root": roots,
     }
 
 

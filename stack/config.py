@@ -43,9 +43,9 @@ def ensure_env_file() -> Path:
     return ENV_FILE
 
 
-def _secret(name: str) -> str:
-    """A random secret generated once per checkout and kept out of git (in .stack/)."""
-    path = STATE / "secrets" / name
+def _secret(name: str, state: Path = STATE) -> str:
+    """A random secret generated once per checkout and kept out of git (in ``state``, default .stack/)."""
+    path = state / "secrets" / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(48))
@@ -54,12 +54,18 @@ def _secret(name: str) -> str:
 
 
 def stack_env(
-    airflow_home: Path | None = None, env_file: Path | None = None, overrides: dict[str, str] | None = None
+    airflow_home: Path | None = None,
+    env_file: Path | None = None,
+    overrides: dict[str, str] | None = None,
+    state: Path = STATE,
 ) -> dict[str, str]:
     """Variables for every process of the stack: .env values plus the derived Airflow settings.
 
     ``overrides`` replace .env values before anything is derived from them (e.g. a second stack's
-    API port, from which the execution API URL follows).
+    API port, from which the execution API URL follows). ``env_file`` (default: the checkout's
+    ``.env``, written from ``.env.example`` when missing) and ``state`` (default: ``.stack/``, where
+    the generated secrets are kept; the Airflow home is ``state/airflow`` unless ``airflow_home``)
+    let a test use neither.
     """
     values = parse_env_file(env_file or ensure_env_file())
     # A value already exported by the user wins over .env, as with docker compose.
@@ -69,11 +75,11 @@ def stack_env(
     check_lake_root(lake)  # before anything starts: names a character some layer cannot take
     derived = derived_settings(
         values,
-        home=airflow_home or STATE / "airflow",
-        state=STATE,
+        home=airflow_home or state / "airflow",
+        state=state,
         lake=lake,
-        jwt_secret=values.get("AIRFLOW_JWT_SECRET") or _secret("jwt_secret"),
-        fernet_key=_fernet_key(),
+        jwt_secret=values.get("AIRFLOW_JWT_SECRET") or _secret("jwt_secret", state),
+        fernet_key=_fernet_key(state),
     )
     return {**values, **_absolute_sqlite(values), **derived}
 
@@ -118,8 +124,8 @@ def _absolute_sqlite(values: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _fernet_key() -> str:
-    path = STATE / "secrets" / "fernet_key"
+def _fernet_key(state: Path = STATE) -> str:
+    path = state / "secrets" / "fernet_key"
     if not path.exists():
         from cryptography.fernet import Fernet
 

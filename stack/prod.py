@@ -54,6 +54,7 @@ class Topology:
         env.update(
             {
                 "AIRFLOW_HOME": str(self.state / "airflow"),
+                "AIRFLOW_CONFIG": str(self.state / "airflow" / "airflow.cfg"),
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}/airflow",
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{pg}/airflow",
@@ -151,6 +152,22 @@ def topology(state: Path = STATE, base: dict[str, str] | None = None) -> Topolog
     state.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(chosen) + "\n")
     return Topology(state, base, **{f"{r}_port": chosen[r] for r in PORT_ROLES})
+
+
+def stop_recorded(state: Path, base: dict[str, str]) -> bool:
+    """Stop whatever of the topology under ``state`` runs on the ports of ``state/ports.json``.
+
+    For clean-up before ``state`` is removed (its pid files with it): unlike :func:`topology` it
+    never chooses or reserves new ports. Idempotent.
+
+    :returns: False when no ports are recorded (no topology was ever set up there), else True.
+    """
+    record = Path(state) / "ports.json"
+    if not record.exists():
+        return False
+    chosen = json.loads(record.read_text())
+    Topology(Path(state), base, **{f"{r}_port": chosen[r] for r in PORT_ROLES}).down()
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,12 +6,14 @@ own Spark standalone cluster, emulators, API and log-server ports (all chosen fr
 warehouse, all under one ``state`` directory. The user's connections (``AIRFLOW_CONN_*``),
 ``REPLICA_BUCKET`` and ``STORAGE_EMULATOR_HOST`` are never read, so a running ``make demo`` (or a
 ``.env`` pointed at real buckets) is never touched. :func:`stack.loopback.require_loopback` checks the
-result before anything starts.
+result before anything starts, and :func:`apply` drops every other ``AIRFLOW_*`` setting of the shell
+(its metadata DB, config, executor, ``*_CMD`` secrets) so a user's real Airflow is never used either.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -123,4 +125,44 @@ def build(state: Path, name: str = "test") -> World:
         jwt_secret=secrets.token_hex(32),
         fernet_key=Fernet.generate_key().decode(),
     )
-    return World(state=state, env={**values, **derived}, ports=p, bucket=bucket)
+    return World(state=state, env={**values, **derived, **airflow_home(state / "airflow")}, ports=p, bucket=bucket)
+
+
+def airflow_home(home: Path) -> dict[str, str]:
+    """An Airflow home that owns its config file and its SQLite metadata DB (``airflow.cfg``, ``airflow.db``).
+
+    Set explicitly, so an ``AIRFLOW_CONFIG`` or ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` of the user's
+    shell can never make a world (or a second Airflow inside it) use the user's metadata DB.
+    """
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW_CONFIG": str(home / "airflow.cfg"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+
+
+def inherited_airflow(environ: dict[str, str], env: dict[str, str]) -> list[str]:
+    """The ``AIRFLOW_*`` / ``AIRFLOW__*`` variables of ``environ`` that ``env`` does not set, sorted.
+
+    E.g. a shell's ``AIRFLOW__CORE__EXECUTOR``, ``AIRFLOW__LOGGING__BASE_LOG_FOLDER`` or
+    ``AIRFLOW__SECRETS__BACKEND_CMD``: Airflow would read them beside the world's own settings.
+    """
+    return sorted(k for k in environ if k.startswith("AIRFLOW_") and k not in env)
+
+
+def apply(env: dict[str, str]) -> list[str]:
+    """Make ``env`` the whole Airflow environment of this process: drop every inherited ``AIRFLOW_*``
+    variable ``env`` does not set (:func:`inherited_airflow`), then set ``env``.
+
+    :returns: the names dropped; the caller says so in a line (:func:`dropped_line`).
+    """
+    dropped = inherited_airflow(dict(os.environ), env)
+    for name in dropped:
+        del os.environ[name]
+    os.environ.update(env)
+    return dropped
+
+
+def dropped_line(dropped: list[str], who: str = "the test suite") -> str:
+    """The log line naming the shell's Airflow settings ``who`` ignores (empty when none)."""
+    return f"tricloud: {who} ignores the shell's {', '.join(dropped)} (its world sets its own)" if dropped else ""

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from stack import config as stack_config
 from stack import world as stack_world
 from stack.loopback import NotLoopbackError, require_loopback
 
 WORLD = pytest.StashKey[stack_world.World]()
 SHELL_ENV = pytest.StashKey[dict[str, str]]()
+DROPPED = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,8 +29,9 @@ def pytest_configure(config: pytest.Config) -> None:
     world = stack_world.build(Path(tempfile.mkdtemp(prefix="tricloud-test-")), name="test")
     env = {**world.env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
     # Applied before the guard: parsing connections imports Airflow, whose configuration (AIRFLOW_HOME,
-    # its metadata DB) is fixed by the environment it is first imported in.
-    stack_config.apply(env)
+    # its metadata DB) is fixed by the environment it is first imported in. Drops the shell's other
+    # AIRFLOW_* settings (its metadata DB, config, executor, …); said at session start.
+    config.stash[DROPPED] = stack_world.dropped_line(stack_world.apply(env))
     try:
         require_loopback(shell)  # what the shell exported, before our world masks it
         require_loopback(dict(os.environ))  # what the suite will really use
@@ -44,10 +45,21 @@ def pytest_configure(config: pytest.Config) -> None:
     subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    line = session.config.stash.get(DROPPED, "")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if line and reporter is not None:
+        reporter.write_line(line)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     world = config.stash.get(WORLD, None)
     if world is None:
         return
+    from stack import prod
+
+    # A production topology a failed module left running would outlive its pid files once removed.
+    prod.stop_recorded(world.state / "prod", base=dict(os.environ))
     world.release_ports()
     if not os.environ.get("TRICLOUD_KEEP_TEST_STATE"):
         shutil.rmtree(world.state, ignore_errors=True)

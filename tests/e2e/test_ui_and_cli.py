@@ -4,8 +4,9 @@ Runs the embedded stack for real (Airflow's api-server, scheduler, dag-processor
 the three storage emulators) in a private Airflow home on its own port, so a running `make demo` is
 not disturbed. Headless Chromium and ChromeDriver come from Debian (`make test` installs them).
 
-Screenshots go to ``$TRICLOUD_SCREENSHOTS`` (default ``.stack/screenshots``); `make screenshots`
-refreshes the ones in ``docs/screenshots/`` that the README shows.
+Screenshots go to ``$TRICLOUD_SCREENSHOTS`` (default: ``screenshots/`` in the session's world state dir,
+removed with it unless ``TRICLOUD_KEEP_TEST_STATE`` is set; never the checkout's ``.stack/``);
+`make screenshots` refreshes the ones in ``docs/screenshots/`` that the README shows.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ UI_HOUR = datetime(2026, 11, 20, 5, tzinfo=UTC)  # triggered from the browser wi
 CLI_HOUR = datetime(2026, 11, 20, 6, tzinfo=UTC)  # triggered with `airflow dags trigger --logical-date`
 ROWS = 2000
 SUBMIT = "[data-testid=trigger-dag-submit]"  # the trigger form's own button
-SHOTS = Path(os.environ.get("TRICLOUD_SCREENSHOTS", config.STATE / "screenshots"))
+SHOTS = Path(os.environ.get("TRICLOUD_SCREENSHOTS") or Path(os.environ["TRICLOUD_STATE_DIR"]) / "screenshots")
 
 
 @pytest.fixture(scope="module")

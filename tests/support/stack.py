@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stack import ports
+from stack import ports, world
 from stack.airflow import LocalAirflow, RestClient
 
 DAG_ID = "customer_enrichment"
@@ -33,7 +33,7 @@ def airflow_env(home: Path, **extra_env: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__LOGGING__LOGGING_LEVEL"}
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
+            **world.airflow_home(home),  # its own config and metadata DB, not the session's
             "AIRFLOW__API__PORT": str(api),
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api}/execution/",
@@ -55,8 +55,8 @@ def private_stack(name: str, **extra_env: str) -> Iterator[tuple]:
     shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB: run ids and logical dates are unique
     env = airflow_env(home, **extra_env)
     airflow = LocalAirflow(env)
-    airflow.start()
     try:
+        airflow.start()  # inside: a start-up that fails half-way is stopped too (stop is idempotent)
         client = RestClient(airflow.url, "admin", airflow.admin_password())
         client.wait_for_dag(DAG_ID)
         yield airflow, client, env, Path(env["LAKE_ROOT"])
@@ -75,8 +75,8 @@ def production_stack() -> Iterator[tuple]:
     state = world_state() / "prod"
     shutil.rmtree(state, ignore_errors=True)  # a fresh metadata DB, as above
     topo = prod.topology(state, base=dict(os.environ))
-    timings = topo.up(schedule=False)
     try:
+        timings = topo.up(schedule=False)  # inside: a failed start-up is taken down too (down is idempotent)
         env = topo.env(schedule=False)
         api = LocalAirflow(env)
         client = RestClient(api.url, "admin", api.admin_password())

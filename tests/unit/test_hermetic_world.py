@@ -105,10 +105,16 @@ class TestFreePorts:
         finally:
             ports.release([port])
 
-    def test_a_bound_port_is_never_chosen(self):
+    def test_a_bound_port_is_never_chosen(self, monkeypatch):
+        port = ports.free_port()
+        ports.release([port])  # not reserved, only bound: the bind check alone must refuse it
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            assert not ports.bindable(sock.getsockname()[1])
+            sock.bind(("127.0.0.1", port))
+            # Deterministic order (stdlib shuffle replaced): the bound port is the first one tried.
+            monkeypatch.setattr(ports.random, "shuffle", lambda pool: pool.sort(key=lambda p: p != port))
+            chosen = ports.free_ports(3)
+            ports.release(chosen)
+            assert port not in chosen
 
 
 class TestWorld:
@@ -140,6 +146,48 @@ class TestWorld:
         finally:
             w.release_ports()
 
+    def test_the_shells_airflow_settings_are_dropped_unless_the_world_sets_them(self, tmp_path):
+        w = world.build(tmp_path, name="t")
+        w.release_ports()
+        shell = {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": "/var/log/airflow",
+            "AIRFLOW__SECRETS__BACKEND_CMD": "cat /etc/backend",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_SECRET": "db_uri",
+            "AIRFLOW_VAR_BUCKET": "users-bucket",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow@127.0.0.1/airflow",
+            "HOME": "/home/user",
+        }
+        assert world.inherited_airflow(shell, w.env) == sorted(
+            set(shell) - {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "HOME"}
+        )
+        assert w.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"
+        assert w.env["AIRFLOW_CONFIG"] == str(tmp_path / "airflow" / "airflow.cfg")
+
+    def test_the_session_never_touches_the_metadata_db_the_shell_exports(self, tmp_path):
+        # A user who runs a real Airflow exports its metadata DB and config: the suite migrates its own.
+        users_db, cfg_db, cfg = tmp_path / "users-airflow.db", tmp_path / "cfg-airflow.db", tmp_path / "airflow.cfg"
+        cfg.write_text(f"[database]\nsql_alchemy_conn = sqlite:///{cfg_db}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
+        env |= {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{users_db}",
+            "AIRFLOW_CONFIG": str(cfg),
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",  # not the world's: dropped, and said so
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/unit/test_hours.py", "-q", "-p", "no:randomly"],
+            cwd=config.ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert not users_db.exists() and not cfg_db.exists()
+        assert cfg.read_text() == f"[database]\nsql_alchemy_conn = sqlite:///{cfg_db}\n"
+        assert "ignores the shell's AIRFLOW__CORE__EXECUTOR (its world sets its own)" in out.stdout
+
     def test_two_worlds_share_nothing(self, tmp_path):
         a, b = world.build(tmp_path / "a"), world.build(tmp_path / "b")
         try:
@@ -167,3 +215,23 @@ class TestProductionTopologyPorts:
             assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
         finally:
             ports.release(list(chosen.values()))
+
+    def test_stop_recorded_stops_what_runs_on_the_recorded_ports_and_reserves_none(self, tmp_path):
+        # The session's clean-up before it removes the world (and the topology's pid files with it).
+        from stack import prod
+
+        base = {"PATH": os.environ["PATH"]}
+        assert not prod.stop_recorded(tmp_path, base=base)  # nothing recorded: nothing to stop
+        topo = prod.topology(tmp_path, base=base)
+        recorded = json.loads((tmp_path / "ports.json").read_text())
+        redis = topo.redis(topo.env())
+        try:
+            redis.start(reuse=False)  # one real server of the topology, as a failed start-up leaves it
+            pid = redis.pid()
+            assert pid
+            assert prod.stop_recorded(tmp_path, base=base)
+            assert redis.pid() is None and ports.bindable(recorded["redis"])  # stopped, its port free
+            assert json.loads((tmp_path / "ports.json").read_text()) == recorded  # no new ports chosen
+        finally:
+            redis.stop()
+            ports.release(list(recorded.values()))

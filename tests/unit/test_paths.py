@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -61,9 +62,15 @@ class TestSqliteWarehousePath:
         assert sorted(p.name for p in tmp_path.rglob("*")) == sorted([conn.parent.name, conn.name])
 
 
-def test_the_stack_refuses_an_unsupported_lake_root_before_starting_anything():
-    from stack.config import stack_env
+def test_the_stack_refuses_an_unsupported_lake_root_before_starting_anything(tmp_path):
+    from stack.config import ENV_EXAMPLE, stack_env
 
+    # Neither the checkout's .env nor its .stack/: a copy of .env.example and a state dir of our own.
+    env_file, state = tmp_path / ".env", tmp_path / "state"
+    shutil.copy(ENV_EXAMPLE, env_file)
     with pytest.raises(paths.UnsupportedPathError, match="':' at position"):
-        stack_env(overrides={"LAKE_ROOT": "/data/lake:2"})
-    assert stack_env(overrides={"LAKE_ROOT": "/data/o'brien [eu]"})["LAKE_ROOT"] == "/data/o'brien [eu]"
+        stack_env(env_file=env_file, state=state, overrides={"LAKE_ROOT": "/data/lake:2"})
+    env = stack_env(env_file=env_file, state=state, overrides={"LAKE_ROOT": "/data/o'brien [eu]"})
+    assert env["LAKE_ROOT"] == "/data/o'brien [eu]"
+    assert env["TRICLOUD_STATE_DIR"] == str(state) and env["AIRFLOW_HOME"] == str(state / "airflow")
+    assert sorted(p.name for p in (state / "secrets").iterdir()) == ["fernet_key", "jwt_secret"]
