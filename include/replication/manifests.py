@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from include import lake
@@ -21,6 +21,9 @@ from include.replication.objects import ManifestError, ObjectStore, read_bytes
 PIPELINE = "customer_enrichment"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: How far ahead of this machine's clock a manifest's published_at may be (clock skew between the
+#: workers that replicate); anything later is treated as a forged version.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 _ENTRY_FIELDS = {"path", "size", "sha256"}
 
 
@@ -148,12 +151,16 @@ def validate_manifest(
     if "version" in doc:
         v = doc["version"]
         try:
-            datetime.fromisoformat(v["published_at"])
+            at = datetime.fromisoformat(v["published_at"])
             ok = v["content_sha256"] == content_sha256(doc["files"])
         except (TypeError, KeyError, ValueError):
             ok = False
         if not ok:
             raise corrupt("its version does not match its file list")
+        # A version decides which manifest wins: one from the future (or without a time zone, which
+        # cannot be compared) would outrank every honest run and block the hour's replication.
+        if at.tzinfo is None or at > datetime.now(UTC) + MAX_CLOCK_SKEW:
+            raise corrupt(f"its version's published_at {v['published_at']!r} is not a past, zone-aware time")
     return doc
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from include import lake, replication
 from include.replication.digests import hour_digests
+from include.replication.manifests import content_sha256
 
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 PREFIXES = replication.hour_prefixes(HOUR)
@@ -58,6 +59,17 @@ class TestValidateManifest:
         ]:
             with pytest.raises(replication.ManifestError, match=why):
                 replication.validate_manifest(doc, cloud="gcs", key="k", prefixes=PREFIXES, hour=HOUR)
+
+    @pytest.mark.parametrize("published_at", ["2099-01-01T00:00:00+00:00", "2026-11-24T10:00:00", "2026-11-24"])
+    def test_a_version_from_the_future_or_without_a_zone_is_refused(self, published_at):
+        # An attacker who can write one cloud's manifest can recompute content_sha256; a future
+        # published_at would then outrank every honest run (and a naive one cannot be compared).
+        e = {"path": P + "x.parquet", "size": 1, "sha256": SHA}
+        v = {"content_sha256": content_sha256([e]), "published_at": published_at}
+        with pytest.raises(replication.ManifestError, match="^s3: manifest k is corrupt: .*zone-aware"):
+            replication.validate_manifest(
+                {**manifest(e), "version": v}, cloud="s3", key="k", prefixes=PREFIXES, hour=HOUR
+            )
 
     def test_a_good_manifest_passes_unchanged(self, tmp_path):
         root = tmp_path / "lake"
