@@ -8,6 +8,8 @@ reference does not list are reported ("not in manifest") and removed from the cl
 The lake is overwritten from a cloud only when its file is damaged *without* having been changed
 since the hour was replicated (bit rot keeps the inode change time; a rewrite does not): a file the
 lake changed afterwards is newer data or an attack on the lake, and is reported, never overwritten.
+Nor does one cloud's word alone overwrite lake bytes: with the lake's manifest gone and no two clouds
+agreeing, the reference may fill in what the lake lost, but a differing lake file is only reported.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ def verify_hour(
     except ManifestError as err:
         log.warning("%s", err)
         reference = None
+    votes = 0  # clouds whose manifest is the reference, when the lake has none
     if reference is None:
-        reference, source = _majority_manifest(stores, h)
+        reference, source, votes = _majority_manifest(stores, h)
     ref_body = manifest_bytes(reference)
     expected = {f["path"]: f for f in reference["files"]}
     replicas = [local, *stores]
@@ -100,6 +103,11 @@ def verify_hour(
     else:
         by_name = {s.name: s for s in replicas}
         for p in (p for p in problems if p["object"] != key):
+            if p["cloud"] == local.name and p["problem"] == "checksum mismatch" and votes == 1:
+                # The reference is one cloud's word alone (the lake's manifest is gone and no two clouds
+                # agree): it may fill in what the lake lost, never overwrite bytes the lake still holds.
+                unrepaired.append({**p, "source": None})
+                continue
             src = _repair(by_name[p["cloud"]], p, expected, by_name, healthy)
             (repaired if src else unrepaired).append({**p, "source": src})
         blocking = {u["cloud"] for u in unrepaired if u["problem"] != "not in manifest"}
@@ -154,7 +162,9 @@ def _manifest_problem(store: ObjectStore, key: str, ref_body: bytes, h: datetime
     return "manifest differs"
 
 
-def _majority_manifest(stores: list[ObjectStore], hour: datetime) -> tuple[dict, str]:
+def _majority_manifest(stores: list[ObjectStore], hour: datetime) -> tuple[dict, str, int]:
+    """The manifest most clouds hold byte-identically (newest version on a tie), where it came from, and
+    how many clouds hold it."""
     votes: dict[bytes, list[str]] = {}
     manifests: dict[bytes, dict] = {}
     corrupt: list[str] = []
@@ -173,7 +183,7 @@ def _majority_manifest(stores: list[ObjectStore], hour: datetime) -> tuple[dict,
         detail = f" ({'; '.join(corrupt)})" if corrupt else ""
         raise ReplicationError(f"hour {hour:%Y-%m-%dT%H:00Z} has no valid manifest in the lake or in any cloud{detail}")
     body = max(votes, key=lambda b: (len(votes[b]), published_at(manifests[b])))
-    return manifests[body], f"manifest of {', '.join(votes[body])}"
+    return manifests[body], f"manifest of {', '.join(votes[body])}", len(votes[body])
 
 
 def _repair(

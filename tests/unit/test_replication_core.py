@@ -164,3 +164,47 @@ class TestHashingReader:
         assert reader.read() == b"cdef"
         assert reader.reread and reader.size == 6
         assert reader.hexdigest() == hashlib.sha256(b"abcdef").hexdigest()
+
+
+class _Cloud(replication.LocalStore):
+    """A directory standing in for one cloud (the verify logic is the same for every store)."""
+
+    def __init__(self, name: str, root) -> None:
+        super().__init__(root)
+        self.name = name
+
+
+class TestOneCloudsWord:
+    def test_one_cloud_alone_never_overwrites_bytes_the_lake_holds(self, tmp_path):
+        # The lake's manifest is lost and S3 and GCS disagree (1 vote each): an attacker's S3 manifest with
+        # a newer (allowed, near-future) version wins the tie. It may fill in what the lake lost, but must not
+        # rewrite the lake's own bytes with S3's.
+        import json
+        from datetime import timedelta
+
+        root = tmp_path / "lake"
+        data = lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path / "data.json"
+        data.parent.mkdir(parents=True)
+        data.write_bytes(b'{"qty": 1}\n')
+        s3, gcs = _Cloud("s3", tmp_path / "s3"), _Cloud("gcs", tmp_path / "gcs")
+        for cloud in (s3, gcs):
+            replication.replicate_hour(cloud, root, HOUR)
+        key = replication.manifest_key(HOUR)
+        (root / key).unlink()
+
+        forged_bytes = b'{"qty": 666}\n'
+        rel = str(data.relative_to(root))
+        s3.path(rel).write_bytes(forged_bytes)
+        m = json.loads(s3.path(key).read_bytes())
+        for f in m["files"]:
+            if f["path"] == rel:
+                f["sha256"], f["size"] = hashlib.sha256(forged_bytes).hexdigest(), len(forged_bytes)
+        m["bytes"] = sum(f["size"] for f in m["files"])
+        at = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+        m["version"] = {"content_sha256": content_sha256(m["files"]), "published_at": at}
+        s3.path(key).write_bytes(replication.manifest_bytes(m))
+
+        result = replication.verify_hour([s3, gcs], root, HOUR)
+        assert result["reference"] == "manifest of s3"
+        assert data.read_bytes() == b'{"qty": 1}\n'
+        assert {"cloud": "local", "object": rel, "problem": "checksum mismatch", "source": None} in result["unrepaired"]
