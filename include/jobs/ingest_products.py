@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -39,14 +39,32 @@ def extract(spark, path: str) -> DataFrame:
     lines = spark.read.text(path, wholetext=False).select(
         F.regexp_replace(F.col("value"), "^\ufeff", "").alias("line")  # a UTF-8 BOM: the text reader keeps it
     )
-    lines = lines.where(F.trim(F.col("line")) != "")
+    lines = lines.where(~F.col("line").rlike(r"^\s*$"))
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
     parsed = lines.select("line", F.from_json("line", RAW_SCHEMA, options).alias("j"))
-    not_object = ~F.ltrim(F.col("line")).startswith("{") | F.col("j._corrupt_record").isNotNull()
+    not_object = ~one_json_object(F.col("line")) | F.col("j._corrupt_record").isNotNull()
     return parsed.select(
         *[F.when(~not_object, F.col(f"j.{c}")).alias(c) for c in RAW_COLUMNS],
         F.when(not_object, F.col("line")).alias("_corrupt_record"),
     )
+
+
+#: JSON nesting a catalog line may have (objects/arrays inside values); deeper lines are ``malformed_row``.
+MAX_NESTING = 8
+
+
+def one_json_object(line: Column) -> Column:
+    """True when ``line`` is exactly one JSON object (whitespace around it allowed).
+
+    Spark's ``from_json`` (and ``try_parse_json``) parse the first value and ignore whatever follows, so
+    ``{"product_id": "P1", …} {"product_id": "P2", …}`` would keep P1 and silently drop P2. Here string
+    literals are blanked, then innermost ``{…}``/``[…]`` groups are folded to ``0`` up to
+    :data:`MAX_NESTING` times; one object leaves exactly ``0``.
+    """
+    skeleton = F.regexp_replace(line, r'"(?:[^"\\]|\\.)*"', '""')
+    for _ in range(MAX_NESTING):
+        skeleton = F.regexp_replace(skeleton, r"\{[^{}\[\]]*\}|\[[^{}\[\]]*\]", "0")
+    return line.rlike(r"^\s*\{") & skeleton.rlike(r"^\s*0\s*$")
 
 
 def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:

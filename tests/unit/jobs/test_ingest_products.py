@@ -125,6 +125,16 @@ class TestCatalogFile:
             [(array.decode(), "malformed_row"), ('"P4"', "malformed_row"), ("42", "malformed_row")]
         )
 
+    def test_a_line_holding_two_objects_is_one_malformed_row_not_one_product(self, spark, tmp_path):
+        # Spark's from_json parses the first object and ignores the rest: P3 was silently dropped.
+        two = self.LINE.replace(b"P1", b"P2") + b" " + self.LINE.replace(b"P1", b"P3")
+        nested = self.LINE.replace(b'"price"', b'"tags": ["a", {"b": "}{"}], "price"').replace(b"P1", b"P4")
+        data = self.LINE + b"\n" + two + b"\n" + nested + b"\t\n\t\n"
+        rows_in, clean, rejects = self.read(spark, tmp_path, data)
+        assert rows_in == 3
+        assert sorted(r["product_id"] for r in clean) == ["P1", "P4"]  # nested values are still one object
+        assert [(r["raw_line"], r["reject_reason"]) for r in rejects] == [(two.decode(), "malformed_row")]
+
     @pytest.mark.parametrize(
         "data",
         [
