@@ -7,27 +7,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from include import lake, replication
-from tests.integration.test_replication import CLOUDS, HOUR, by_name, lake_files, make_hour
+from tests.integration.conftest import CLOUDS
+from tests.integration.test_replication import HOUR, by_name, lake_files, make_hour
 from tricloud.replication.stores import make_store
 
 KEY = replication.manifest_key(HOUR)
 ESCAPE = lake.partition("", lake.CLEAN_CUSTOMERS, HOUR).relpath.lstrip("/") + "/../../../../../../escape.txt"
-
-
-@pytest.fixture
-def stores(emulators):
-    bucket = f"t-{uuid.uuid4().hex[:12]}"
-    out = [make_store(c, bucket) for c in CLOUDS]
-    for s in out:
-        s.ensure_bucket()
-    return out
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from datetime import UTC, datetime
 
 import numpy as np
@@ -13,10 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from include import lake, replication
-from tricloud.replication.stores import make_store
 
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
-CLOUDS = ("s3", "gcs", "azure")
 
 
 def make_hour(root, big_rows: int = 0) -> None:
@@ -37,15 +34,6 @@ def lake_files(root) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and "_staging" not in p.parts and not any(part.startswith(".") for part in p.parts)
     }
-
-
-@pytest.fixture
-def stores(emulators):
-    bucket = f"t-{uuid.uuid4().hex[:12]}"
-    out = [make_store(c, bucket) for c in CLOUDS]
-    for s in out:
-        s.ensure_bucket()
-    return out
 
 
 @pytest.fixture
