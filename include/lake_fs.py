@@ -1,0 +1,55 @@
+"""Small reads and writes of JSON documents at a lake path: a local path or an object-store URI.
+
+Local paths use the file system; ``s3://`` (and later ``gs://``, ``abfss://``) URIs use pyarrow's
+file systems, which read the standard client settings (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, …),
+so the same code runs on an Airflow worker and on an EMR driver. No Airflow here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+#: URI schemes of object stores a lake may live on.
+OBJECT_STORE_SCHEMES = ("s3",)
+
+
+def is_object_store(uri: str) -> bool:
+    """Whether ``uri`` names an object store (``s3://bucket/key``) rather than a local path."""
+    return urlsplit(str(uri)).scheme in OBJECT_STORE_SCHEMES
+
+
+def _filesystem(uri: str):
+    from pyarrow import fs
+
+    return fs.FileSystem.from_uri(uri)  # (filesystem, path without scheme)
+
+
+def read_json_or_none(uri: str) -> Any | None:
+    """The JSON document at ``uri``, or None when there is none. Raises ``ValueError`` on bad JSON."""
+    if not is_object_store(uri):
+        path = Path(uri)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    filesystem, path = _filesystem(uri)
+    try:
+        with filesystem.open_input_stream(path) as stream:
+            return json.loads(stream.read().decode("utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+def write_json(uri: str, value: Any) -> None:
+    """Write ``value`` as JSON at ``uri`` (parents created locally; one PUT on an object store)."""
+    data = json.dumps(value, default=str, sort_keys=True).encode("utf-8")
+    if not is_object_store(uri):
+        path = Path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return
+    filesystem, path = _filesystem(uri)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(data)
