@@ -1,35 +1,69 @@
-"""Cluster backends behind one interface, chosen by name (as the Spark provider picks its master)."""
+"""Cluster backends behind one interface, chosen by configuration, not by DAG code.
+
+``TRICLOUD_CLUSTER_BACKEND`` (``local`` by default; ``emr``, ``emr-serverless``) names the backend a
+deployment uses; each backend reads its own settings (connections and ``TRICLOUD_*`` variables) in
+``from_settings`` and fails fast naming what to set. The same DAG files run on every backend.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+import os
+from typing import Any
 
-from tricloud.cluster.base import ClusterBackend, ClusterInfo, ClusterStatus
+from tricloud.cluster.base import (
+    ClusterBackend,
+    ClusterInfo,
+    ClusterStatus,
+    JobFailed,
+    JobHandle,
+    JobState,
+    JobStatus,
+    SparkJob,
+    job_key,
+)
 
-if TYPE_CHECKING:
-    from airflow.sdk import Connection
+__all__ = [
+    "BACKENDS",
+    "BACKEND_ENV",
+    "ClusterBackend",
+    "ClusterInfo",
+    "ClusterStatus",
+    "JobFailed",
+    "JobHandle",
+    "JobState",
+    "JobStatus",
+    "SparkJob",
+    "backend_from_settings",
+    "backend_name",
+    "job_key",
+]
 
-__all__ = ["ClusterBackend", "ClusterInfo", "ClusterStatus", "backend_for"]
+#: The environment variable that picks the backend of a deployment.
+BACKEND_ENV = "TRICLOUD_CLUSTER_BACKEND"
+
+#: name -> "module:Class"; each class has ``from_settings(**overrides) -> ClusterBackend``.
+BACKENDS = {
+    "local": "tricloud.cluster.local:LocalStandaloneBackend",
+    "emr": "tricloud.cluster.emr:EmrBackend",
+    "emr-serverless": "tricloud.cluster.emr_serverless:EmrServerlessBackend",
+}
 
 
-def _local(conn: Connection, **kwargs: Any) -> ClusterBackend:
-    from tricloud.cluster.local import LocalStandaloneBackend
-
-    if not conn.host or not conn.port:
-        raise ValueError(
-            f"connection {conn.conn_id!r} needs a host and port for the local backend, "
-            "e.g. AIRFLOW_CONN_SPARK_DEFAULT='spark://127.0.0.1:7077?deploy-mode=client&spark-binary=spark-submit'"
-        )
-    return LocalStandaloneBackend(host=conn.host, port=conn.port, **kwargs)
+def backend_name(name: str | None = None) -> str:
+    """The backend to use: ``name`` if given, else ``$TRICLOUD_CLUSTER_BACKEND``, else ``local``."""
+    chosen = (name or os.environ.get(BACKEND_ENV) or "local").strip()
+    if chosen not in BACKENDS:
+        raise ValueError(f"unknown cluster backend {chosen!r}: set {BACKEND_ENV} to one of {sorted(BACKENDS)}")
+    return chosen
 
 
-#: name -> factory(connection, **kwargs). EMR / Dataproc backends register here.
-BACKENDS = {"local": _local}
+def backend_from_settings(name: str | None = None, **overrides: Any) -> ClusterBackend:
+    """Build the configured backend. ``overrides`` (operator ``backend_kwargs``) win over settings.
 
-
-def backend_for(name: str, conn: Connection, **kwargs: Any) -> ClusterBackend:
-    try:
-        factory = BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"unknown cluster backend {name!r}: choose one of {sorted(BACKENDS)}") from None
-    return factory(conn, **kwargs)
+    :raises ValueError: unknown backend name, or a setting the backend needs is missing (the message
+        names the variable or connection to set).
+    """
+    module_name, _, class_name = BACKENDS[backend_name(name)].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls.from_settings(**overrides)
