@@ -1,0 +1,196 @@
+"""What the two AWS backends (``emr``, ``emr-serverless``) share: settings, code staging, S3 reads.
+
+* Settings come from the environment (``TRICLOUD_*``, see ``.env.example``) and a backend's
+  ``from_settings`` overrides; a missing one fails fast naming the variable to set.
+* The project code is staged once per content: ``include/`` zipped deterministically (sorted names,
+  fixed timestamps) and uploaded as ``<code_uri>/code/include-<sha256[:16]>.zip`` through the amazon
+  provider's ``S3Hook``; the application ``.py`` likewise as ``<name>-<sha256[:16]>.py``. An object
+  already there is not uploaded again, and a new version of the code never overwrites what a running
+  job reads (content-addressed keys).
+* Results and driver logs are read back through the same ``S3Hook`` (the deployment's AWS
+  connection), not through ambient credentials.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import io
+import json
+import os
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from tricloud.cluster.base import SparkJob
+
+#: Tag every resource a tricloud backend creates carries; teardown terminates only such resources.
+MANAGED_TAG = "tricloud:managed"
+#: Tag naming the DAG run (or process) that created the resource.
+CREATED_BY_TAG = "tricloud:created-by"
+#: Lines of a failed driver's log shown in the task log.
+LOG_TAIL_LINES = 40
+#: The AWS console, as the amazon provider's links build it.
+CONSOLE = "https://console.aws.amazon.com"
+
+
+def setting(overrides: Mapping[str, Any], key: str, env: str, default: Any = None, *, required: str = "") -> Any:
+    """``overrides[key]``, else ``$env``, else ``default``.
+
+    :param required: when non-empty and no value is found, raise ``ValueError`` with this hint.
+    """
+    value = overrides.get(key)
+    if value is None:
+        value = os.environ.get(env) or None
+    if value is None:
+        value = default
+    if value is None and required:
+        raise ValueError(f"{env} is not set: {required}")
+    return value
+
+
+def s3_uri(value: str, env: str) -> str:
+    """``value`` without a trailing slash; ``ValueError`` naming ``env`` unless it is ``s3://bucket[/prefix]``."""
+    if not str(value).startswith("s3://") or len(str(value)) <= len("s3://"):
+        raise ValueError(f"{env}={value!r} must be an S3 URI such as s3://my-bucket/tricloud")
+    return str(value).rstrip("/")
+
+
+def parse_tags(value: str | Mapping[str, str] | None, env: str) -> dict[str, str]:
+    """Tags from a mapping or from ``key=value,key=value`` (or a JSON object); ``ValueError`` naming ``env``."""
+    if not value:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    text = str(value).strip()
+    if text.startswith("{"):
+        return {str(k): str(v) for k, v in json.loads(text).items()}
+    tags = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{env}: {part!r} is not key=value (e.g. team=data,env=prod)")
+        tags[key.strip()] = val.strip()
+    return tags
+
+
+def project_root() -> Path:
+    """The checkout holding ``include/`` (the package the jobs import)."""
+    import include
+
+    return Path(include.__file__).resolve().parent.parent
+
+
+@functools.lru_cache(maxsize=4)
+def _zip_of(root: Path, stamp: tuple[tuple[str, int, int], ...]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, _, _ in stamp:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, (root / name).read_bytes())
+    return buffer.getvalue()
+
+
+def project_zip(root: Path | None = None) -> bytes:
+    """``include/`` as a zip the cluster puts on ``--py-files`` (``import include.jobs.common`` works).
+
+    Only ``*.py`` files, no caches; the same sources give the same bytes (cached per file stamps, so a
+    worker builds it once per content, not once per job).
+    """
+    root = root or project_root()
+    files = sorted(p for p in (root / "include").rglob("*.py") if "__pycache__" not in p.parts and p.is_file())
+    stamp = tuple((p.relative_to(root).as_posix(), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return _zip_of(root, stamp)
+
+
+def digest(data: bytes) -> str:
+    """The first 16 hex digits of SHA-256: names a staged object by its content."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StagedCode:
+    """Where the cluster reads a job's code: the application and the project zip (``s3://`` URIs)."""
+
+    application: str
+    py_files: str
+
+
+def _upload_once(s3: S3Hook, uri: str, data: bytes) -> None:
+    bucket, key = s3.parse_s3_url(uri)
+    if not s3.check_for_key(key, bucket):
+        s3.load_bytes(data, key=key, bucket_name=bucket, replace=True)
+
+
+def stage_code(s3: S3Hook, code_uri: str, job: SparkJob) -> StagedCode:
+    """Upload the job's application and the project zip under ``<code_uri>/code/`` (content-addressed).
+
+    :raises FileNotFoundError: the application file does not exist.
+    """
+    app = Path(job.application)
+    app_bytes = app.read_bytes()
+    zip_bytes = project_zip()
+    staged = StagedCode(
+        application=f"{code_uri}/code/{app.stem}-{digest(app_bytes)}.py",
+        py_files=f"{code_uri}/code/include-{digest(zip_bytes)}.zip",
+    )
+    _upload_once(s3, staged.application, app_bytes)
+    _upload_once(s3, staged.py_files, zip_bytes)
+    return staged
+
+
+def spark_submit_options(job: SparkJob) -> list[str]:
+    """``--conf`` / memory options of ``job`` for spark-submit, environment as YARN/driver/executor conf."""
+    options: list[str] = []
+    if job.driver_memory:
+        options += ["--driver-memory", job.driver_memory]
+    if job.executor_memory:
+        options += ["--executor-memory", job.executor_memory]
+    conf = dict(job.conf)
+    for name, value in job.env.items():
+        conf.setdefault(f"spark.yarn.appMasterEnv.{name}", value)  # the driver, in cluster deploy mode
+        conf.setdefault(f"spark.executorEnv.{name}", value)
+    for key in sorted(conf):
+        options += ["--conf", f"{key}={conf[key]}"]
+    return options
+
+
+def read_s3_json(s3: S3Hook, uri: str) -> dict[str, Any] | None:
+    """The JSON object at ``uri`` or None when absent; ``ValueError`` when it is not JSON."""
+    bucket, key = s3.parse_s3_url(uri)
+    if not s3.check_for_key(key, bucket):
+        return None
+    return json.loads(s3.read_key(key, bucket))
+
+
+def read_log_tail(s3: S3Hook, uri: str, lines: int = LOG_TAIL_LINES) -> str | None:
+    """The last ``lines`` lines of a (possibly gzipped) log object, None when it is not there (yet)."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = s3.parse_s3_url(uri)
+    try:
+        body = s3.get_key(key, bucket).get()["Body"].read()
+    except ClientError:  # not written yet (EMR ships logs minutes late) or not readable: say where instead
+        return None
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    text = body.decode("utf-8", errors="replace").rstrip("\n")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def normalise_s3(uri: str | None) -> str | None:
+    """EMR reports ``LogUri`` as ``s3n://…``; the same place as ``s3://…`` without a trailing slash."""
+    if not uri:
+        return None
+    for scheme in ("s3n://", "s3a://"):
+        if uri.startswith(scheme):
+            uri = "s3://" + uri[len(scheme) :]
+    return uri.rstrip("/")
