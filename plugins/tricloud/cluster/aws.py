@@ -147,8 +147,12 @@ def stage_code(s3: S3Hook, code_uri: str, job: SparkJob) -> StagedCode:
     return staged
 
 
-def spark_submit_options(job: SparkJob) -> list[str]:
-    """``--conf`` / memory options of ``job`` for spark-submit, environment as YARN/driver/executor conf."""
+def spark_submit_options(job: SparkJob, driver_env: str = "spark.yarn.appMasterEnv.") -> list[str]:
+    """``--conf`` / memory options of ``job`` for spark-submit; its environment as driver/executor conf.
+
+    :param driver_env: conf prefix of the driver's environment (YARN cluster mode:
+        ``spark.yarn.appMasterEnv.``; EMR Serverless: ``spark.emr-serverless.driverEnv.``).
+    """
     options: list[str] = []
     if job.driver_memory:
         options += ["--driver-memory", job.driver_memory]
@@ -156,7 +160,7 @@ def spark_submit_options(job: SparkJob) -> list[str]:
         options += ["--executor-memory", job.executor_memory]
     conf = dict(job.conf)
     for name, value in job.env.items():
-        conf.setdefault(f"spark.yarn.appMasterEnv.{name}", value)  # the driver, in cluster deploy mode
+        conf.setdefault(f"{driver_env}{name}", value)  # the driver runs on the cluster
         conf.setdefault(f"spark.executorEnv.{name}", value)
     for key in sorted(conf):
         options += ["--conf", f"{key}={conf[key]}"]

@@ -310,6 +310,13 @@ class EmrBackend(ClusterBackend):
         if tags.get(aws.MANAGED_TAG) != "true":
             self.log_info("EMR cluster %s is not tagged %s=true: left running", cluster_id, aws.MANAGED_TAG)
             return False
+        active = self.hook.conn.list_steps(ClusterId=cluster_id, StepStates=["PENDING", "RUNNING", "CANCEL_PENDING"])
+        if active["Steps"]:
+            # Another run reused the cluster and its job still runs: the idle policy ends the cluster later.
+            self.log_info(
+                "EMR cluster %s still runs %d step(s): left to its idle timeout", cluster_id, len(active["Steps"])
+            )
+            return False
         self._terminate(cluster_id)
         return True
 
