@@ -73,7 +73,7 @@ class TestMetricsThroughTheLake:
 
 
 class TestFailure:
-    def test_the_task_fails_with_the_drivers_error_and_where_its_log_is(self, spark_cluster, tmp_path, caplog):
+    def test_the_task_fails_with_the_drivers_error_and_where_its_log_is(self, spark_cluster, tmp_path, capfd):
         from airflow.sdk.exceptions import AirflowException
 
         app = tmp_path / "broken.py"
@@ -83,13 +83,15 @@ class TestFailure:
             "raise KeyError('no column named customer_idd: the driver failed on purpose')\n"
         )
         op = SparkJobOperator(task_id="broken", application=str(app))
-        with caplog.at_level("INFO"), pytest.raises(AirflowException) as err:
+        with pytest.raises(AirflowException) as err:
             op.execute({})
         message = str(err.value)
         assert "no column named customer_idd" in message  # the driver's own error
         log_path = Path(message.split("Full driver log: ")[1].split()[0])
         assert "no column named customer_idd" in log_path.read_text()  # the full log is where it says
-        assert "Full driver log:" in caplog.text and "no column named customer_idd" in caplog.text  # task log
+        task_log = "".join(capfd.readouterr())  # the operator's log (structlog writes to the stream)
+        assert "Job tricloud-broken.1-" in task_log and "ended FAILED" in task_log
+        assert "Full driver log:" in task_log and "no column named customer_idd" in task_log
 
 
 class TestCancel:

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from include.lake_fs import read_json_or_none
@@ -136,10 +137,31 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m tricloud.cluster.local_driver <jobs dir>/<key>.json", file=sys.stderr)
         return 2
+    # Airflow configures logging on import: import it first, then send every record to stdout (the
+    # driver log), the provider hook's spark-submit output included.
+    import airflow.providers.apache.spark.hooks.spark_submit  # noqa: F401
+
     logging.basicConfig(
         level=logging.INFO, stream=sys.stdout, format="[%(asctime)s] %(levelname)s - %(message)s", force=True
     )
+    _plain_structlog()
     return run(Path(args[0]))
+
+
+def _plain_structlog() -> None:
+    """The hook logs through structlog: plain lines, so the task log that copies them stays readable."""
+    import structlog
+
+    def render(logger, method_name, event_dict) -> str:
+        return f"[{datetime.now(UTC):%Y-%m-%d %H:%M:%S}] {method_name.upper()} - {event_dict.get('event')}"
+
+    structlog.configure(
+        processors=[structlog.stdlib.PositionalArgumentsFormatter(), render],
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # INFO whatever the deployment's log level: spark-submit's output is logged at INFO.
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=False,
+    )
 
 
 if __name__ == "__main__":
