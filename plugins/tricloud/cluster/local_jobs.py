@@ -138,6 +138,11 @@ def runner_env(job: SparkJob, conn_uri: str | None, conn_id: str) -> dict[str, s
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([plugins, *env["PYTHONPATH"].split(os.pathsep)]))
     if conn_uri:
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn_uri
+    # A task's environment names a metadata DB that makes a new `import airflow` fail
+    # ("airflow-db-not-allowed:///", set by the Task SDK's supervisor). The runner needs no DB at all:
+    # an in-memory one keeps Airflow's import working without reaching the real metadata DB.
+    env.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = "sqlite://"
     return env
 
 
