@@ -234,25 +234,41 @@ class HourLease:
             )
         if task_id is not None and try_number is not None:
             latest = self.attempts(generation).get(task_id, 0)
-            if latest > try_number:
+            if latest > try_number and not self._adopted(generation, task_id, try_number):
                 raise LeaseLostError(
                     f"try {try_number} of task {task_id!r} is an older attempt of this run: try {latest} of it "
                     f"runs now ({hour}, generation {generation}), so this attempt writes nothing"
                 )
         return top
 
-    def renew(self, generation: int, task_id: str | None = None, try_number: int | None = None) -> LeaseRecord:
+    def renew(
+        self,
+        generation: int,
+        task_id: str | None = None,
+        try_number: int | None = None,
+        adopts: int | None = None,
+    ) -> LeaseRecord:
         """Check that ``generation`` holds the hour and push its renewal time to now.
 
         With ``task_id`` and ``try_number``, first refuse an older attempt (as :meth:`check`), then
-        record this attempt so that any lower try of the task is refused from now on.
+        record this attempt so that any lower try of the task is refused from now on, except the try
+        ``adopts`` names: a retry that re-attaches to the job an earlier try started (a Spark job that
+        outlived its worker) adopts that try, whose job then writes on as this attempt's work (an empty
+        marker ``NNNNNN.<task_id>.try<adopts>.adopted``). The retry starts no job of its own while it
+        does, so there is still one writer.
         """
         self.check(generation, task_id, try_number)
         if task_id is not None and try_number is not None:
+            if adopts is not None and adopts < try_number:
+                (self.path / f"{generation:06d}.{task_id}.try{adopts}.adopted").touch()
             (self.path / f"{generation:06d}.{task_id}.try{try_number}").touch()
         record = replace(self.check(generation, task_id, try_number), renewed_at=self.clock())
         self._rewrite(record)
         return record
+
+    def _adopted(self, generation: int, task_id: str, try_number: int) -> bool:
+        """Whether a later try of ``task_id`` adopted try ``try_number``'s job (:meth:`renew`)."""
+        return (self.path / f"{generation:06d}.{task_id}.try{try_number}.adopted").exists()
 
     def _record(self, generation: int) -> LeaseRecord | None:
         try:

@@ -17,6 +17,8 @@ import socket
 import tempfile
 from pathlib import Path
 
+from include.processes import alive
+
 RESERVATIONS = Path(tempfile.gettempdir()) / "tricloud-ports"
 LOWEST = 20000  # above the registered ports the .env.example defaults use (4443 … 10000)
 
@@ -46,16 +48,6 @@ def bindable(port: int) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _reserve(port: int, owner: int) -> bool:
     RESERVATIONS.mkdir(parents=True, exist_ok=True)
     path = RESERVATIONS / str(port)
@@ -67,7 +59,7 @@ def _reserve(port: int, owner: int) -> bool:
                 holder = int(path.read_text() or "0")
             except (OSError, ValueError):
                 holder = 0
-            if holder and _alive(holder):
+            if holder and alive(holder):
                 return False
             path.unlink(missing_ok=True)  # its owner died without releasing it
             continue

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from include.processes import read_pid, stop_group, write_pid
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -17,12 +16,6 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def _reap(pid: int) -> None:
-    """Collect ``pid``'s exit status if it is a child of this process that has exited."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 class ManagedProcess:
@@ -36,13 +29,8 @@ class ManagedProcess:
         self.log_file = self.dir / f"{name}.log"
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-            _reap(pid)  # an exited child of ours is a zombie until reaped, and kill(pid, 0) would find it
-            os.kill(pid, 0)
-            return pid
-        except (OSError, ValueError):
-            return None
+        """The live process of the pid file (an exited child of ours is reaped, a zombie is not alive)."""
+        return read_pid(self.pid_file)
 
     def ready(self) -> bool:
         # A process without a port (port 0) is ready once it runs.
@@ -73,7 +61,7 @@ class ManagedProcess:
                 cwd=self.dir,
                 start_new_session=True,
             )
-        self.pid_file.write_text(str(proc.pid))
+        write_pid(self.pid_file, proc.pid)
         deadline = time.monotonic() + timeout
         while not self.ready():
             if proc.poll() is not None:
@@ -89,21 +77,6 @@ class ManagedProcess:
         pid = self.pid()
         if not pid:
             return False
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            # Started by this very process (tests, benchmarks)? Then its group "exists" until the
-            # leader is reaped: every stop used to wait for the full timeout.
-            _reap(pid)
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            os.killpg(pid, signal.SIGKILL)
+        stopped = stop_group(pid, timeout)  # SIGTERM, wait (reaping our own child), then SIGKILL
         self.pid_file.unlink(missing_ok=True)
-        return True
+        return stopped

@@ -97,11 +97,9 @@ def spark():
 @pytest.fixture(scope="session")
 def spark_backend(world):
     """The local standalone backend of the session's world (own ports, own state dir)."""
-    from airflow.sdk import BaseHook
+    from tricloud.cluster.local import LocalStandaloneBackend
 
-    from tricloud.cluster import backend_for
-
-    return backend_for("local", BaseHook.get_connection("spark_default"), workers=1)
+    return LocalStandaloneBackend.from_settings(conn_id="spark_default", workers=1)
 
 
 @pytest.fixture(scope="session")

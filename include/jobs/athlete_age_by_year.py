@@ -8,13 +8,12 @@ read with the file's own dialect and taken literally as a path (``read_athletes_
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from include import lake, paths
+from include import lake, lake_fs, paths
 from include.athletes.engines import mean_age_spark_df, read_athletes_spark
 from include.jobs import common
 
@@ -60,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for r in rows:
         print(f"{r['Year']}\t{r['mean_age']:.4f}")
     if args.metrics_file:
-        Path(args.metrics_file).write_text(json.dumps({**metrics, "application_id": spark.sparkContext.applicationId}))
+        lake_fs.write_json(args.metrics_file, {**metrics, "application_id": spark.sparkContext.applicationId})
     spark.stop()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include import lake, paths
+from include import lake, lake_fs, paths
 from include.lease import LEASE_LOST_EXIT, HourLease, LeaseLostError
 
 log = logging.getLogger("include.jobs")
@@ -161,7 +161,9 @@ def hour_args(description: str, argv: Sequence[str] | None) -> argparse.Namespac
     parser.add_argument("--lake-root", required=True, help="root directory of the lake")
     parser.add_argument("--start", required=True, help="start of the hour [start, end), ISO 8601")
     parser.add_argument("--end", required=True, help="end of the hour, ISO 8601")
-    parser.add_argument("--metrics-file", help="where to write the JSON metrics (the operator reads it)")
+    parser.add_argument(
+        "--metrics-file", help="where to write the JSON metrics (a path or URI; the cluster backend reads it)"
+    )
     parser.add_argument("--lease-pipeline", help="pipeline whose hour lease must be held to publish (include.lease)")
     parser.add_argument("--lease-generation", type=int, help="this run's generation of that lease (fencing token)")
     parser.add_argument("--lease-attempt", help="TASK_ID:TRY_NUMBER of the Airflow task (a lower try is refused)")
@@ -271,5 +273,6 @@ def finish(args: argparse.Namespace, metrics: dict, **run_info: str) -> None:
         check_lease(args, args.lake_root, args.start)
     lake.write_json(clean_dir / lake.SUMMARY_FILE, metrics)
     if args.metrics_file:
-        Path(args.metrics_file).write_text(json.dumps({**metrics, **run_info}, default=str))
+        # A path or an object-store URI under $LAKE_ROOT/_jobs/: the driver may run on another machine.
+        lake_fs.write_json(args.metrics_file, {**metrics, **run_info})
     log.warning("metrics: %s", json.dumps(metrics, default=str))

@@ -163,8 +163,11 @@ def fence(context: Context) -> None:
     claim = _claim(context)
     ti = context["ti"]
     lease = _lease(claim["lake_root"], claim["pipeline"], claim["hour"])
+    adopts = _resumed_try(context)
+    if adopts is not None:
+        log.info("A job of try %d of this task is on record: this try may re-attach to it (adopted)", adopts)
     try:
-        record = lease.renew(claim["generation"], task_id=ti.task_id, try_number=ti.try_number)
+        record = lease.renew(claim["generation"], task_id=ti.task_id, try_number=ti.try_number, adopts=adopts)
     except LeaseLostError as err:
         raise AirflowFailException(str(err)) from err
     log.info(
@@ -173,6 +176,25 @@ def fence(context: Context) -> None:
         record.generation,
         ti.try_number,
     )
+
+
+def _resumed_try(context: Context) -> int | None:
+    """The earlier try whose job this retry may re-attach to (its handle in ``task_state_store``), else None.
+
+    Written by :class:`tricloud.operators.SparkJobOperator` (``ResumableJobMixin``); other tasks have none.
+    """
+    from tricloud.operators.spark import JOB_HANDLE_KEY
+
+    store = context.get("task_state_store")
+    if store is None:
+        return None
+    try:
+        handle = store.get(JOB_HANDLE_KEY)
+    except Exception:  # no store behind it (e.g. a test context): nothing to adopt
+        log.debug("task_state_store not readable", exc_info=True)
+        return None
+    try_number = ((handle or {}).get("details") or {}).get("try_number") if isinstance(handle, dict) else None
+    return int(try_number) if try_number is not None and int(try_number) < context["ti"].try_number else None
 
 
 def keep_alive(context: Context) -> None:

@@ -34,3 +34,33 @@ class SparkApplicationLink(BaseOperatorLink):
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         ui, app = getattr(operator, "spark_ui_url", None), getattr(operator, "spark_application_id", None)
         return f"{ui}/app/?appId={app}" if ui and app else ""
+
+
+class _ConsoleLink(BaseOperatorLink):
+    """One of the backend's console links (``operator.console_links``, from ``ClusterBackend.console_links``)."""
+
+    kind = ""
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return (getattr(operator, "console_links", None) or {}).get(self.kind, "")
+
+
+class ClusterConsoleLink(_ConsoleLink):
+    """The cluster's page: the standalone master UI locally, the EMR console's cluster / application page."""
+
+    name = "Cluster console"
+    kind = "cluster"
+
+
+class JobPageLink(_ConsoleLink):
+    """The job's page: the Spark application on the master UI, the EMR step / job run."""
+
+    name = "Job page"
+    kind = "job"
+
+
+class DriverLogLink(_ConsoleLink):
+    """The driver's full log: a file on the worker locally, the log location in the cloud."""
+
+    name = "Driver log"
+    kind = "driver_log"

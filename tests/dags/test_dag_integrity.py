@@ -290,7 +290,19 @@ class TestUIFacingDeclarations:
         dag = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags["customer_enrichment"]))
         links = {t.task_id: sorted(t.extra_links) for t in dag.tasks if t.extra_links}
         assert links == {
-            "start_cluster": ["Spark master UI"],
-            "ingest_customer_data": ["Spark application", "Spark master UI"],
-            "ingest_product_data": ["Spark application", "Spark master UI"],
+            "start_cluster": ["Cluster console", "Spark master UI"],
+            "ingest_customer_data": [
+                "Cluster console",
+                "Driver log",
+                "Job page",
+                "Spark application",
+                "Spark master UI",
+            ],
+            "ingest_product_data": [
+                "Cluster console",
+                "Driver log",
+                "Job page",
+                "Spark application",
+                "Spark master UI",
+            ],
         }

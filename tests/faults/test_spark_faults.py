@@ -142,16 +142,13 @@ class TestMasterGoneBetweenRuns:
 class TestConcurrentStarts:
     def test_tasks_starting_the_cluster_at_once_start_it_once_and_orphan_nothing(self, scratch):
         """Both ingest tasks (or two DAGs) find the cluster down at the same moment."""
-        from airflow.sdk import BaseHook
+        from tricloud.cluster.local import LocalStandaloneBackend
 
-        from tricloud.cluster import backend_for
-
-        conn = BaseHook.get_connection("spark_scratch")
         results, errors = [], []
 
         def start() -> None:
             try:
-                results.append(backend_for("local", conn, **scratch).start())
+                results.append(LocalStandaloneBackend.from_settings(conn_id="spark_scratch", **scratch).start())
             except Exception as err:
                 errors.append(err)
 

@@ -9,10 +9,10 @@ import urllib.request
 import pytest
 
 from include import generate
+from include.processes import alive as _alive
 from stack.ports import free_port
 from tests.support.cluster import scratch_cluster, scratch_port, stop_scratch
 from tricloud import settings
-from tricloud.cluster.local import _alive
 from tricloud.links import SparkApplicationLink, SparkMasterUILink
 from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
 

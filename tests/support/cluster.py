@@ -30,9 +30,7 @@ def scratch_port() -> int:
 
 
 def stop_scratch(kwargs: dict) -> None:
-    from airflow.sdk import BaseHook
+    from tricloud.cluster.local import LocalStandaloneBackend
 
-    from tricloud.cluster import backend_for
-
-    backend_for("local", BaseHook.get_connection("spark_scratch"), **kwargs).stop()
+    LocalStandaloneBackend.from_settings(conn_id="spark_scratch", **kwargs).stop()
     ports.release([scratch_port(), kwargs["webui_port"], kwargs["worker_webui_port"]])

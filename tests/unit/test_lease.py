@@ -168,6 +168,19 @@ class TestAttempts:
         assert lease.check(gen, "ingest", 2).generation == gen
         assert lease.attempts(gen) == {"ingest": 2}
 
+    def test_a_retry_that_adopts_the_earlier_try_lets_its_job_publish(self, lease):
+        """A retry re-attaching to try 1's still-running Spark job (issue 15): that job writes on, for try 2."""
+        gen = lease.try_acquire("dag", "run_a", states(run_a="running")).record.generation
+        lease.renew(gen, task_id="ingest", try_number=1)
+        lease.renew(gen, task_id="ingest", try_number=2, adopts=1)
+        assert lease.check(gen, "ingest", 1).generation == gen  # the adopted job may publish
+        assert lease.check(gen, "ingest", 2).generation == gen
+        assert lease.attempts(gen) == {"ingest": 2}  # the marker is no attempt of its own
+        lease.renew(gen, task_id="ingest", try_number=3)  # a try that adopts nothing more
+        assert lease.check(gen, "ingest", 1).generation == gen  # (still adopted: try 3 starts a fresh job)
+        with pytest.raises(LeaseLostError, match="try 2 of task 'ingest' is an older attempt"):
+            lease.check(gen, "ingest", 2)  # only the adopted try is let through, not every lower one
+
     def test_tries_of_other_tasks_do_not_fence_each_other(self, lease):
         gen = lease.try_acquire("dag", "run_a", states(run_a="running")).record.generation
         lease.renew(gen, task_id="replicate.to_s3", try_number=3)

@@ -148,11 +148,16 @@ class JobHandle:
 
 @dataclass(frozen=True)
 class JobStatus:
-    """A job's state now; ``message`` carries the backend's reason (the driver's error) when it failed."""
+    """A job's state now; ``message`` carries the backend's reason (the driver's error) when it failed.
+
+    ``exit_code`` is the driver's (or spark-submit's) exit code when the backend knows it: the operator
+    fails without retry on :data:`include.lease.LEASE_LOST_EXIT`.
+    """
 
     state: JobState
     raw: str
     message: str | None = None
+    exit_code: int | None = None
 
 
 class JobFailed(RuntimeError):
@@ -225,6 +230,14 @@ class ClusterBackend(ABC):
         from include.lake_fs import read_json_or_none
 
         return read_json_or_none(handle.result_uri) or {}
+
+    def log_lines(self, handle: JobHandle, offset: int) -> tuple[list[str], int]:
+        """New lines of the driver's log after ``offset`` (an opaque cursor, 0 at first) and the next cursor.
+
+        The synchronous poll copies them into the task log, as spark-submit's output used to be; a
+        backend whose log is only readable after the job (EMR) returns ``([], offset)``.
+        """
+        return [], offset
 
     def trigger(self, handle: JobHandle, poll_interval: float) -> BaseTrigger | None:
         """A trigger that waits for the job in the triggerer (deferrable mode); None: cannot defer."""

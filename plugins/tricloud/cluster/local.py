@@ -20,9 +20,12 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+from include.processes import alive, kill_group, write_pid
 from tricloud import settings
 from tricloud.cluster.base import ClusterBackend, ClusterInfo, ClusterStatus
+from tricloud.cluster.local_jobs import LocalJobsMixin
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +33,12 @@ MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0): look at its state.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
+class LocalStandaloneBackend(LocalJobsMixin, ClusterBackend):
+    """The standalone cluster of connection ``conn_id`` (type ``spark``), and its jobs (:class:`LocalJobsMixin`).
 
+    :param lost_cluster_timeout: seconds a job's runner waits without a live worker before stopping it.
+    """
 
-class LocalStandaloneBackend(ClusterBackend):
     name = "local"
 
     def __init__(
@@ -57,8 +51,12 @@ class LocalStandaloneBackend(ClusterBackend):
         worker_memory: str | None = None,
         worker_webui_port: int | None = None,
         state_dir: str | Path | None = None,
+        conn_id: str = "spark_default",
+        lost_cluster_timeout: float = 60.0,
     ) -> None:
         env = os.environ
+        self.conn_id = conn_id
+        self.lost_cluster_timeout = float(lost_cluster_timeout)
         self.host = host
         self.port = int(port)
         self.webui_port = int(webui_port or env.get("SPARK_MASTER_WEBUI_PORT", 8090))
@@ -67,6 +65,39 @@ class LocalStandaloneBackend(ClusterBackend):
         self.worker_memory = str(worker_memory or env.get("SPARK_WORKER_MEMORY", "2g"))
         self.worker_webui_port = int(worker_webui_port or env.get("SPARK_WORKER_WEBUI_PORT", 8091))
         self.dir = Path(state_dir or settings.state_dir()) / "spark"
+        self.state_root = Path(state_dir or settings.state_dir())
+
+    @classmethod
+    def from_settings(cls, conn_id: str | None = None, **overrides: Any) -> LocalStandaloneBackend:
+        """The cluster of Spark connection ``conn_id`` (default ``spark_default``), host and port from it.
+
+        :raises AirflowNotFoundException: the connection is missing (names ``AIRFLOW_CONN_SPARK_DEFAULT``).
+        :raises ValueError: it is not of type ``spark`` or has no host/port.
+        """
+        from tricloud.connections import env_name, require_connection
+
+        conn_id = conn_id or "spark_default"
+        conn = require_connection(conn_id, ("spark",))
+        if not conn.host or not conn.port:
+            raise ValueError(
+                f"connection {conn_id!r} needs a host and port for the local backend: set {env_name(conn_id)}, e.g. "
+                "'spark://127.0.0.1:7077?deploy-mode=client&spark-binary=spark-submit'"
+            )
+        return cls(host=conn.host, port=conn.port, conn_id=conn_id, **overrides)
+
+    def settings(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this backend in another process (the job runner's watchdog)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "webui_port": self.webui_port,
+            "workers": self.workers,
+            "worker_cores": self.worker_cores,
+            "worker_memory": self.worker_memory,
+            "worker_webui_port": self.worker_webui_port,
+            "state_dir": str(self.state_root),
+            "conn_id": self.conn_id,
+        }
 
     # -- inspection -------------------------------------------------------------------------
     @property
@@ -88,8 +119,8 @@ class LocalStandaloneBackend(ClusterBackend):
         state = self.master_json()
         if not state or state.get("status") != "ALIVE":
             return ClusterStatus(alive=False, workers=0, active_apps=0)
-        alive = sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE" and not self._died(w))
-        return ClusterStatus(alive=True, workers=alive, active_apps=len(state.get("activeapps", [])))
+        live = sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE" and not self._died(w))
+        return ClusterStatus(alive=True, workers=live, active_apps=len(state.get("activeapps", [])))
 
     def _died(self, worker: dict) -> bool:
         """A worker the master still lists but whose process (started by us) is gone.
@@ -102,7 +133,7 @@ class LocalStandaloneBackend(ClusterBackend):
             return False
         pid_file = self.dir / f"worker-{port - self.worker_webui_port}.pid"
         try:
-            return not _alive(int(pid_file.read_text().strip()))
+            return not alive(int(pid_file.read_text().strip()))
         except (OSError, ValueError):
             return False  # not one of ours: trust the master
 
@@ -114,7 +145,7 @@ class LocalStandaloneBackend(ClusterBackend):
                 pid = int(pid_file.read_text().strip())
             except ValueError:
                 continue
-            if _alive(pid):
+            if alive(pid):
                 found[pid_file.stem] = pid
         return found
 
@@ -154,7 +185,7 @@ class LocalStandaloneBackend(ClusterBackend):
             start_new_session=True,
         )
         log_file.close()
-        (self.dir / f"{role}.pid").write_text(str(proc.pid))
+        write_pid(self.dir / f"{role}.pid", proc.pid)
         log.info("Started Spark %s (pid %d), log %s", role, proc.pid, self.dir / f"{role}.log")
         return proc.pid
 
@@ -223,7 +254,7 @@ class LocalStandaloneBackend(ClusterBackend):
             details={"state_dir": str(self.dir)},
         )
 
-    def stop(self, timeout: float = 30.0) -> bool:
+    def stop(self, timeout: float = 30.0, cluster_id: str | None = None) -> bool:
         with self._locked():
             return self._stop(timeout)
 
@@ -235,13 +266,12 @@ class LocalStandaloneBackend(ClusterBackend):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pids[role], signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while any(_alive(p) for p in pids.values()) and time.monotonic() < deadline:
+        while any(alive(p) for p in pids.values()) and time.monotonic() < deadline:
             time.sleep(0.2)
         for role, pid in pids.items():
-            if _alive(pid):
+            if alive(pid):
                 log.warning("Spark %s (pid %d) ignored SIGTERM: killing", role, pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+                kill_group(pid)
         for pid_file in self.dir.glob("*.pid"):
             pid_file.unlink(missing_ok=True)
         if pids:

@@ -1,4 +1,8 @@
-"""Operators that bring a Spark cluster up for a run and take it down only if the run started it."""
+"""Operators that bring a Spark cluster up for a run and take it down only if the run started it.
+
+The backend (local standalone, EMR, EMR Serverless) comes from configuration
+(``TRICLOUD_CLUSTER_BACKEND``, :func:`tricloud.cluster.backend_from_settings`), never from the DAG file.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from tricloud.links import SparkMasterUILink
+from tricloud.links import ClusterConsoleLink, SparkMasterUILink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -15,29 +19,29 @@ if TYPE_CHECKING:
 
 class StartClusterOperator(BaseOperator):
     """
-    Make sure a Spark cluster is running and hand its master URL on (XCom).
+    Make sure the configured cluster is running and hand what a run needs of it on (XCom).
 
     With the ``local`` backend it starts a standalone master and ``workers`` workers from the installed
     pyspark on the connection's host/port when none answers, waits until the workers are registered,
-    and reuses a running cluster otherwise. The returned dict says whether this task started it. In the UI
-    the task links to the cluster's web UI.
+    and reuses a running cluster otherwise; a cloud backend reuses or creates its cluster. The returned
+    dict (:class:`~tricloud.cluster.ClusterInfo`) says whether this task started it and its
+    ``cluster_id``. In the UI the task links to the cluster's web UI or console page.
 
-    :param conn_id: Spark connection (type ``spark``) giving the master host and port. (templated)
-    :param backend: cluster backend name, ``local`` by default. (templated)
+    :param conn_id: the backend's connection (local: Spark connection with the master host and port);
+        None for the backend's default (``spark_default`` locally). (templated)
     :param workers: number of workers that must be registered. (templated)
     :param timeout: seconds to wait for the cluster to be ready.
-    :param backend_kwargs: extra arguments for the backend (e.g. ``worker_cores``, ``worker_memory``).
+    :param backend_kwargs: extra settings for the backend (e.g. ``worker_cores``, ``worker_memory``).
     """
 
-    template_fields: Sequence[str] = ("conn_id", "backend", "workers")
+    template_fields: Sequence[str] = ("conn_id", "workers")
     ui_color = "#fde8d0"
-    operator_extra_links = (SparkMasterUILink(),)
+    operator_extra_links = (SparkMasterUILink(), ClusterConsoleLink())
 
     def __init__(
         self,
         *,
-        conn_id: str = "spark_default",
-        backend: str = "local",
+        conn_id: str | None = None,
         workers: int = 1,
         timeout: float = 120.0,
         backend_kwargs: dict[str, Any] | None = None,
@@ -45,20 +49,17 @@ class StartClusterOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id
-        self.backend = backend
         self.workers = workers
         self.timeout = timeout
         self.backend_kwargs = backend_kwargs or {}
-        self.spark_ui_url: str | None = None  # read by the extra link once the task ran
+        self.spark_ui_url: str | None = None  # read by the extra links once the task ran
+        self.console_links: dict[str, str] = {}
 
     def execute(self, context: Context) -> dict:
-        from tricloud.cluster import backend_for
-        from tricloud.connections import require_connection
-
-        conn = require_connection(self.conn_id, ("spark",))
-        cluster = backend_for(self.backend, conn, workers=int(self.workers), **self.backend_kwargs)
+        cluster = _backend(self.conn_id, workers=int(self.workers), **self.backend_kwargs)
         info = cluster.start(timeout=self.timeout)
         self.spark_ui_url = info.ui_url
+        self.console_links = {"cluster": info.ui_url} if info.ui_url else {}
         self.log.info(
             "Spark cluster %s at %s (%d workers, UI %s)",
             "started" if info.started else "reused",
@@ -74,44 +75,53 @@ class StopClusterOperator(BaseOperator):
     Stop the cluster if, and only if, ``start_task_id`` started it in this run and no application runs.
 
     Meant as the teardown of :class:`StartClusterOperator`: a cluster that was already running (the local
-    stack's, or another run's) is left alone.
+    stack's, or another run's) is left alone. It passes the start task's ``cluster_id`` to the backend;
+    a cluster that is already gone (stopped, terminated) is success, not an error.
 
     :param start_task_id: task id of the StartClusterOperator whose XCom says what it started.
-    :param conn_id: Spark connection, as for the start task. (templated)
-    :param backend: cluster backend name. (templated)
+    :param conn_id: the backend's connection, as for the start task. (templated)
+    :param backend_kwargs: extra settings for the backend, as for the start task.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "backend")
+    template_fields: Sequence[str] = ("conn_id",)
     ui_color = "#fde8d0"
 
     def __init__(
         self,
         *,
         start_task_id: str = "start_cluster",
-        conn_id: str = "spark_default",
-        backend: str = "local",
+        conn_id: str | None = None,
         backend_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.start_task_id = start_task_id
         self.conn_id = conn_id
-        self.backend = backend
         self.backend_kwargs = backend_kwargs or {}
 
     def execute(self, context: Context) -> bool:
-        from tricloud.cluster import backend_for
-        from tricloud.connections import require_connection
-
         info = context["ti"].xcom_pull(task_ids=self.start_task_id)
         if not info or not info.get("started"):
             self.log.info("Cluster left running: it was not started by this run")
             return False
-        cluster = backend_for(self.backend, require_connection(self.conn_id, ("spark",)), **self.backend_kwargs)
-        active = cluster.status().active_apps
-        if active:
-            self.log.info("Cluster left running: %d other application(s) still use it", active)
+        cluster = _backend(self.conn_id, **self.backend_kwargs)
+        status = cluster.status()
+        if status.alive and status.active_apps:
+            self.log.info("Cluster left running: %d other application(s) still use it", status.active_apps)
             return False
-        stopped = cluster.stop()
-        self.log.info("Stopped the cluster this run started at %s", info.get("master_url"))
+        # Always asked to stop what this run started: a backend treats "already gone" as success (False).
+        stopped = cluster.stop(cluster_id=info.get("cluster_id"))
+        if stopped:
+            self.log.info("Stopped the cluster this run started at %s", info.get("master_url"))
+        else:
+            self.log.info("The cluster this run started (%s) was already gone: nothing to stop", info.get("master_url"))
         return stopped
+
+
+def _backend(conn_id: str | None, **overrides: Any):
+    """The configured backend; ``conn_id`` passed on only when the task names one."""
+    from tricloud.cluster import backend_from_settings
+
+    if conn_id:
+        overrides["conn_id"] = conn_id
+    return backend_from_settings(**overrides)

@@ -1,71 +1,95 @@
-"""Run a PySpark job from ``include/jobs`` through the apache-spark provider's SparkSubmitHook."""
+"""Run a PySpark job from ``include/jobs`` on the cluster backend the deployment is configured with."""
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
-import threading
 import time
+import uuid
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
+from airflow.providers.common.compat.sdk import conf as airflow_conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from include.lease import LEASE_LOST_EXIT
-from tricloud.links import SparkApplicationLink, SparkMasterUILink
+from tricloud.links import (
+    ClusterConsoleLink,
+    DriverLogLink,
+    JobPageLink,
+    SparkApplicationLink,
+    SparkMasterUILink,
+)
 
 if TYPE_CHECKING:
-    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
     from airflow.sdk import Context
 
+    from tricloud.cluster import ClusterBackend, JobHandle, JobStatus, SparkJob
 
-def lease_lost(err: AirflowException) -> bool:
-    """Whether spark-submit failed because the job exited with :data:`include.lease.LEASE_LOST_EXIT`.
+#: Key of the job handle (JSON) in the task's ``task_state_store``; renaming it breaks in-flight retries.
+JOB_HANDLE_KEY = "tricloud_spark_job"
+
+
+def lease_lost(message: str | BaseException | None, exit_code: int | None = None) -> bool:
+    """Whether the job exited with :data:`include.lease.LEASE_LOST_EXIT` (it lost the hour's lease).
 
     The provider's SparkSubmitHook reports the exit code only in its message ("Error code is: N.").
     """
-    m = re.search(r"Error code is: (\d+)", str(err))
+    if exit_code is not None:
+        return exit_code == LEASE_LOST_EXIT
+    m = re.search(r"Error code is: (\d+)", str(message or ""))
     return m is not None and int(m.group(1)) == LEASE_LOST_EXIT
 
 
-class SparkJobOperator(BaseOperator):
+class SparkJobOperator(ResumableJobMixin, BaseOperator):
     """
-    Submit a PySpark application with spark-submit and return what it produced.
+    Run a PySpark application on the configured cluster backend and return the metrics it wrote.
 
-    Before submitting it checks that the Spark connection exists, is of type ``spark`` and that the
-    master answers (the provider hook would otherwise fall back to YARN, or retry for a minute). It
-    appends ``--metrics-file <tmp>`` to the application arguments; a job that writes JSON metrics there
-    (client deploy mode: the driver runs here) has them returned to XCom, e.g. output path and row
-    counts. Killing the task kills spark-submit and its driver. A job exiting with
-    ``include.lease.LEASE_LOST_EXIT`` (it lost the hour's lease) fails the task without retry. In the
-    UI the task links to the Spark master UI and to its application there.
+    The backend comes from configuration (``TRICLOUD_CLUSTER_BACKEND``: ``local`` by default, ``emr``,
+    ``emr-serverless``), never from the DAG file. The operator builds a :class:`~tricloud.cluster.SparkJob`
+    whose idempotency key is the task attempt (:func:`~tricloud.cluster.job_key`) and whose metrics go
+    to ``$LAKE_ROOT/_jobs/<key>/metrics.json`` (``--metrics-file``): in cluster deploy mode the driver
+    runs elsewhere, so the lake, not a local file, carries them back. The result (XCom) is those
+    metrics plus ``application``.
 
-    The driver and executors use this interpreter (``PYSPARK_PYTHON``) and see the project on
-    ``PYTHONPATH``, so jobs can ``import include``.
+    Resumable (Airflow's ``ResumableJobMixin``): the job's handle is kept in ``task_state_store``; a
+    retry after the worker died re-attaches to the still-running job instead of submitting a second
+    one (and returns its metrics). Deferrable: with ``deferrable=True`` and a backend that offers a
+    trigger (the cloud backends), the worker slot is released while the job runs; the local backend
+    has none and polls. Killing the task cancels the job. A job exiting with
+    ``include.lease.LEASE_LOST_EXIT`` fails the task without retry. On failure the exception and the
+    task log carry the driver's error and where the full driver log is.
 
     :param application: path of the ``.py`` file to submit. (templated)
     :param application_args: arguments for the application, e.g. the hour to process. (templated)
     :param conf: Spark configuration, e.g. ``{"spark.cores.max": "1"}``. (templated)
-    :param conn_id: Spark connection id (templated), default ``spark_default``.
+    :param conn_id: the backend's connection (local: the Spark connection, default ``spark_default``);
+        None for the backend's default. (templated)
     :param name: Spark application name. (templated)
     :param executor_memory: memory per executor, e.g. ``768m``.
     :param driver_memory: driver memory, e.g. ``1g``.
-    :param env_vars: extra environment for spark-submit.
-    :param backend: cluster backend that watches the cluster during the job (``local``; None: no watch).
-        A worker lost mid-job makes Spark wait for resources forever: when the master has had no live
-        worker for ``lost_cluster_timeout`` seconds, spark-submit is killed and the task fails saying
-        so (its retry then restarts the dead worker under the live master before submitting).
-    :param lost_cluster_timeout: seconds without a live worker (or master) before giving up.
-    :param backend_kwargs: extra arguments for the backend, as for StartClusterOperator.
+    :param env_vars: extra environment for the driver.
+    :param lost_cluster_timeout: local backend: seconds without a live worker (or master) before the
+        job is stopped and fails saying so (Spark would wait for resources forever).
+    :param backend_kwargs: extra settings for the backend (tests: ports and state dir).
+    :param deferrable: release the worker slot while the job runs (default ``[operators]
+        default_deferrable``).
+    :param poll_interval: seconds between two status checks.
     """
 
     template_fields: Sequence[str] = ("application", "application_args", "conf", "conn_id", "name")
     template_fields_renderers: ClassVar[dict[str, str]] = {"conf": "json", "application_args": "py"}
     ui_color = "#ffe9a8"
-    operator_extra_links = (SparkMasterUILink(), SparkApplicationLink())
+    operator_extra_links = (
+        SparkMasterUILink(),
+        SparkApplicationLink(),
+        ClusterConsoleLink(),
+        JobPageLink(),
+        DriverLogLink(),
+    )
+    external_id_key = JOB_HANDLE_KEY
 
     def __init__(
         self,
@@ -73,14 +97,15 @@ class SparkJobOperator(BaseOperator):
         application: str,
         application_args: list[str] | None = None,
         conf: dict[str, Any] | None = None,
-        conn_id: str = "spark_default",
+        conn_id: str | None = None,
         name: str | None = None,
         executor_memory: str | None = None,
         driver_memory: str | None = None,
         env_vars: dict[str, str] | None = None,
-        backend: str | None = "local",
         lost_cluster_timeout: float = 60.0,
         backend_kwargs: dict[str, Any] | None = None,
+        deferrable: bool = airflow_conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 2.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -92,98 +117,168 @@ class SparkJobOperator(BaseOperator):
         self.executor_memory = executor_memory
         self.driver_memory = driver_memory
         self.env_vars = env_vars
-        self.backend = backend
         self.lost_cluster_timeout = lost_cluster_timeout
         self.backend_kwargs = backend_kwargs or {}
-        self._hook: SparkSubmitHook | None = None
-        self._lost: str | None = None
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self._handle: JobHandle | None = None
+        self._result: dict[str, Any] | None = None
         # Read by the extra links once the task ran.
         self.spark_ui_url: str | None = None
         self.spark_application_id: str | None = None
+        self.console_links: dict[str, str] = {}
 
-    def execute(self, context: Context) -> dict:
-        from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+    # -- the backend ------------------------------------------------------------------------------
+    @cached_property
+    def backend(self) -> ClusterBackend:
+        """The configured backend (``TRICLOUD_CLUSTER_BACKEND``), built on first use, never at parse time."""
+        from tricloud.cluster import backend_from_settings, backend_name
 
+        overrides = dict(self.backend_kwargs)
+        if self.conn_id:
+            overrides["conn_id"] = self.conn_id
+        if backend_name() == "local":
+            overrides.setdefault("lost_cluster_timeout", self.lost_cluster_timeout)
+        backend = backend_from_settings(**overrides)
+        self.spark_ui_url = backend.ui_url
+        self.console_links = backend.console_links(None)
+        return backend
+
+    def build_job(self, context: Context) -> SparkJob:
+        """The job of this task attempt: key from the run's identity, metrics under ``$LAKE_ROOT/_jobs``."""
         from tricloud import settings
-        from tricloud.cluster import backend_for
-        from tricloud.connections import require_connection, require_reachable
+        from tricloud.cluster import SparkJob, job_key
 
-        conn = require_connection(self.conn_id, ("spark",))
-        self._lost = None  # this execution's watchdog verdict, not a previous one's
-        cluster = None
-        if conn.host and conn.port:
-            require_reachable(conn.host, conn.port, f"Spark master of connection {self.conn_id!r}")
-            if self.backend:
-                cluster = backend_for(self.backend, conn, **self.backend_kwargs)
-                self.spark_ui_url = cluster.ui_url
-                status = cluster.status()
-                if status.alive and status.workers == 0:
-                    # e.g. the retry after a worker died mid-job: the master lives, its worker does not.
-                    self.log.warning("No live worker at %s: restarting the cluster's workers", conn.host)
-                    cluster.start()
+        ti = context.get("ti")
+        run_id = context.get("run_id")
+        if run_id and ti is not None:
+            key = job_key(ti.dag_id, ti.task_id, run_id, ti.map_index, ti.try_number)
+        else:  # a direct execute() outside a DAG run: nothing to re-attach to, a key of its own
+            key = job_key(self.dag_id, self.task_id, f"adhoc-{uuid.uuid4().hex}")
+        return SparkJob(
+            key=key,
+            name=self.name or f"{self.dag_id}.{self.task_id}",
+            application=self.application,
+            args=tuple(str(a) for a in self.application_args or []),
+            result_uri=f"{settings.lake_root().rstrip('/')}/_jobs/{key}/metrics.json",
+            conf={str(k): str(v) for k, v in (self.conf or {}).items()},
+            executor_memory=self.executor_memory,
+            driver_memory=self.driver_memory,
+            env=dict(self.env_vars or {}),
+        )
+
+    # -- execution --------------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict:
+        self.backend  # noqa: B018 (fail fast on a missing connection or setting, and set the links)
         if not Path(self.application).is_file():
             raise FileNotFoundError(f"Spark application {self.application} does not exist")
+        return self.execute_resumable(context)
 
-        with tempfile.TemporaryDirectory(prefix="sparkjob-") as tmp:
-            metrics_file = Path(tmp) / "metrics.json"
-            self._hook = SparkSubmitHook(
-                conn_id=self.conn_id,
-                conf={str(k): str(v) for k, v in (self.conf or {}).items()},
-                name=self.name or f"{self.dag_id}.{self.task_id}",
-                application_args=[*(str(a) for a in self.application_args or []), "--metrics-file", str(metrics_file)],
-                executor_memory=self.executor_memory,
-                driver_memory=self.driver_memory,
-                env_vars={**settings.python_env(), **(self.env_vars or {})},
-            )
-            done = threading.Event()
-            if cluster is not None:
-                threading.Thread(target=self._watch, args=(cluster, done), daemon=True).start()
-            try:
-                self._hook.submit(self.application)
-            except AirflowException as err:
-                if self._lost:
-                    raise AirflowException(f"{self._lost}; spark-submit was stopped. {err}") from err
-                if lease_lost(err):
-                    raise AirflowFailException(
-                        f"the job lost the hour's lease (exit code {LEASE_LOST_EXIT}, LeaseLostError in the log "
-                        f"above names the holder): not retried, nothing more was published. {err}"
-                    ) from err
-                raise
-            finally:
-                done.set()
-            result: dict[str, Any] = {"application": self.application}
-            if metrics_file.exists():
-                result.update(json.loads(metrics_file.read_text()))
-                self.spark_application_id = result.get("application_id")
-            else:
-                self.log.warning("The job wrote no metrics to %s (cluster deploy mode?)", metrics_file)
-        self.log.info("Spark job done: %s", json.dumps(result, default=str))
-        return result
+    def submit_job(self, context: Context) -> dict:
+        from dataclasses import replace
 
-    def _watch(self, cluster, done: threading.Event, poll: float = 2.0) -> None:
-        """Kill spark-submit once the cluster has had no live worker for ``lost_cluster_timeout`` s."""
-        lost_since = None
-        while not done.wait(poll):
-            try:
-                status = cluster.status()
-            except Exception:  # a flaky status call is not a lost cluster
-                self.log.debug("Cluster status check failed", exc_info=True)
-                continue
-            if status.alive and status.workers > 0:
-                lost_since = None
-                continue
-            lost_since = lost_since or time.monotonic()
-            if time.monotonic() - lost_since >= self.lost_cluster_timeout:
-                what = "its master" if not status.alive else "every worker"
-                self._lost = (
-                    f"the Spark cluster at {cluster.master_url} lost {what} during the job and had none back "
-                    f"for {self.lost_cluster_timeout:.0f}s (Spark would wait for resources forever)"
-                )
-                self.log.error("%s: stopping spark-submit", self._lost)
-                if self._hook is not None:
-                    self._hook.on_kill()
-                return
+        job = self.build_job(context)
+        handle = self.backend.submit(job)
+        ti = context.get("ti")
+        if ti is not None:  # which try started the job: a re-attaching retry adopts it (tricloud.hour_lease.fence)
+            handle = replace(handle, details={**handle.details, "try_number": ti.try_number})
+        self._handle = handle
+        self.console_links = self.backend.console_links(self._handle)
+        self.log.info("Submitted %s as job %s on the %s backend", job.application, job.key, self._handle.backend)
+        return self._handle.to_json()
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        return self.backend.job_status(self._as_handle(external_id)).state.value
+
+    def is_job_active(self, status: str) -> bool:
+        from tricloud.cluster import JobState
+
+        return JobState(status).active
+
+    def is_job_succeeded(self, status: str) -> bool:
+        from tricloud.cluster import JobState
+
+        return JobState(status) is JobState.SUCCEEDED
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> dict:
+        """Wait for the job (defer to the triggerer when possible); returns its result.
+
+        Returns the result, not None: ``ResumableJobMixin`` returns this method's value on the
+        re-attach path (and calls :meth:`get_job_result` on the others), so a re-attached task still
+        hands its metrics to XCom.
+        """
+        handle = self._as_handle(external_id)
+        self._handle = handle
+        if self.deferrable and (trigger := self.backend.trigger(handle, self.poll_interval)) is not None:
+            self.defer(trigger=trigger, method_name="execute_complete", kwargs={"handle": handle.to_json()})
+        self.log.info(
+            "Waiting for job %s (%s backend, no trigger or not deferrable: polling every %.0fs)",
+            handle.key,
+            handle.backend,
+            self.poll_interval,
+        )
+        offset = 0
+        while True:
+            status = self.backend.job_status(handle)
+            lines, offset = self.backend.log_lines(handle, offset)
+            for line in lines:
+                self.log.info("%s", line)
+            if status.state.terminal:
+                break
+            time.sleep(self.poll_interval)
+        lines, offset = self.backend.log_lines(handle, offset)
+        for line in lines:
+            self.log.info("%s", line)
+        return self._finish(handle, status)
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict:
+        if self._result is not None:
+            return self._result
+        handle = self._as_handle(external_id)
+        return self._finish(handle, self.backend.job_status(handle))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, handle: Any = None) -> dict:
+        """After the trigger fired: the backend's status is authoritative (not the event), then the result."""
+        handle = self._as_handle(handle or (event or {}).get("handle"))
+        self._handle = handle
+        self.log.info("Trigger fired for job %s: %s", handle.key, event)
+        return self._finish(handle, self.backend.job_status(handle))
 
     def on_kill(self) -> None:
-        if self._hook is not None:
-            self._hook.on_kill()
+        if self._handle is not None:
+            self.log.info("Task killed: cancelling job %s", self._handle.key)
+            self.backend.cancel(self._handle)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _as_handle(self, value: Any) -> JobHandle:
+        from tricloud.cluster import JobHandle
+
+        return value if isinstance(value, JobHandle) else JobHandle.from_json(value)
+
+    def _finish(self, handle: JobHandle, status: JobStatus) -> dict:
+        """The job's metrics when it succeeded; else raise with the driver's error and the log's location."""
+        from tricloud.cluster import JobFailed, JobState
+
+        self.console_links = self.backend.console_links(handle)
+        if status.state is not JobState.SUCCEEDED:
+            if status.state.active:
+                raise AirflowException(f"job {handle.key} is still {status.raw} after its trigger fired")
+            error = self.backend.driver_error(handle, status)
+            self.log.error("Job %s ended %s:\n%s", handle.key, status.raw, error)
+            if lease_lost(status.message, status.exit_code):
+                raise AirflowFailException(
+                    f"the job lost the hour's lease (exit code {LEASE_LOST_EXIT}, LeaseLostError in the log "
+                    f"above names the holder): not retried, nothing more was published. {error}"
+                )
+            failure = JobFailed(error, handle=handle, status=status, driver_log=self.backend.driver_log(handle))
+            raise AirflowException(f"Spark job {handle.key} ended {status.raw}: {error}") from failure
+        result: dict[str, Any] = {"application": self.application}
+        metrics = self.backend.read_result(handle)
+        if metrics:
+            result.update(metrics)
+        else:
+            self.log.warning("The job wrote no metrics to %s", handle.result_uri)
+        self.spark_application_id = result.get("application_id")
+        self._result = result
+        self.log.info("Spark job %s done: %s", handle.key, result)
+        return result

@@ -1,0 +1,339 @@
+"""Jobs on the local standalone cluster: spark-submit in a detached runner, one JSON record per job key.
+
+``submit`` starts ``python -m tricloud.cluster.local_driver <record>`` in a session of its own: the
+runner calls the provider's ``SparkSubmitHook.submit`` and keeps the record
+``<state dir>/spark/jobs/<key>.json`` up to date (runner pid and start time, state, exit code, error,
+driver log file). Because the runner is not a child of the task in any way that matters (own session,
+own process group), a task whose process dies leaves its job running, and its retry finds the job by
+the handle or by the key and waits for it instead of starting a second one. ``cancel`` kills the
+runner's process group: spark-submit and the Python driver with it (what ``SparkSubmitHook.on_kill``
+does, plus the driver). The runner also keeps the lost-cluster watchdog: when the master has had no
+live worker for ``lost_cluster_timeout`` seconds it stops spark-submit and records why.
+
+Writers of a record (``submit``, the runner, ``cancel``) hold ``<key>.lock`` (``flock``) while they
+read-modify-write it, and every write is atomic (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from include.processes import alive, identity, kill_group
+from tricloud.cluster.base import JobHandle, JobState, JobStatus, SparkJob
+
+log = logging.getLogger(__name__)
+
+#: Lines of the driver log quoted in a failure (the provider hook quotes its own tail too).
+ERROR_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One local job, as the runner and the backend share it on disk (``<jobs dir>/<key>.json``).
+
+    :param launches: how many runners were started for this key (a resubmission after a failure adds one).
+    :param pid: the runner's pid; its process group holds spark-submit and the Python driver.
+    :param create_time: the runner's start time (epoch seconds), to tell it from a reused pid.
+    :param exit_code: spark-submit's exit code once known.
+    :param error: why the job failed (the hook's message with the driver's last lines, or the watchdog's).
+    :param cluster: the backend's settings, so the runner can watch the cluster.
+    :param lost_cluster_timeout: seconds without a live worker before the runner gives up (0: no watch).
+    """
+
+    key: str
+    job: dict[str, Any]
+    conn_id: str
+    driver_log: str
+    state: str = JobState.PENDING.value
+    launches: int = 0
+    pid: int | None = None
+    create_time: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    application_id: str | None = None
+    submitted_at: str | None = None
+    finished_at: str | None = None
+    cluster: dict[str, Any] = field(default_factory=dict)
+    lost_cluster_timeout: float = 60.0
+
+    @property
+    def spark_job(self) -> SparkJob:
+        data = dict(self.job)
+        data["args"] = tuple(data.get("args", ()))
+        return SparkJob(**data)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class JobStore:
+    """The records of one cluster's jobs in ``jobs_dir``; every change under the key's lock."""
+
+    def __init__(self, jobs_dir: Path) -> None:
+        self.dir = Path(jobs_dir)
+
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.json"
+
+    def log_path(self, key: str) -> Path:
+        return self.dir / f"{key}.log"
+
+    @contextlib.contextmanager
+    def locked(self, key: str) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / f"{key}.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # released on close, also when the holder dies
+            yield
+
+    def read(self, key: str) -> JobRecord | None:
+        try:
+            data = json.loads(self.path(key).read_text())
+        except FileNotFoundError:
+            return None
+        return JobRecord(**data)
+
+    def write(self, record: JobRecord) -> None:
+        path = self.path(record.key)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(asdict(record), default=str, indent=1))
+        tmp.replace(path)
+
+    def update(self, key: str, **changes: Any) -> JobRecord:
+        """Apply ``changes`` to the record under its lock (a CANCELLED record is not overwritten)."""
+        with self.locked(key):
+            current = self.read(key)
+            if current is None:
+                raise FileNotFoundError(f"no record of job {key} in {self.dir}")
+            if current.state == JobState.CANCELLED.value and "state" in changes:
+                changes = {k: v for k, v in changes.items() if k not in ("state", "error")}
+            record = replace(current, **changes)
+            self.write(record)
+            return record
+
+
+def runner_env(job: SparkJob, conn_uri: str | None, conn_id: str) -> dict[str, str]:
+    """The runner's environment: this one, the project importable, the job's env, the Spark connection.
+
+    The connection is handed over as ``AIRFLOW_CONN_<ID>`` (the runner is no task: it cannot ask the
+    API server), so the provider hook resolves the very connection the task resolved.
+    """
+    import tricloud
+    from tricloud import settings
+
+    plugins = str(Path(tricloud.__file__).resolve().parent.parent)
+    env = {**os.environ, **settings.python_env(), **job.env}
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([plugins, *env["PYTHONPATH"].split(os.pathsep)]))
+    if conn_uri:
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn_uri
+    # A task's environment names a metadata DB that makes a new `import airflow` fail
+    # ("airflow-db-not-allowed:///", set by the Task SDK's supervisor). The runner needs no DB at all:
+    # an in-memory one keeps Airflow's import working without reaching the real metadata DB.
+    env.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = "sqlite://"
+    return env
+
+
+def spawn_runner(store: JobStore, record: JobRecord, env: dict[str, str]) -> JobRecord:
+    """Start the runner of ``record`` (caller holds the key's lock); returns the record with its pid."""
+    log_file = open(store.log_path(record.key), "ab")  # noqa: SIM115 (handed to the child)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tricloud.cluster.local_driver", str(store.path(record.key))],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=store.dir,
+            start_new_session=True,  # outlives the task; cancelled by process group
+        )
+    finally:
+        log_file.close()
+    started = replace(record, pid=proc.pid, create_time=identity(proc.pid))
+    store.write(started)
+    return started
+
+
+def status_of(store: JobStore, key: str) -> JobStatus:
+    """The job's state from its record and the runner's liveness (a dead runner of an active job: FAILED)."""
+    record = store.read(key)
+    if record is None:
+        return JobStatus(JobState.FAILED, "MISSING", f"no record of job {key} in {store.dir}")
+    state = JobState(record.state)
+    if state.active and record.pid and not alive(record.pid, record.create_time):
+        with store.locked(key):  # the runner may have finished between the two reads
+            record = store.read(key) or record
+            if JobState(record.state).active:
+                # spark-submit and the driver may outlive a runner killed alone: stop them, so that a
+                # resubmission never runs beside them, and record the outcome.
+                kill_group(record.pid)
+                record = replace(
+                    record,
+                    state=JobState.FAILED.value,
+                    error=f"the runner of job {key} (pid {record.pid}) died without recording an outcome "
+                    f"(killed, or its machine restarted); driver log {record.driver_log}",
+                    finished_at=now(),
+                )
+                store.write(record)
+        state = JobState(record.state)
+    return JobStatus(state, record.state, record.error, exit_code=record.exit_code)
+
+
+def cancel_job(store: JobStore, key: str) -> bool:
+    """Kill the job's runner group (spark-submit, driver); record CANCELLED. False if already finished."""
+    with store.locked(key):
+        record = store.read(key)
+        if record is None or not JobState(record.state).active:
+            return False
+        if record.pid and alive(record.pid, record.create_time):
+            kill_group(record.pid)
+        store.write(replace(record, state=JobState.CANCELLED.value, error="cancelled", finished_at=now()))
+    log.info("Cancelled job %s (runner pid %s)", key, record.pid)
+    return True
+
+
+def log_tail(path: str | Path, lines: int = ERROR_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file ("" if there is none)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def read_new_lines(path: str | Path, offset: int) -> tuple[list[str], int]:
+    """Complete lines of ``path`` after byte ``offset``, and the offset after them."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except OSError:
+        return [], offset
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    chunk = data[: end + 1]
+    return chunk.decode("utf-8", errors="replace").splitlines(), offset + len(chunk)
+
+
+def wait_until(predicate, timeout: float, poll: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True
+
+
+def handle_of(backend_name: str, record: JobRecord) -> JobHandle:
+    return JobHandle(
+        backend=backend_name,
+        job_id=str(record.pid or ""),
+        key=record.key,
+        result_uri=record.job["result_uri"],
+        details={"driver_log": record.driver_log, "launches": record.launches},
+    )
+
+
+class LocalJobsMixin:
+    """The job half of :class:`tricloud.cluster.local.LocalStandaloneBackend`.
+
+    Expects of the class: ``name``, ``dir`` (the cluster's state dir), ``conn_id``, ``host``, ``port``,
+    ``ui_url``, ``lost_cluster_timeout``, ``status()``, ``start()`` and ``settings()``.
+    """
+
+    @property
+    def jobs(self) -> JobStore:
+        return JobStore(self.dir / "jobs")
+
+    def submit(self, job: SparkJob, cluster_id: str | None = None) -> JobHandle:
+        """Start ``job`` in a detached runner, unless a job of the same key is active or succeeded.
+
+        Before a launch: the master must answer (fails in seconds, naming the connection, where
+        spark-submit would retry for a minute), and a cluster whose master lives but whose workers died
+        (the retry after a lost worker) gets its workers restarted.
+
+        :raises ConnectionError: nothing listens at the connection's host and port.
+        """
+        from tricloud.connections import require_connection, require_reachable
+
+        store = self.jobs
+        with store.locked(job.key):
+            existing = store.read(job.key)
+            if existing is not None:
+                status = status_of(store, job.key)
+                if status.state.active or status.state is JobState.SUCCEEDED:
+                    log.info(
+                        "Job %s is already %s (runner pid %s): not submitted again", job.key, status.raw, existing.pid
+                    )
+                    return handle_of(self.name, existing)
+            conn = require_connection(self.conn_id, ("spark",))
+            require_reachable(self.host, self.port, f"Spark master of connection {self.conn_id!r}")
+            cluster = self.status()
+            if cluster.alive and cluster.workers == 0:
+                log.warning("No live worker at %s: restarting the cluster's workers", self.master_url)
+                self.start()
+            data = asdict(job)
+            data["args"] = list(job.args)
+            record = JobRecord(
+                key=job.key,
+                job=data,
+                conn_id=self.conn_id,
+                driver_log=str(store.log_path(job.key)),
+                launches=(existing.launches if existing else 0) + 1,
+                submitted_at=now(),
+                cluster=self.settings(),
+                lost_cluster_timeout=self.lost_cluster_timeout,
+            )
+            store.write(record)
+            record = spawn_runner(store, record, runner_env(job, conn.get_uri(), self.conn_id))
+        log.info("Submitted job %s (runner pid %d); driver log %s", job.key, record.pid, record.driver_log)
+        return handle_of(self.name, record)
+
+    def job_status(self, handle: JobHandle) -> JobStatus:
+        return status_of(self.jobs, handle.key)
+
+    def cancel(self, handle: JobHandle) -> None:
+        cancel_job(self.jobs, handle.key)
+
+    def driver_log(self, handle: JobHandle) -> str | None:
+        record = self.jobs.read(handle.key)
+        return record.driver_log if record else handle.details.get("driver_log")
+
+    def driver_error(self, handle: JobHandle, status: JobStatus) -> str:
+        """The recorded error (spark-submit's exit code and the driver's last lines), or the log's tail."""
+        path = self.driver_log(handle)
+        message = status.message or f"job {handle.key} ended {status.raw}"
+        if "Last spark-submit output" not in message and path:
+            tail = log_tail(path)
+            if tail:
+                message += f"\nLast lines of the driver log:\n{tail}"
+        return f"{message}\nFull driver log: {path}" if path else message
+
+    def log_lines(self, handle: JobHandle, offset: int) -> tuple[list[str], int]:
+        path = self.driver_log(handle)
+        return read_new_lines(path, offset) if path else ([], offset)
+
+    def console_links(self, handle: JobHandle | None) -> dict[str, str]:
+        links = {"cluster": self.ui_url}
+        record = self.jobs.read(handle.key) if handle else None
+        if record and record.application_id:
+            links["job"] = f"{self.ui_url}/app/?appId={record.application_id}"
+        if record:
+            links["driver_log"] = Path(record.driver_log).as_uri()
+        return links
