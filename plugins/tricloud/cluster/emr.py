@@ -76,6 +76,8 @@ class EmrSettings:
     :param tags: extra tags (``TRICLOUD_EMR_TAGS``: ``k=v,k=v``).
     :param created_by: value of the ``tricloud:created-by`` tag (default host:pid).
     :param poll_interval: seconds between state polls while waiting for the cluster (default 30).
+    :param start_timeout: least seconds ``start`` waits for a cluster (``TRICLOUD_EMR_START_TIMEOUT``,
+        default 1800): the operators' timeout is sized for a local cluster, EMR takes 5–15 minutes.
     """
 
     code_uri: str
@@ -90,6 +92,7 @@ class EmrSettings:
     tags: dict[str, str] = field(default_factory=dict)
     created_by: str = ""
     poll_interval: float = 30.0
+    start_timeout: float = 1800.0
 
 
 class EmrBackend(ClusterBackend):
@@ -105,9 +108,15 @@ class EmrBackend(ClusterBackend):
     def from_settings(cls, **overrides: Any) -> EmrBackend:
         """Settings from ``TRICLOUD_*`` variables; ``overrides`` (operator ``backend_kwargs``) win.
 
+        ``conn_id`` (what the operators pass when a task sets one) is taken as ``aws_conn_id``.
+
         :raises ValueError: ``TRICLOUD_CODE_URI`` missing or not ``s3://``, a bad number or tag list,
             or an override this backend does not know.
         """
+        overrides = dict(overrides)
+        if overrides.get("conn_id"):  # the operators' ``conn_id``: this backend's connection is the AWS one
+            overrides.setdefault("aws_conn_id", overrides["conn_id"])
+        overrides.pop("conn_id", None)
         known = {f.name for f in fields(EmrSettings)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -142,6 +151,7 @@ class EmrBackend(ClusterBackend):
                 tags=aws.parse_tags(aws.setting(overrides, "tags", "TRICLOUD_EMR_TAGS"), "TRICLOUD_EMR_TAGS"),
                 created_by=str(overrides.get("created_by") or f"{socket.gethostname()}:{os.getpid()}"),
                 poll_interval=float(overrides.get("poll_interval") or 30.0),
+                start_timeout=float(aws.setting(overrides, "start_timeout", "TRICLOUD_EMR_START_TIMEOUT", 1800)),
             )
         )
 
@@ -255,10 +265,12 @@ class EmrBackend(ClusterBackend):
     def start(self, timeout: float = 1200.0) -> ClusterInfo:
         """Reuse the active cluster of this name or create one; wait until it takes steps.
 
-        :param timeout: seconds to wait for ``WAITING``/``RUNNING`` (EMR takes ~5–15 minutes).
+        :param timeout: seconds to wait for ``WAITING``/``RUNNING``; at least ``start_timeout``
+            (EMR takes ~5–15 minutes, the operators' default is sized for a local cluster).
         :raises RuntimeError: two clusters of this name, or the cluster did not come up (a cluster this
             call created is terminated first).
         """
+        timeout = max(timeout, self.settings.start_timeout)
         existing = self.find_cluster()
         if existing:
             self.log_info("Reusing EMR cluster %s (%s)", existing, self.settings.cluster_name)

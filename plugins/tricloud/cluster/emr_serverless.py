@@ -104,8 +104,14 @@ class EmrServerlessBackend(ClusterBackend):
     def from_settings(cls, **overrides: Any) -> EmrServerlessBackend:
         """Settings from ``TRICLOUD_*`` variables; ``overrides`` (operator ``backend_kwargs``) win.
 
+        ``conn_id`` (what the operators pass when a task sets one) is taken as ``aws_conn_id``.
+
         :raises ValueError: code URI or execution role missing/malformed, a bad number, an unknown override.
         """
+        overrides = dict(overrides)
+        if overrides.get("conn_id"):  # the operators' ``conn_id``: this backend's connection is the AWS one
+            overrides.setdefault("aws_conn_id", overrides["conn_id"])
+        overrides.pop("conn_id", None)
         known = {f.name for f in fields(EmrServerlessSettings)}
         unknown = sorted(set(overrides) - known)
         if unknown:
