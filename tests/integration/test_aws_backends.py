@@ -264,7 +264,7 @@ def test_emr_cluster_whose_start_failed_is_terminated(cloud, monkeypatch):
         self.state = "BOOTSTRAPPING"
 
     monkeypatch.setattr(Cluster, "run_bootstrap_actions", stuck_in_bootstrap)
-    backend = make_backend("emr")
+    backend = make_backend("emr", start_timeout=2)
     with pytest.raises(RuntimeError, match="did not start.*terminated"):
         backend.start(timeout=2)
     states = [c.state for c in cloud.emr().clusters.values() if c.name == "tricloud"]
@@ -312,8 +312,24 @@ class TestSettings:
             backend_from_settings("emr", cluster_nmae="typo")
 
 
-def test_project_zip_is_the_same_bytes_for_the_same_code():
-    first, second = project_zip(), project_zip()
+def test_project_zip_depends_on_the_sources_only(tmp_path):
+    """Two checkouts with the same sources (other mtimes, stray caches) stage the same zip, so the same
+    object key; a changed source gives another."""
+    import os
+    import shutil
+
+    checkouts = []
+    for name in ("a", "b"):
+        shutil.copytree(project_root() / "include", tmp_path / name / "include", copy_function=shutil.copyfile)
+        checkouts.append(tmp_path / name)
+    os.utime(checkouts[1] / "include" / "__init__.py", (0, 1_000_000_000))  # same bytes, another mtime
+    (checkouts[1] / "include" / "__pycache__").mkdir(exist_ok=True)
+    (checkouts[1] / "include" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"junk")
+    first, second = project_zip(checkouts[0]), project_zip(checkouts[1])
     assert first == second
     names = zipfile.ZipFile(io.BytesIO(first)).namelist()
-    assert names == sorted(names) and "include/__init__.py" in names
+    assert names == sorted(names) and "include/jobs/common.py" in names
+    assert not any("__pycache__" in n for n in names)
+    common = checkouts[1] / "include" / "jobs" / "common.py"
+    common.write_text(common.read_text() + "\n# changed\n")
+    assert project_zip(checkouts[1]) != first
