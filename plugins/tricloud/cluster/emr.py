@@ -284,6 +284,8 @@ class EmrBackend(ClusterBackend):
         except BaseException as err:
             # A cluster left behind by a failed start costs money every hour: end it before raising.
             self._terminate(cluster_id)
+            if not isinstance(err, Exception):  # the task is being killed: let that propagate as it is
+                raise
             raise RuntimeError(
                 f"EMR cluster {cluster_id} did not start within {timeout:.0f}s ({err}); it was terminated. "
                 "See its state change reason in the EMR console"
@@ -376,6 +378,11 @@ class EmrBackend(ClusterBackend):
         if step_id:
             self.log_info("Job %s is already step %s on %s: not submitted again", job.key, step_id, cluster_id)
             return self._handle(job, cluster_id, step_id, {})
+        if not job.result_uri.startswith("s3://"):
+            # The driver runs on the cluster: a path of this machine is not where it can write.
+            self.hook.log.warning(
+                "Job %s writes its metrics to %s, not on S3: set LAKE_ROOT=s3://… for emr", job.key, job.result_uri
+            )
         staged = aws.stage_code(self.s3, self.settings.code_uri, job)
         (step_id,) = self.hook.add_job_flow_steps(cluster_id, [self.step_definition(job, staged)])
         return self._handle(job, cluster_id, step_id, {"application": staged.application, "py_files": staged.py_files})

@@ -259,6 +259,8 @@ class EmrServerlessBackend(ClusterBackend):
             self._wait_ready(app_id, timeout)
         except BaseException as err:
             self._delete(app_id)
+            if not isinstance(err, Exception):  # the task is being killed: let that propagate as it is
+                raise
             raise RuntimeError(
                 f"EMR Serverless application {app_id} did not become ready within {timeout:.0f}s ({err}); "
                 "it was deleted"
@@ -364,6 +366,13 @@ class EmrServerlessBackend(ClusterBackend):
         if run_id:
             self.hook.log.info("Job %s is already run %s on %s: not started again", job.key, run_id, app_id)
             return self._handle(job, app_id, run_id, {})
+        if not job.result_uri.startswith("s3://"):
+            # The driver runs in AWS: a path of this machine is not where it can write.
+            self.hook.log.warning(
+                "Job %s writes its metrics to %s, not on S3: set LAKE_ROOT=s3://… for emr-serverless",
+                job.key,
+                job.result_uri,
+            )
         staged = aws.stage_code(self.s3, self.settings.code_uri, job)
         run_id = self.hook.conn.start_job_run(
             applicationId=app_id,
