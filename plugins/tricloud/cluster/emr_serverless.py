@@ -18,13 +18,11 @@ to ``logUri`` of ``s3MonitoringConfiguration``: the driver's are under
 from __future__ import annotations
 
 import math
-import os
-import socket
-from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from tricloud.cluster import aws
+from tricloud.cluster.aws_settings import EmrServerlessSettings, emr_serverless_settings
 from tricloud.cluster.base import (
     ClusterBackend,
     ClusterInfo,
@@ -60,37 +58,6 @@ REUSABLE_RUN_STATES = [*ACTIVE_RUN_STATES, "SUCCESS"]
 DRIVER_ENV = "spark.emr-serverless.driverEnv."
 
 
-@dataclass(frozen=True)
-class EmrServerlessSettings:
-    """What the backend needs; read by :meth:`EmrServerlessBackend.from_settings` (env names in brackets).
-
-    :param code_uri: ``s3://bucket/prefix`` for staged code (``TRICLOUD_CODE_URI``, required).
-    :param execution_role_arn: the job runtime role (``TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN``, required).
-    :param aws_conn_id: AWS connection (``TRICLOUD_AWS_CONN_ID``, default ``aws_default``).
-    :param application_name: (``TRICLOUD_EMR_SERVERLESS_APPLICATION_NAME``, default ``tricloud``).
-    :param release_label: (``TRICLOUD_EMR_SERVERLESS_RELEASE_LABEL``, default ``emr-7.12.0``).
-    :param idle_minutes: auto-stop after this many idle minutes (``TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES``,
-        default 15).
-    :param log_uri: (``TRICLOUD_EMR_SERVERLESS_LOG_URI``, default ``<code_uri>/emr-serverless-logs``).
-    :param tags: extra tags (``TRICLOUD_EMR_TAGS``: ``k=v,k=v``).
-    :param created_by: value of the ``tricloud:created-by`` tag (default host:pid).
-    :param poll_interval: seconds between polls while waiting for the application (default 10).
-    :param workers: accepted for symmetry with the other backends; Serverless scales by itself.
-    """
-
-    code_uri: str
-    execution_role_arn: str
-    aws_conn_id: str = "aws_default"
-    application_name: str = "tricloud"
-    release_label: str = "emr-7.12.0"
-    idle_minutes: int = 15
-    log_uri: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-    created_by: str = ""
-    poll_interval: float = 10.0
-    workers: int | None = None
-
-
 class EmrServerlessBackend(ClusterBackend):
     """EMR Serverless through ``EmrServerlessHook`` and ``S3Hook``. See the module docstring."""
 
@@ -102,60 +69,11 @@ class EmrServerlessBackend(ClusterBackend):
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> EmrServerlessBackend:
-        """Settings from ``TRICLOUD_*`` variables; ``overrides`` (operator ``backend_kwargs``) win.
+        """Settings from ``TRICLOUD_*`` variables, ``overrides`` winning (``aws_settings.emr_serverless_settings``).
 
-        ``conn_id`` (what the operators pass when a task sets one) is taken as ``aws_conn_id``.
-
-        :raises ValueError: code URI or execution role missing/malformed, a bad number, an unknown override.
+        :raises ValueError: a setting missing or malformed, or an unknown override (the message names it).
         """
-        overrides = dict(overrides)
-        if overrides.get("conn_id"):  # the operators' ``conn_id``: this backend's connection is the AWS one
-            overrides.setdefault("aws_conn_id", overrides["conn_id"])
-        overrides.pop("conn_id", None)
-        known = {f.name for f in fields(EmrServerlessSettings)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"emr-serverless backend: unknown setting(s) {unknown}; known: {sorted(known)}")
-        hint = "set it to s3://<bucket>/<prefix> where the job may read the staged code"
-        code_uri = aws.s3_uri(
-            aws.setting(overrides, "code_uri", "TRICLOUD_CODE_URI", required=hint), "TRICLOUD_CODE_URI"
-        )
-        role = aws.setting(
-            overrides,
-            "execution_role_arn",
-            "TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN",
-            required="set it to the ARN of the IAM role the job runs as (README: Run on AWS)",
-        )
-        if not str(role).startswith("arn:"):
-            raise ValueError(f"TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN={role!r} is not an IAM role ARN")
-        try:
-            idle = int(aws.setting(overrides, "idle_minutes", "TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES", 15))
-        except ValueError:
-            raise ValueError("TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES must be whole minutes (1 … 10080)") from None
-        if not 1 <= idle <= 10080:
-            raise ValueError(f"TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES={idle}: EMR Serverless accepts 1 … 10080")
-        log_uri = aws.setting(
-            overrides, "log_uri", "TRICLOUD_EMR_SERVERLESS_LOG_URI", f"{code_uri}/emr-serverless-logs"
-        )
-        return cls(
-            EmrServerlessSettings(
-                code_uri=code_uri,
-                execution_role_arn=str(role),
-                aws_conn_id=aws.setting(overrides, "aws_conn_id", "TRICLOUD_AWS_CONN_ID", "aws_default"),
-                application_name=aws.setting(
-                    overrides, "application_name", "TRICLOUD_EMR_SERVERLESS_APPLICATION_NAME", "tricloud"
-                ),
-                release_label=aws.setting(
-                    overrides, "release_label", "TRICLOUD_EMR_SERVERLESS_RELEASE_LABEL", "emr-7.12.0"
-                ),
-                idle_minutes=idle,
-                log_uri=aws.s3_uri(log_uri, "TRICLOUD_EMR_SERVERLESS_LOG_URI"),
-                tags=aws.parse_tags(aws.setting(overrides, "tags", "TRICLOUD_EMR_TAGS"), "TRICLOUD_EMR_TAGS"),
-                created_by=str(overrides.get("created_by") or f"{socket.gethostname()}:{os.getpid()}"),
-                poll_interval=float(overrides.get("poll_interval") or 10.0),
-                workers=overrides.get("workers"),
-            )
-        )
+        return cls(emr_serverless_settings(overrides))
 
     # -- hooks ---------------------------------------------------------------------------------
     @cached_property
