@@ -205,6 +205,6 @@ class TestOneCloudsWord:
         s3.path(key).write_bytes(replication.manifest_bytes(m))
 
         result = replication.verify_hour([s3, gcs], root, HOUR)
-        assert result["reference"] == "manifest of s3"
+        assert result.reference == "manifest of s3"
         assert data.read_bytes() == b'{"qty": 1}\n'
-        assert {"cloud": "local", "object": rel, "problem": "checksum mismatch", "source": None} in result["unrepaired"]
+        assert replication.Problem("local", rel, "checksum mismatch", None) in result.unrepaired
