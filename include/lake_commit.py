@@ -334,6 +334,27 @@ def open_lake(
     return LocalLake(root)
 
 
+def as_lake(lake_root: str | Path | Lake) -> Lake:
+    """``lake_root`` opened with :func:`open_lake` (an open lake is returned as is)."""
+    if isinstance(lake_root, LocalLake | ObjectLake):
+        return lake_root
+    return open_lake(lake_root)
+
+
+def read_tables(the_lake: Lake, relpath: str) -> Any | None:
+    """The Parquet files of a committed partition as one ``pyarrow.Table`` (all from one commit), None when
+    the partition does not exist or holds no Parquet file. Names are never parsed (see include/paths.py);
+    Spark's INT96 timestamps come back in microseconds, as :func:`include.paths.read_parquet_files` does."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = the_lake.read_partition(relpath, ".parquet")
+    if not files:
+        return None
+    tables = [pq.read_table(pa.BufferReader(files[n]), coerce_int96_timestamp_unit="us") for n in sorted(files)]
+    return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+
+
 def relpath(dataset: tuple[str, str], start: Any) -> str:
     """The lake-relative path of a dataset's hour partition (no root)."""
     return lake.partition("/", dataset, start).relpath

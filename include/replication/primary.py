@@ -14,25 +14,17 @@ partition whose pointer is gone is brought back whole through :meth:`ObjectLakeS
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from pathlib import Path
 from typing import BinaryIO
 
-from include.lake_commit import Commit, Lake, LocalLake, ObjectLake, open_lake
+from include.lake_commit import Commit, Lake, ObjectLake, as_lake
 from include.replication.objects import LocalStore, ObjectStore, RemoteObject, ReplicationError
 
 log = logging.getLogger(__name__)
 
 MANIFESTS = "_manifests/"
-
-
-def as_lake(lake_root: str | Path | Lake) -> Lake:
-    """``lake_root`` opened as a :class:`~include.lake_commit.Lake` (an open lake is returned as is)."""
-    if isinstance(lake_root, LocalLake | ObjectLake):
-        return lake_root
-    return open_lake(lake_root)
 
 
 def primary_store(lake_root: str | Path | Lake) -> ObjectStore:
@@ -142,11 +134,3 @@ class ObjectLakeStore:
     def publish_partition(self, relpath: str, staging: Path) -> None:
         """Commit ``staging`` (a local directory of verified files) as the partition ``relpath``."""
         self.lake.publish(relpath, staging)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
