@@ -310,3 +310,39 @@ class TestReaderDuringRerun:
         table = read_tables(s3_lake, rel)
         assert (table.num_rows, set(table.column("v").to_pylist())) == (150, {1})
         assert keys(s3_lake) == committed_keys(s3_lake, rel)  # its own attempt objects were removed
+
+
+class TestOperators:
+    def test_replicate_verify_and_restore_operators_on_an_s3_lake(self, job_output, s3_lake, stores, monkeypatch):
+        from tricloud.operators.replication import ReplicateHourOperator, RestoreLakeOperator, VerifyReplicasOperator
+
+        monkeypatch.setenv("REPLICA_BUCKET", stores[0].bucket)
+        commit_job_output(job_output, s3_lake)
+        enrich_hour(s3_lake, HOUR)
+        hour, root = HOUR.isoformat(), s3_lake.root
+        files = len(replication.build_manifest(s3_lake, HOUR)["files"])
+
+        sent = {
+            c: ReplicateHourOperator(task_id=f"replicate_to_{c}", cloud=c, hour=hour, lake_root=root).execute({})
+            for c in ("s3", "gcs", "azure")
+        }
+        assert sent["s3"] is None  # S3 holds the primary: no replica of its own
+        assert stores[0].list_keys("") == []  # ... and nothing was written to the S3 replica bucket
+        for c in ("gcs", "azure"):
+            assert json.loads(json.dumps(sent[c]))["objects"] == sent[c]["uploaded"] == files
+
+        verify = VerifyReplicasOperator(task_id="verify_replicas", hour=hour, lake_root=root)
+        report = verify.execute({"task": verify, "outlet_events": {}})
+        assert (report["clouds"], report["problems"], report["objects_checked"]) == (
+            ["lake", "gcs", "azure"],
+            [],
+            3 * files,
+        )
+
+        s3_lake.client.delete_objects(Bucket=s3_lake.bucket, Delete={"Objects": [{"Key": k} for k in keys(s3_lake)]})
+        out = RestoreLakeOperator(
+            task_id="restore", source="gcs", target="local", start=hour, end=hour, lake_root=root
+        ).execute({})
+        assert json.loads(json.dumps(out))["details"][0]["objects"] == files
+        assert out["hours"] == 1
+        assert verify.execute({"task": verify, "outlet_events": {}})["problems"] == []
