@@ -142,9 +142,7 @@ class TestChecksumOfTheBytesSent:
         rewrite_keeping_mtime(path, b'{"qty": 9}\n')
         report = replication.verify_hour(stores, small_lake, HOUR)
         rel = str(path.relative_to(small_lake))
-        assert {(p.cloud, p.object, p.problem) for p in report.problems} == {
-            ("local", rel, "changed since replicated")
-        }
+        assert {(p.cloud, p.object, p.problem) for p in report.problems} == {("local", rel, "changed since replicated")}
         assert [(u.cloud, u.object) for u in report.unrepaired] == [("local", rel)]
         assert path.read_bytes() == b'{"qty": 9}\n'  # the newer data is kept, not "repaired" away
 
@@ -215,9 +213,7 @@ class TestNoStaleWriter:
         replicated(stores, small_lake)
         put_raw(s3, self.stray(), b"PAR1 stray")
         report = replication.verify_hour(stores, small_lake, HOUR)
-        assert [(p.cloud, p.object, p.problem) for p in report.problems] == [
-            ("s3", self.stray(), "not in manifest")
-        ]
+        assert [(p.cloud, p.object, p.problem) for p in report.problems] == [("s3", self.stray(), "not in manifest")]
         assert self.stray() not in s3.list_keys("")
         assert replication.verify_hour(stores, small_lake, HOUR).problems == []
 
