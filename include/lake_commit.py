@@ -233,6 +233,13 @@ class ObjectLake:
         except ValueError as err:
             raise CommitError(f"{self.root}/{relpath}/{POINTER} is not JSON ({err}): re-run the hour") from None
 
+    def _commit_or_none(self, relpath: str) -> Commit | None:
+        """The current commit for a writer: a malformed pointer is replaced by the new commit, not fatal."""
+        try:
+            return self.commit(relpath)
+        except CommitError:
+            return None
+
     def object_key(self, commit: Commit, name: str) -> str:
         return self._attempt_key(commit.relpath, commit.attempt, name)
 
@@ -250,7 +257,7 @@ class ObjectLake:
         """
         relpath = relpath.strip("/")
         lake.tidy_staging(staging)
-        current = self.commit(relpath)
+        current = self._commit_or_none(relpath)
         if current is not None:
             self._keep_unchanged(current, staging)
         attempt = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
@@ -258,7 +265,7 @@ class ObjectLake:
         try:
             for f in files:
                 self.put_file(self._attempt_key(relpath, attempt, f.name), staging / f.name)
-            latest = self.commit(relpath)
+            latest = self._commit_or_none(relpath)
             if latest is not None and latest.attempt > attempt:
                 raise CommitError(
                     f"{self.root}/{relpath}: a newer attempt ({latest.attempt}) was committed while this one "

@@ -118,10 +118,14 @@ class ObjectLakeStore:
         return self.lake.fs.open_input_stream(self.lake.object_key(commit, name))
 
     def list_keys(self, prefix: str) -> list[str]:
-        if prefix.startswith(MANIFESTS) or not prefix.endswith("/"):
+        """Keys under ``_manifests/…`` (plain objects), or the committed files of one partition
+        (``zone/dataset/date=…/hour=HH/``). Any other prefix would expose attempt objects: refused."""
+        if prefix.startswith(MANIFESTS):
             base = self.lake.base + "/"
             return [k[len(base) :] for k in self.lake.list(self.lake.key(prefix).rstrip("/"))]
         relpath = prefix.rstrip("/")
+        if not prefix.endswith("/") or not relpath.rpartition("/")[2].startswith("hour="):
+            raise ReplicationError(f"lake: list a partition (…/hour=HH/) or {MANIFESTS}…, not {prefix!r}")
         names = self.lake.file_names(relpath) or []
         return [f"{relpath}/{n}" for n in names]
 
