@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from include import lake
 from include.lake_commit import Lake
+from include.lake_fs import is_object_store
 from include.replication.digests import digests as file_digest_cache
 from include.replication.digests import hour_digests
 from include.replication.manifests import (
@@ -88,6 +89,11 @@ def replicate_dataset(store: ObjectStore, lake_root: str | Path, relpath: str, w
     Local lakes only (the athletes job writes a local directory).
     """
     t0 = time.perf_counter()
+    if is_object_store(str(lake_root)):
+        raise ReplicationError(
+            f"replicate_dataset reads a local directory; {lake_root} is an object store: the athletes job "
+            "writes a local lake only (docs/design.md 'The lake on object storage')"
+        )
     root = Path(lake_root)
     relpath = relpath.strip("/")
     files = sorted(
