@@ -79,7 +79,7 @@ def by_hand(env: dict[str, str], hour: datetime) -> float:
         jobs.append(pool.submit(load_hour, "warehouse_default", env["LAKE_ROOT"], hour))
         for j in jobs:
             j.result()
-    if verify_hour(stores, env["LAKE_ROOT"], hour)["problems"]:
+    if verify_hour(stores, env["LAKE_ROOT"], hour).problems:
         raise RuntimeError("verification failed")
     return time.perf_counter() - t0
 

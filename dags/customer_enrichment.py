@@ -122,11 +122,12 @@ def customer_enrichment():
         from include.replication import hour_digests
         from tricloud.assets import describe_outlets
         from tricloud.hours import resolve_hour
+        from tricloud.lake import lake
 
         start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
-        summary = enrich_hour(settings.lake_root(), start)
+        summary = enrich_hour(lake(), start)
         # Hash the hour's outputs once here, so the three replication tasks share one pass.
-        hour_digests(settings.lake_root(), start)
+        hour_digests(lake(), start)
         describe_outlets(context, hour=start.isoformat())
         return summary
 

@@ -6,12 +6,15 @@ so that: joined orders + unknown-product rejects = clean orders.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from datetime import datetime
 from pathlib import Path
 
 from include import lake, paths
+from include.lake_commit import Lake, as_lake, read_tables
+from include.lake_fs import is_object_store
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +58,37 @@ class MissingInputError(FileNotFoundError):
     pass
 
 
-def _parquet_files(part: lake.HourPartition) -> list[Path]:
-    files = sorted(part.path.glob("*.parquet")) if part.path.is_dir() else []
-    if not files:
+def _input_table(the_lake: Lake, part: lake.HourPartition):
+    table = read_tables(the_lake, part.relpath)
+    if table is None:
         raise MissingInputError(
-            f"no clean {part.dataset} for hour {part.start:%Y-%m-%dT%H:00Z} at {part.path}: "
+            f"no clean {part.dataset} for hour {part.start:%Y-%m-%dT%H:00Z} at {the_lake.root}/{part.relpath}: "
             f"run the ingest task for that hour first"
         )
-    return files
+    return table
 
 
-def enrich_hour(lake_root: str | Path, start: str | datetime) -> dict:
-    """Build the enriched partition of one hour and return its summary (also written as JSON)."""
+def _summary(the_lake: Lake, part: lake.HourPartition) -> dict | None:
+    body = (the_lake.read_partition(part.relpath, lake.SUMMARY_FILE) or {}).get(lake.SUMMARY_FILE)
+    return json.loads(body) if body is not None else None
+
+
+def enrich_hour(lake_root: str | Path | Lake, start: str | datetime) -> dict:
+    """Build the enriched partition of one hour and return its summary (also written as JSON).
+
+    ``lake_root`` is a local directory, an ``s3://bucket/prefix`` URI, or an open
+    :class:`~include.lake_commit.Lake`: inputs are read from the committed clean partitions, outputs
+    published through the lake's commit protocol (a directory rename locally, attempt objects and a
+    pointer on an object store), the summary inside the enriched partition, in the same commit.
+    """
     import duckdb  # heavy: imported only when the task runs
 
+    the_lake = as_lake(lake_root)
     start_dt = lake.parse_hour(start)
-    orders_part = lake.partition(lake_root, lake.CLEAN_CUSTOMERS, start_dt)
-    products_part = lake.partition(lake_root, lake.CLEAN_PRODUCTS, start_dt)
-    out = lake.partition(lake_root, lake.ENRICHED_CUSTOMERS, start_dt)
-    rej = lake.partition(lake_root, lake.REJECTS_ENRICHMENT, start_dt)
+    orders_part = lake.partition(the_lake.root, lake.CLEAN_CUSTOMERS, start_dt)
+    products_part = lake.partition(the_lake.root, lake.CLEAN_PRODUCTS, start_dt)
+    out = lake.partition(the_lake.root, lake.ENRICHED_CUSTOMERS, start_dt)
+    rej = lake.partition(the_lake.root, lake.REJECTS_ENRICHMENT, start_dt)
 
     con = duckdb.connect()
     staging: list[Path] = []
@@ -81,14 +96,15 @@ def enrich_hour(lake_root: str | Path, start: str | datetime) -> dict:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET threads = 2")
         # Paths never enter SQL text, nor DuckDB's file readers (which glob '*' and '?' even in a
-        # parameter): the inputs are read by pyarrow from open files and handed to DuckDB as tables.
-        orders_table = paths.read_parquet_files(_parquet_files(orders_part))
-        products_table = paths.read_parquet_files(_parquet_files(products_part))
+        # parameter, and cannot reach s3:// here without httpfs): the inputs are read by pyarrow, through
+        # the lake's commit pointers, and handed to DuckDB as tables.
+        orders_table = _input_table(the_lake, orders_part)
+        products_table = _input_table(the_lake, products_part)
         con.register("orders", orders_table)
         con.register("products", products_table)
 
-        staging_out = lake.staging_dir(lake_root, out)
-        staging_rej = lake.staging_dir(lake_root, rej)
+        staging_out = the_lake.staging_dir(out)
+        staging_rej = the_lake.staging_dir(rej)
         staging += [staging_out, staging_rej]
         staging_out.mkdir()
         staging_rej.mkdir()
@@ -113,8 +129,26 @@ def enrich_hour(lake_root: str | Path, start: str | datetime) -> dict:
         ).fetchall()[0]
         if orders_joined + rejected != orders_in:
             raise RuntimeError(f"row accounting broken: {orders_joined} joined + {rejected} rejected != {orders_in}")
-        lake.publish_dir(staging_rej, rej.path)
-        lake.publish_dir(staging_out, out.path)
+
+        upstream = {}
+        for name, part in (("customer_activity", orders_part), ("product_catalog", products_part)):
+            if (m := _summary(the_lake, part)) is not None:
+                upstream[name] = {k: m[k] for k in ("rows_in", "rows_clean", "rows_rejected", "rejected_by_reason")}
+        summary = {
+            "hour": start_dt.isoformat(),
+            "output": f"{the_lake.root}/{out.relpath}" if is_object_store(the_lake.root) else str(out.path),
+            "rejects": f"{the_lake.root}/{rej.relpath}" if is_object_store(the_lake.root) else str(rej.path),
+            "orders_in": orders_in,
+            "orders_joined": orders_joined,
+            "orders_rejected_unknown_product": rejected,
+            "customers_out": customers,
+            "total_spend": round(float(spend), 2),
+            "upstream": upstream,
+        }
+        # The summary is part of the partition's commit: a reader sees it with the data it describes.
+        lake.write_json(staging_out / lake.SUMMARY_FILE, summary)
+        the_lake.publish(rej.relpath, staging_rej)
+        the_lake.publish(out.relpath, staging_out)
     finally:
         # As publish() in the Spark jobs: on any error, no open connection and no staging left
         # behind (after a publish the staging dirs are gone already).
@@ -122,23 +156,5 @@ def enrich_hour(lake_root: str | Path, start: str | datetime) -> dict:
         for path in staging:
             shutil.rmtree(path, ignore_errors=True)
 
-    upstream = {}
-    for name, part in (("customer_activity", orders_part), ("product_catalog", products_part)):
-        summary = part.path / lake.SUMMARY_FILE
-        if summary.exists():
-            m = lake.read_json(summary)
-            upstream[name] = {k: m[k] for k in ("rows_in", "rows_clean", "rows_rejected", "rejected_by_reason")}
-    summary = {
-        "hour": start_dt.isoformat(),
-        "output": str(out.path),
-        "rejects": str(rej.path),
-        "orders_in": orders_in,
-        "orders_joined": orders_joined,
-        "orders_rejected_unknown_product": rejected,
-        "customers_out": customers,
-        "total_spend": round(float(spend), 2),
-        "upstream": upstream,
-    }
-    lake.write_json(out.path / lake.SUMMARY_FILE, summary)
     log.info("Enriched %s: %d customers from %d orders (%d unknown products)", start_dt, customers, orders_in, rejected)
     return summary

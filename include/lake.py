@@ -108,16 +108,11 @@ def publish_dir(staging: Path, final: Path) -> None:
     """Replace ``final`` by ``staging`` so readers see the old or the new hour, never a mix.
 
     Spark's bookkeeping files (``_SUCCESS``, ``.crc``) are dropped and part files get stable names,
-    so re-running an unchanged hour gives byte-identical files with identical names.
+    so re-running an unchanged hour gives byte-identical files with identical names. (On an object
+    store the same is done by :class:`include.lake_commit.ObjectLake`, which has no rename.)
     """
-    for junk in list(staging.glob(".*.crc")) + list(staging.glob("_SUCCESS")):
-        junk.unlink()
-    parts = sorted(staging.glob("part-*.parquet"))
-    for i, part in enumerate(parts):
-        part.rename(staging / f".tmp-{i:05d}")
-    for i in range(len(parts)):
-        (staging / f".tmp-{i:05d}").rename(staging / f"part-{i:05d}.parquet")
-    _keep_unchanged_files(staging, final)
+    tidy_staging(staging)
+    keep_unchanged_files(staging, final)
     final.parent.mkdir(parents=True, exist_ok=True)
     trash = final.with_name(final.name + f".old-{uuid.uuid4().hex}")
     if final.exists():
@@ -127,7 +122,18 @@ def publish_dir(staging: Path, final: Path) -> None:
         shutil.rmtree(trash)
 
 
-def _keep_unchanged_files(staging: Path, final: Path) -> None:
+def tidy_staging(staging: Path) -> None:
+    """Drop Spark's bookkeeping files (``_SUCCESS``, ``.crc``) and name part files ``part-00000.parquet``, …"""
+    for junk in list(staging.glob(".*.crc")) + list(staging.glob("_SUCCESS")):
+        junk.unlink()
+    parts = sorted(staging.glob("part-*.parquet"))
+    for i, part in enumerate(parts):
+        part.rename(staging / f".tmp-{i:05d}")
+    for i in range(len(parts)):
+        (staging / f".tmp-{i:05d}").rename(staging / f"part-{i:05d}.parquet")
+
+
+def keep_unchanged_files(staging: Path, final: Path) -> None:
     """Where a new part file holds exactly the rows of the published one, keep the published bytes.
 
     Spark's Parquet writer is not byte-stable (column encodings are listed in hash-set order), so

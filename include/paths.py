@@ -51,11 +51,16 @@ def hadoop_literal(path: str | Path) -> str:
 def check_lake_root(value: str | Path) -> str:
     """Return ``value`` unchanged, or raise :class:`UnsupportedPathError` naming the character to remove.
 
+    An object-store URI (``s3://bucket/prefix``) is checked by its own rules and returned without a
+    trailing ``/``.
+
     Refused: ``:`` (see :data:`UNSUPPORTED`) and ASCII control characters (U+0000–U+001F, U+007F), which
     no line-based file or log keeps intact. Everything else (quotes, spaces, ``[ ] { } * ? \\ % $ # ;``,
     non-ASCII) is supported by every layer and tested by tests/e2e/test_hostile_lake_root.py.
     """
     text = str(value)
+    if "://" in text:
+        return _check_object_store_root(text)
     for char, why in UNSUPPORTED.items():
         if char in text:
             raise UnsupportedPathError(
@@ -69,6 +74,35 @@ def check_lake_root(value: str | Path) -> str:
             "no layer keeps it intact (.env files and logs are line-based); choose a directory name without it"
         )
     return text
+
+
+def _check_object_store_root(text: str) -> str:
+    """An object-store lake root (``s3://bucket/prefix``): a known scheme, a bucket, no control character.
+
+    Hadoop never sees these paths (Spark cannot reach s3:// here, see docs/design.md "The lake on object
+    storage"), so ``:`` is not refused after the scheme.
+    """
+    from urllib.parse import urlsplit
+
+    from include.lake_fs import OBJECT_STORE_SCHEMES
+
+    url = urlsplit(text)
+    if url.scheme not in OBJECT_STORE_SCHEMES:
+        raise UnsupportedPathError(
+            f"LAKE_ROOT {text!r}: scheme {url.scheme!r} is not supported; use a local directory or "
+            + " or ".join(f"{s}://bucket/prefix" for s in OBJECT_STORE_SCHEMES)
+        )
+    if not url.netloc:
+        raise UnsupportedPathError(f"LAKE_ROOT {text!r} names no bucket: write {url.scheme}://bucket/prefix")
+    if url.query or url.fragment:
+        raise UnsupportedPathError(f"LAKE_ROOT {text!r} has a '?' or '#' part: give only {url.scheme}://bucket/prefix")
+    bad = _CONTROL.search(text)
+    if bad:
+        raise UnsupportedPathError(
+            f"LAKE_ROOT {text!r} contains the control character U+{ord(bad.group()):04X} at position {bad.start()}: "
+            "remove it"
+        )
+    return text.rstrip("/")
 
 
 def read_parquet_files(files: Iterable[Path]):

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from include import lake
+from include.lake_commit import Lake, as_lake, read_tables
 
 TABLE = "customer_hourly"
 COLUMNS = [
@@ -55,37 +56,38 @@ def _iso(value) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def read_enriched(lake_root: str | Path, hour: datetime) -> list[tuple]:
-    import pyarrow.parquet as pq
-
-    part = lake.partition(lake_root, lake.ENRICHED_CUSTOMERS, hour).path
-    files = sorted(part.glob("*.parquet"))
-    if not files:
-        raise FileNotFoundError(f"no enriched data for hour {hour:%Y-%m-%dT%H:00Z} at {part}: run the DAG first")
+def read_enriched(lake_root: str | Path | Lake, hour: datetime) -> list[tuple]:
+    """The hour's enriched rows, from the lake's committed partition (a directory or ``s3://…``)."""
+    the_lake = as_lake(lake_root)
+    part = lake.partition(the_lake.root, lake.ENRICHED_CUSTOMERS, hour)
+    table = read_tables(the_lake, part.relpath)
+    if table is None:
+        raise FileNotFoundError(
+            f"no enriched data for hour {hour:%Y-%m-%dT%H:00Z} at {the_lake.root}/{part.relpath}: run the DAG first"
+        )
     rows = []
     key = hour.isoformat()
-    for f in files:
-        for r in pq.read_table(f).to_pylist():
-            rows.append(
-                (
-                    key,
-                    r["customer_id"],
-                    r["name"],
-                    r["email"],
-                    r["country"],
-                    r["order_count"],
-                    r["items"],
-                    r["spend"],
-                    r["favourite_category"],
-                    _iso(r["first_order_ts"]),
-                    _iso(r["last_order_ts"]),
-                )
+    for r in table.to_pylist():
+        rows.append(
+            (
+                key,
+                r["customer_id"],
+                r["name"],
+                r["email"],
+                r["country"],
+                r["order_count"],
+                r["items"],
+                r["spend"],
+                r["favourite_category"],
+                _iso(r["first_order_ts"]),
+                _iso(r["last_order_ts"]),
             )
+        )
     return rows
 
 
 def upsert_hour(
-    conn, placeholder: str, lake_root: str | Path, hour: str | datetime, conn_type: str | None = None
+    conn, placeholder: str, lake_root: str | Path | Lake, hour: str | datetime, conn_type: str | None = None
 ) -> dict:
     """Replace the hour's rows in one transaction: a re-run never duplicates, a failure changes nothing.
 

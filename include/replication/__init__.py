@@ -4,7 +4,8 @@ Pure logic over a tiny object-store interface (:class:`ObjectStore`); the Airflo
 provider hooks (S3Hook, GCSHook, WasbHook) into it. Nothing here knows which cloud, or emulator, it
 talks to. Modules by concern: ``objects`` (the interface, the lake as a store, hashing I/O),
 ``manifests`` (layout, versions, validation of untrusted manifests), ``digests`` (the digest cache),
-``replicate``, ``verify`` (and repair), ``restore``.
+``replicate``, ``verify`` (and repair), ``restore``, ``primary`` (the primary lake as a store, local or on
+an object store), ``results`` (the typed values returned).
 
 Object layout in every bucket: the lake's own relative paths, plus one manifest per hour at
 ``_manifests/<pipeline>/date=YYYY-MM-DD/hour=HH.json`` listing path, size and SHA-256 of every file
@@ -14,11 +15,15 @@ of the hour, the row counts and a version. The manifest is written last: an hour
 
 from include.replication.digests import build_manifest, hour_digests
 from include.replication.manifests import (
+    CUSTOMER_ENRICHMENT,
     PIPELINE,
+    PIPELINES,
+    Pipeline,
     hour_prefixes,
     manifest_bytes,
     manifest_from_digests,
     manifest_key,
+    pipeline_named,
     read_manifest,
     validate_manifest,
 )
@@ -36,21 +41,31 @@ from include.replication.objects import (
     md5_b64,
     remote_sha256,
 )
+from include.replication.primary import ObjectLakeStore, primary_store
 from include.replication.replicate import replicate_dataset, replicate_hour
 from include.replication.restore import list_hours, restore_hour
+from include.replication.results import Problem, Replicated, Restored, VerifyReport
 from include.replication.verify import verify_hour
 
 __all__ = [
     "CHUNK",
+    "CUSTOMER_ENRICHMENT",
     "PIPELINE",
+    "PIPELINES",
     "HashingReader",
     "HashingWriter",
     "LocalStore",
     "ManifestError",
+    "ObjectLakeStore",
     "ObjectStore",
+    "Pipeline",
+    "Problem",
     "RemoteObject",
+    "Replicated",
     "ReplicationError",
+    "Restored",
     "StaleRunError",
+    "VerifyReport",
     "build_manifest",
     "file_digests",
     "hour_digests",
@@ -60,6 +75,8 @@ __all__ = [
     "manifest_from_digests",
     "manifest_key",
     "md5_b64",
+    "pipeline_named",
+    "primary_store",
     "read_manifest",
     "remote_sha256",
     "replicate_dataset",

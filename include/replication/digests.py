@@ -18,8 +18,10 @@ from datetime import datetime
 from pathlib import Path
 
 from include import lake
-from include.replication.manifests import PIPELINE, manifest_from_digests
+from include.lake_commit import Lake, ObjectLake
+from include.replication.manifests import CUSTOMER_ENRICHMENT, Pipeline, manifest_from_digests, pipeline_named
 from include.replication.objects import ReplicationError, file_digests, md5_b64, parallel
+from include.replication.primary import as_lake
 
 #: An entry is trusted only if it was hashed this long after the file's last change (ns). Linux
 #: filesystems with nanosecond timestamps advance them per kernel tick (a few ms): 100 ms covers it.
@@ -28,8 +30,8 @@ FINE_GRANULARITY_NS = 100_000_000
 COARSE_GRANULARITY_NS = 2_000_000_000
 
 
-def _digest_cache_path(root: Path, h: datetime) -> Path:
-    return root / ".cache" / "digests" / PIPELINE / f"date={h:%Y-%m-%d}" / f"hour={h:%H}.json"
+def _digest_cache_path(root: Path, h: datetime, pipeline: Pipeline) -> Path:
+    return root / ".cache" / "digests" / pipeline.name / f"date={h:%Y-%m-%d}" / f"hour={h:%H}.json"
 
 
 def _checked_name(root: Path, path: Path) -> str:
@@ -41,33 +43,69 @@ def _checked_name(root: Path, path: Path) -> str:
     return rel
 
 
-def hour_files(lake_root: str | Path, hour: str | datetime) -> list[Path]:
-    """The files of the hour's output partitions (hidden files excluded), sorted."""
+def hour_files(
+    lake_root: str | Path, hour: str | datetime, pipeline: str | Pipeline = CUSTOMER_ENRICHMENT
+) -> list[Path]:
+    """The files of the hour's output partitions in a local lake (hidden files excluded), sorted."""
     root, h = Path(lake_root), lake.parse_hour(hour)
     files = []
-    for ds in lake.HOURLY_OUTPUTS:
+    for ds in pipeline_named(pipeline).outputs:
         part = lake.partition(root, ds, h)
         if part.path.is_dir():
             files += sorted(p for p in part.path.iterdir() if p.is_file() and not p.name.startswith("."))
     return files
 
 
-def hour_digests(lake_root: str | Path, hour: str | datetime, workers: int = 4) -> dict[str, dict]:
-    """SHA-256, MD5 (base64), size and stat of every file of the hour, keyed by lake-relative path.
+def hour_digests(
+    lake_root: str | Path | Lake, hour: str | datetime, workers: int = 4, pipeline: str | Pipeline = CUSTOMER_ENRICHMENT
+) -> dict[str, dict]:
+    """SHA-256, MD5 (base64), size and change time (``ctime_ns``) of every file of the hour, keyed by
+    lake-relative path. A local lake is hashed (through the digest cache); an object lake's commit pointers
+    already hold the digests (and ``rows``), recorded from the bytes the writer sent.
 
     :raises ReplicationError: the hour has no files, or a file has a name a cloud would rewrite
         (:func:`include.lake.object_name_problem`) — before anything is sent.
     """
-    root, h = Path(lake_root), lake.parse_hour(hour)
-    files = hour_files(root, h)
-    if not files:
-        raise ReplicationError(f"nothing to replicate for hour {h:%Y-%m-%dT%H:00Z}: no outputs under {lake_root}")
-    return digests(root, files, _digest_cache_path(root, h), workers)
+    the_lake, h, pipeline = as_lake(lake_root), lake.parse_hour(hour), pipeline_named(pipeline)
+    if isinstance(the_lake, ObjectLake):
+        found = committed_digests(the_lake, h, pipeline)
+    else:
+        root = Path(the_lake.root)
+        files = hour_files(root, h, pipeline)
+        found = digests(root, files, _digest_cache_path(root, h, pipeline), workers) if files else {}
+    if not found:
+        raise ReplicationError(f"nothing to replicate for hour {h:%Y-%m-%dT%H:00Z}: no outputs under {the_lake.root}")
+    return found
 
 
-def build_manifest(lake_root: str | Path, hour: str | datetime) -> dict:
-    """Describe the hour as it is in the local lake now."""
-    return manifest_from_digests(lake_root, hour, hour_digests(lake_root, hour))
+def committed_digests(the_lake: ObjectLake, h: datetime, pipeline: Pipeline) -> dict[str, dict]:
+    """The digests an object lake's commit pointers hold for the hour's partitions (no object is read)."""
+    found: dict[str, dict] = {}
+    for ds in pipeline.outputs:
+        relpath = lake.partition("/", ds, h).relpath
+        commit = the_lake.commit(relpath)
+        for f in commit.files if commit else ():
+            rel = f"{relpath}/{f.name}"
+            if problem := lake.object_name_problem(rel):
+                raise ReplicationError(
+                    f"{rel!r}: the name {problem}; fix the job that wrote it: nothing was replicated"
+                )
+            found[rel] = {
+                "size": f.size,
+                "sha256": f.sha256,
+                "md5": f.md5,
+                "ctime_ns": commit.committed_ns,
+                "rows": f.rows,
+            }
+    return found
+
+
+def build_manifest(
+    lake_root: str | Path | Lake, hour: str | datetime, pipeline: str | Pipeline = CUSTOMER_ENRICHMENT
+) -> dict:
+    """Describe the hour as it is in the primary lake now."""
+    the_lake = as_lake(lake_root)
+    return manifest_from_digests(the_lake.root, hour, hour_digests(the_lake, hour, pipeline=pipeline), pipeline)
 
 
 def _trusted(hit: dict | None, st: os.stat_result) -> bool:

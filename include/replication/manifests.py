@@ -12,13 +12,38 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from include import lake
 from include.replication.objects import ManifestError, ObjectStore, read_bytes
 
-PIPELINE = "customer_enrichment"
+
+@dataclass(frozen=True)
+class Pipeline:
+    """An hourly pipeline whose outputs are replicated: its ``name`` (in manifest keys and documents)
+    and the lake datasets (``(zone, dataset)``) of one hour that its manifest lists."""
+
+    name: str
+    outputs: tuple[tuple[str, str], ...]
+
+
+CUSTOMER_ENRICHMENT = Pipeline("customer_enrichment", lake.HOURLY_OUTPUTS)
+#: Pipelines by name (what an operator's ``pipeline`` argument names).
+PIPELINES = {p.name: p for p in (CUSTOMER_ENRICHMENT,)}
+PIPELINE = CUSTOMER_ENRICHMENT.name
+
+
+def pipeline_named(name: str | Pipeline) -> Pipeline:
+    """The :class:`Pipeline` called ``name``; ``ValueError`` naming the known ones otherwise."""
+    if isinstance(name, Pipeline):
+        return name
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise ValueError(f"unknown pipeline {name!r}: choose one of {sorted(PIPELINES)}") from None
+
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: How far ahead of this machine's clock a manifest's published_at may be (clock skew between the
@@ -27,19 +52,19 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 _ENTRY_FIELDS = {"path", "size", "sha256"}
 
 
-def manifest_key(hour: str | datetime, pipeline: str = PIPELINE) -> str:
+def manifest_key(hour: str | datetime, pipeline: str | Pipeline = CUSTOMER_ENRICHMENT) -> str:
     h = lake.parse_hour(hour)
-    return f"_manifests/{pipeline}/date={h:%Y-%m-%d}/hour={h:%H}.json"
+    return f"_manifests/{pipeline_named(pipeline).name}/date={h:%Y-%m-%d}/hour={h:%H}.json"
 
 
 def dataset_manifest_key(relpath: str) -> str:
     return f"_manifests/datasets/{relpath}.json"
 
 
-def hour_prefixes(hour: str | datetime) -> list[str]:
+def hour_prefixes(hour: str | datetime, pipeline: str | Pipeline = CUSTOMER_ENRICHMENT) -> list[str]:
     """The hour's partition directories, as key prefixes ending with ``/``: a manifest lists only these."""
     h = lake.parse_hour(hour)
-    return [lake.partition("/", ds, h).relpath + "/" for ds in lake.HOURLY_OUTPUTS]
+    return [lake.partition("/", ds, h).relpath + "/" for ds in pipeline_named(pipeline).outputs]
 
 
 def content_sha256(files: list[dict]) -> str:
@@ -59,8 +84,17 @@ def published_at(manifest: dict) -> datetime:
     return datetime.fromisoformat(v["published_at"]) if v else datetime.fromtimestamp(0, UTC)
 
 
-def manifest_from_digests(lake_root: str | Path, hour: str | datetime, digests: dict[str, dict]) -> dict:
-    """The hour's manifest. Deterministic: same files (same inodes), same manifest bytes."""
+def manifest_from_digests(
+    lake_root: str | Path,
+    hour: str | datetime,
+    digests: dict[str, dict],
+    pipeline: str | Pipeline = CUSTOMER_ENRICHMENT,
+) -> dict:
+    """The hour's manifest. Deterministic: same files (same inodes, or same commits), same manifest bytes.
+
+    Row counts come from each digest's ``rows`` (an object lake's commit pointer records them) or else
+    from the Parquet footer of the local file.
+    """
     import pyarrow.parquet as pq
 
     h = lake.parse_hour(hour)
@@ -70,9 +104,12 @@ def manifest_from_digests(lake_root: str | Path, hour: str | datetime, digests: 
         zone, dataset = rel.split("/")[:2]
         rows.setdefault(f"{zone}/{dataset}", 0)
         if rel.endswith(".parquet"):
-            rows[f"{zone}/{dataset}"] += pq.read_metadata(Path(lake_root) / rel).num_rows
+            known = digests[rel].get("rows")
+            rows[f"{zone}/{dataset}"] += (
+                known if known is not None else pq.read_metadata(Path(lake_root) / rel).num_rows
+            )
     return {
-        "pipeline": PIPELINE,
+        "pipeline": pipeline_named(pipeline).name,
         "hour": h.isoformat(),
         "files": files,
         "rows": rows,
@@ -173,10 +210,12 @@ def parse_manifest(body: bytes, *, cloud: str, key: str, prefixes: list[str], **
     return validate_manifest(doc, cloud=cloud, key=key, prefixes=prefixes, **kw)
 
 
-def read_manifest(store: ObjectStore, hour: str | datetime) -> dict | None:
+def read_manifest(
+    store: ObjectStore, hour: str | datetime, pipeline: str | Pipeline = CUSTOMER_ENRICHMENT
+) -> dict | None:
     """The store's validated manifest of the hour; None when it has none; :class:`ManifestError` if corrupt."""
-    h, key = lake.parse_hour(hour), manifest_key(hour)
+    h, key = lake.parse_hour(hour), manifest_key(hour, pipeline)
     body = read_bytes(store, key)
     if body is None:
         return None
-    return parse_manifest(body, cloud=store.name, key=key, prefixes=hour_prefixes(h), hour=h)
+    return parse_manifest(body, cloud=store.name, key=key, prefixes=hour_prefixes(h, pipeline), hour=h)

@@ -99,7 +99,8 @@ class HashingReader:
         self.reread = False
 
     def read(self, n: int | None = -1) -> bytes:
-        data = self._f.read(-1 if n is None else n)
+        # read() for the rest: pyarrow's streams (an object lake) refuse read(-1)
+        data = self._f.read() if n is None or n < 0 else self._f.read(n)
         end = self._pos + len(data)
         if self._pos > self.size:
             self.reread = True  # a gap: bytes were skipped, the hash cannot cover them

@@ -12,13 +12,20 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 from include import lake
+from include.lake_commit import Lake
+from include.lake_fs import is_object_store
 from include.replication.digests import digests as file_digest_cache
 from include.replication.digests import hour_digests
 from include.replication.manifests import (
+    CUSTOMER_ENRICHMENT,
+    Pipeline,
     content_sha256,
     dataset_manifest_key,
     hour_prefixes,
@@ -42,33 +49,51 @@ from include.replication.objects import (
     read_bytes,
     remote_sha256,
 )
+from include.replication.primary import ObjectLakeStore, as_lake, primary_store
+from include.replication.results import Replicated
 
 log = logging.getLogger(__name__)
 
 
-def replicate_hour(store: ObjectStore, lake_root: str | Path, hour: str | datetime, workers: int = 4) -> dict:
-    """Bring one cloud's copy of the hour in line with the local lake; manifest written last.
+def replicate_hour(
+    store: ObjectStore,
+    lake_root: str | Path | Lake,
+    hour: str | datetime,
+    workers: int = 4,
+    pipeline: str | Pipeline = CUSTOMER_ENRICHMENT,
+) -> Replicated:
+    """Bring one cloud's copy of the hour in line with the primary lake; manifest written last.
 
-    Objects whose size and SHA-256 metadata already match are skipped (by content, not by name).
+    The primary lake is a local directory or an object-store lake (``s3://…``, read through its commit
+    pointers and streamed from there). Objects whose size and SHA-256 metadata already match are skipped
+    (by content, not by name).
 
     :raises ReplicationError: a file changed while it was sent, a listed object is missing afterwards,
         or a file name a cloud would rewrite; :class:`StaleRunError` when a newer version of the hour is
         already in the lake's or the cloud's manifest (this run is older and must not overwrite it).
     """
     t0 = time.perf_counter()
-    h = lake.parse_hour(hour)
-    digests = hour_digests(lake_root, h, workers)
-    manifest = manifest_from_digests(lake_root, h, digests)
-    prefixes = hour_prefixes(h)
-    validate_manifest(manifest, cloud="local", key=manifest_key(h), prefixes=prefixes, hour=h)
+    h, the_lake = lake.parse_hour(hour), as_lake(lake_root)
+    digests = hour_digests(the_lake, h, workers, pipeline)
+    manifest = manifest_from_digests(the_lake.root, h, digests, pipeline)
+    prefixes, key = hour_prefixes(h, pipeline), manifest_key(h, pipeline)
+    validate_manifest(manifest, cloud="local", key=key, prefixes=prefixes, hour=h)
     checks = {"prefixes": prefixes, "hour": h}
-    return _sync(store, Path(lake_root), manifest, digests, manifest_key(h), checks, workers, t0)
+    return _sync(store, primary_store(the_lake), manifest, digests, key, checks, workers, t0)
 
 
-def replicate_dataset(store: ObjectStore, lake_root: str | Path, relpath: str, workers: int = 4) -> dict:
+def replicate_dataset(store: ObjectStore, lake_root: str | Path, relpath: str, workers: int = 4) -> Replicated:
     """Replicate a whole, non-hourly dataset directory (e.g. ``athletes/mean_age_by_year``) the same way:
-    incremental by SHA-256, its manifest ``_manifests/datasets/<relpath>.json`` written last."""
+    incremental by SHA-256, its manifest ``_manifests/datasets/<relpath>.json`` written last.
+
+    Local lakes only (the athletes job writes a local directory).
+    """
     t0 = time.perf_counter()
+    if is_object_store(str(lake_root)):
+        raise ReplicationError(
+            f"replicate_dataset reads a local directory; {lake_root} is an object store: the athletes job "
+            "writes a local lake only (docs/design.md 'The lake on object storage')"
+        )
     root = Path(lake_root)
     relpath = relpath.strip("/")
     files = sorted(
@@ -89,18 +114,26 @@ def replicate_dataset(store: ObjectStore, lake_root: str | Path, relpath: str, w
     checks = {"prefixes": [relpath + "/"], "nested": True}
     key = dataset_manifest_key(relpath)
     validate_manifest(manifest, cloud="local", key=key, **checks)
-    return _sync(store, root, manifest, digests, key, checks, workers, t0)
+    return _sync(store, LocalStore(root), manifest, digests, key, checks, workers, t0)
 
 
 def upload_verified(store: ObjectStore, path: Path, entry: dict, md5: bytes) -> None:
-    """Send ``path`` as ``entry['path']``, hashing the bytes as they are streamed (one pass).
+    """Send the local file ``path`` as ``entry['path']`` (see :func:`upload_verified_from`)."""
+    upload_verified_from(store, partial(open, path, "rb"), path, entry, md5)
+
+
+def upload_verified_from(
+    store: ObjectStore, opener: Callable[[], BinaryIO], source: object, entry: dict, md5: bytes
+) -> None:
+    """Send the stream ``opener()`` returns as ``entry['path']``, hashing the bytes as they are streamed
+    (one pass). ``source`` names where they come from, in errors.
 
     :raises ReplicationError: "changed while replicating" when the bytes sent are not the ones the
         manifest lists; the object just written is deleted, so the cloud holds no object that
         disagrees with its manifest.
     """
-    key = entry["path"]
-    with open(path, "rb") as f:
+    key, path = entry["path"], source
+    with opener() as f:
         reader = HashingReader(f)
         try:
             store.upload_stream(reader, key, entry["size"], entry["sha256"], md5)
@@ -119,7 +152,7 @@ def upload_verified(store: ObjectStore, path: Path, entry: dict, md5: bytes) -> 
         raise ReplicationError(f"{store.name}: {key} did not land intact ({after})")
 
 
-def _changed(store: ObjectStore, path: Path, entry: dict, sent: str | None) -> ReplicationError:
+def _changed(store: ObjectStore, path: object, entry: dict, sent: str | None) -> ReplicationError:
     return ReplicationError(
         f"{store.name}: {path} changed while replicating (manifest SHA-256 {entry['sha256'][:12]}…, bytes sent "
         f"{(sent or '?')[:12]}…): the object was not kept and no manifest written; re-run the task"
@@ -179,7 +212,7 @@ def remove_strays(store: ObjectStore, prefixes: list[str], manifest: dict, key: 
 
 def _sync(
     store: ObjectStore,
-    root: Path,
+    primary: ObjectStore,
     manifest: dict,
     digests: dict,
     key: str,
@@ -192,13 +225,17 @@ def _sync(
         if remote and remote.size == entry["size"] and remote.sha256 == entry["sha256"]:
             return 0
         md5 = base64.b64decode(digests[entry["path"]]["md5"])
-        upload_verified(store, root / entry["path"], entry, md5)
+        if isinstance(primary, ObjectLakeStore):
+            key = entry["path"]
+            upload_verified_from(store, lambda: primary.open_committed(key), f"{primary.bucket}/{key}", entry, md5)
+        else:
+            upload_verified(store, primary.path(entry["path"]), entry, md5)
         return entry["size"]
 
     sent = parallel(sync, manifest["files"], workers)
 
     # The lake keeps the manifest too: it is the reference verify_hour checks every copy against.
-    manifest, _ = publish_manifest(LocalStore(root), manifest, key, checks, adopt=True)
+    manifest, _ = publish_manifest(primary, manifest, key, checks, adopt=True)
     manifest, manifest_sent = publish_manifest(store, manifest, key, checks)
 
     # Only now, with the new manifest in place, remove objects of the hour it no longer lists.
@@ -208,19 +245,19 @@ def _sync(
             f"{store.name}: {len(missing)} object(s) the manifest lists are not in the bucket after replication "
             f"(e.g. {sorted(missing)[0]!r}): the cloud rewrote or lost them; re-run the task"
         )
-    result = {
-        "cloud": store.name,
-        "bucket": store.bucket,
-        "hour": manifest.get("hour"),
-        "dataset": manifest.get("dataset"),
-        "objects": len(manifest["files"]),
-        "uploaded": sum(1 for s in sent if s),
-        "skipped": sum(1 for s in sent if not s),
-        "bytes_uploaded": sum(sent) + manifest_sent,
-        "stale_deleted": stale,
-        "manifest": key,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
-    if not result["bytes_uploaded"]:
+    result = Replicated(
+        cloud=store.name,
+        bucket=store.bucket,
+        hour=manifest.get("hour"),
+        dataset=manifest.get("dataset"),
+        objects=len(manifest["files"]),
+        uploaded=sum(1 for s in sent if s),
+        skipped=sum(1 for s in sent if not s),
+        bytes_uploaded=sum(sent) + manifest_sent,
+        stale_deleted=stale,
+        manifest=key,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    if not result.bytes_uploaded:
         log.info("%s: %s already in sync", store.name, manifest.get("hour") or manifest.get("dataset"))
     return result

@@ -1,4 +1,4 @@
-"""Restore hours from one surviving cloud into the local lake or into another cloud."""
+"""Restore hours from one surviving store into the primary lake (local or object store) or into another cloud."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from datetime import datetime
 from pathlib import Path
 
 from include import lake
-from include.replication.manifests import PIPELINE, hour_prefixes, manifest_bytes, manifest_key, read_manifest
+from include.lake_commit import Lake, LocalLake
+from include.replication.manifests import (
+    CUSTOMER_ENRICHMENT,
+    Pipeline,
+    hour_prefixes,
+    manifest_bytes,
+    manifest_key,
+    pipeline_named,
+    read_manifest,
+)
 from include.replication.objects import (
     LocalStore,
     ManifestError,
@@ -21,13 +30,17 @@ from include.replication.objects import (
     parallel,
     put_bytes,
 )
+from include.replication.primary import as_lake, primary_store
 from include.replication.replicate import remove_strays, upload_verified
+from include.replication.results import Restored
 
 
-def list_hours(store: ObjectStore, start: datetime, end: datetime) -> list[datetime]:
-    """Hours in [start, end) for which the store holds a manifest."""
+def list_hours(
+    store: ObjectStore, start: datetime, end: datetime, pipeline: str | Pipeline = CUSTOMER_ENRICHMENT
+) -> list[datetime]:
+    """Hours in [start, end) for which the store holds a manifest of ``pipeline``."""
     hours = []
-    for key in store.list_keys(f"_manifests/{PIPELINE}/"):
+    for key in store.list_keys(f"_manifests/{pipeline_named(pipeline).name}/"):
         name = key.rsplit("/", 2)
         try:
             h = datetime.strptime(f"{name[-2]}/{name[-1]}", "date=%Y-%m-%d/hour=%H.json").replace(tzinfo=start.tzinfo)
@@ -38,11 +51,11 @@ def list_hours(store: ObjectStore, start: datetime, end: datetime) -> list[datet
     return sorted(hours)
 
 
-def _valid_elsewhere(others: Iterable[ObjectStore], hour: datetime) -> list[str]:
+def _valid_elsewhere(others: Iterable[ObjectStore], hour: datetime, pipeline: str | Pipeline) -> list[str]:
     good = []
     for store in others:
         try:
-            if read_manifest(store, hour) is not None:
+            if read_manifest(store, hour, pipeline) is not None:
                 good.append(store.name)
         except ManifestError:
             continue
@@ -52,16 +65,18 @@ def _valid_elsewhere(others: Iterable[ObjectStore], hour: datetime) -> list[str]
 def restore_hour(
     source: ObjectStore,
     hour: datetime,
-    lake_root: str | Path | None = None,
+    lake_root: str | Path | Lake | None = None,
     target: ObjectStore | None = None,
     others: Iterable[ObjectStore] = (),
-) -> dict:
-    """Rebuild one hour from ``source`` into the local lake (``lake_root``) or another cloud (``target``).
+    pipeline: str | Pipeline = CUSTOMER_ENRICHMENT,
+) -> Restored:
+    """Rebuild one hour from ``source`` into the primary lake (``lake_root``) or another cloud (``target``).
 
     The source's manifest is validated entry by entry before anything is written; every object is
     verified against it before it is published. A cloud target gets its manifest last and then holds
-    exactly the manifest's objects under the hour's partitions; a local target gets whole partitions
-    swapped in atomically (the lake root is created when it does not exist: a lake lost with its disk).
+    exactly the manifest's objects under the hour's partitions; the lake gets whole partitions published
+    through its commit protocol (a local directory: swapped in atomically, the root created when it does
+    not exist — a lake lost with its disk; an object-store lake: committed by pointer), then the manifest.
 
     :param others: the other clouds; when the source's manifest is corrupt, the error names those
         holding a valid one to restore from instead.
@@ -72,17 +87,19 @@ def restore_hour(
         raise ValueError("give exactly one of lake_root or target")
     hour = lake.parse_hour(hour)
     try:
-        manifest = read_manifest(source, hour)
+        manifest = read_manifest(source, hour, pipeline)
     except ManifestError as err:
-        good = _valid_elsewhere(others, hour)
+        good = _valid_elsewhere(others, hour, pipeline)
         hint = f"restore from {' or '.join(good)} instead" if good else "no other cloud checked holds a valid one"
         raise ManifestError(f"{err}; nothing restored: {hint}") from None
     if manifest is None:
         raise ReplicationError(f"{source.name} has no manifest for hour {hour:%Y-%m-%dT%H:00Z}")
     t0 = time.perf_counter()
-    if lake_root is not None:
-        Path(lake_root).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=lake_root if lake_root else None, prefix=".restore-") as tmp:
+    the_lake = as_lake(lake_root) if lake_root is not None else None
+    local_dir = the_lake.root if isinstance(the_lake, LocalLake) else None
+    if local_dir is not None:
+        Path(local_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=local_dir, prefix=".restore-") as tmp:
         staging = LocalStore(tmp)
 
         def fetch(entry: dict) -> int:
@@ -100,22 +117,21 @@ def restore_hour(
                 upload_verified(target, staging.path(entry["path"]), entry, md5)
 
             parallel(put, manifest["files"], 4)
-            key = manifest_key(hour)
+            key = manifest_key(hour, pipeline)
             put_bytes(target, manifest_bytes(manifest), key)
-            remove_strays(target, hour_prefixes(hour), manifest, key)
+            remove_strays(target, hour_prefixes(hour, pipeline), manifest, key)
         else:
             parts = {str(Path(e["path"]).parent) for e in manifest["files"]}
             for rel in sorted(parts):
-                final = Path(lake_root) / rel
-                stage = lake.staging_dir(lake_root, lake.partition(lake_root, tuple(rel.split("/")[:2]), hour))
+                stage = the_lake.staging_dir(lake.partition(the_lake.root, tuple(rel.split("/")[:2]), hour))
                 os.replace(staging.path(rel), stage)
-                lake.publish_dir(stage, final)
-            put_bytes(LocalStore(lake_root), manifest_bytes(manifest), manifest_key(hour))
-    return {
-        "hour": manifest["hour"],
-        "source": source.name,
-        "target": target.name if target else "local lake",
-        "objects": len(manifest["files"]),
-        "bytes_restored": restored,
-        "seconds": round(time.perf_counter() - t0, 3),
-    }
+                the_lake.publish(rel, stage)
+            put_bytes(primary_store(the_lake), manifest_bytes(manifest), manifest_key(hour, pipeline))
+    return Restored(
+        hour=manifest["hour"],
+        source=source.name,
+        target=target.name if target else ("local lake" if local_dir else "lake"),
+        objects=len(manifest["files"]),
+        bytes_restored=restored,
+        seconds=round(time.perf_counter() - t0, 3),
+    )

@@ -18,10 +18,13 @@ STATE_DIR_ENV = "TRICLOUD_STATE_DIR"
 
 
 def lake_root() -> str:
-    """The lake's root directory (env ``LAKE_ROOT``), absolute. Fails with what to set."""
+    """The lake's root (env ``LAKE_ROOT``): an absolute directory, or an object-store URI
+    (``s3://bucket/prefix``, returned as given). Fails with what to set."""
     value = os.environ.get(LAKE_ROOT_ENV)
     if not value:
         raise RuntimeError(f"{LAKE_ROOT_ENV} is not set: set it in .env (see .env.example) to the lake directory")
+    if "://" in value:
+        return check_lake_root(value)
     path = Path(value)
     # Refuses what some layer cannot take, naming the character (include/paths.py).
     return check_lake_root(str(path if path.is_absolute() else (PROJECT_ROOT / path).resolve()))

@@ -11,10 +11,15 @@ SUPPORTED = ("sqlite", "postgres", "mysql")
 
 
 def load_hour(conn_id: str, lake_root: str | Path, hour) -> dict:
-    """Upsert one hour of enriched aggregates into ``customer_hourly`` through ``conn_id``'s hook."""
+    """Upsert one hour of enriched aggregates into ``customer_hourly`` through ``conn_id``'s hook.
+
+    ``lake_root`` is a directory or ``s3://bucket/prefix`` (opened with :func:`tricloud.lake.lake`).
+    """
     from include.warehouse import upsert_hour
+    from tricloud.lake import lake
 
     conn = require_connection(conn_id, SUPPORTED)
+    lake_root = lake(str(lake_root))
     hook = conn.get_hook()
     db = open_db(conn)
     try:

@@ -106,7 +106,7 @@ def assert_every_store_holds_the_output_of(root, hour: datetime, gen, warehouse)
         for path, sha in wanted.items():
             assert remote_sha256(store, path) == sha, (store.name, path)
     report = verify_hour(stores_from_env(), root, hour, repair=False)
-    assert report["problems"] == [], report["problems"]
+    assert report.problems == [], report.problems
 
     # The warehouse: the hour's rows are the enriched partition's, once.
     with sqlite3.connect(warehouse) as db:

@@ -78,14 +78,14 @@ class TestManifestIsUntrusted:
         gcs.delete([KEY])  # one bad vote against one good one: the bad one must not win
         (small_lake / KEY).unlink()
         report = replication.verify_hour(stores, small_lake, HOUR)
-        found = {(p["cloud"], p["object"], p["problem"]) for p in report["problems"]}
+        found = {(p.cloud, p.object, p.problem) for p in report.problems}
         assert ("s3", KEY, "manifest corrupt") in found
         assert ("s3", ESCAPE, "not in manifest") in found
-        assert report["reference"] == "manifest of azure"
+        assert report.reference == "manifest of azure"
         assert escapes(tmp_path) == []
         assert replication.read_manifest(s3, HOUR) == good  # repaired from the manifest the others hold
         assert ESCAPE not in s3.list_keys("")
-        assert replication.verify_hour(stores, small_lake, HOUR)["problems"] == []
+        assert replication.verify_hour(stores, small_lake, HOUR).problems == []
 
     def test_a_truncated_manifest_is_that_clouds_damage(self, stores, small_lake, tmp_path):
         s3 = by_name(stores)["s3"]
@@ -98,11 +98,11 @@ class TestManifestIsUntrusted:
         ):
             replication.restore_hour(s3, HOUR, lake_root=tmp_path / "restored", others=stores[1:])
         report = replication.verify_hour(stores, small_lake, HOUR)
-        assert {(p["cloud"], p["problem"]) for p in report["problems"]} == {
+        assert {(p.cloud, p.problem) for p in report.problems} == {
             ("s3", "manifest corrupt"),
             ("local", "manifest missing"),
         }
-        assert {(r["cloud"], r["problem"]) for r in report["repaired"]} == {
+        assert {(r.cloud, r.problem) for r in report.repaired} == {
             ("s3", "manifest corrupt"),
             ("local", "manifest missing"),
         }
@@ -131,9 +131,9 @@ class TestChecksumOfTheBytesSent:
         rewrite_keeping_mtime(path, b'{"qty": 9}\n')
         new_sha = hashlib.sha256(b'{"qty": 9}\n').hexdigest()
         for s in stores:
-            assert replication.replicate_hour(s, small_lake, HOUR)["uploaded"] == 1, s.name
+            assert replication.replicate_hour(s, small_lake, HOUR).uploaded == 1, s.name
             assert replication.remote_sha256(s, str(path.relative_to(small_lake))) == new_sha, s.name
-        assert replication.verify_hour(stores, small_lake, HOUR)["problems"] == []
+        assert replication.verify_hour(stores, small_lake, HOUR).problems == []
         assert path.read_bytes() == b'{"qty": 9}\n'
 
     def test_verify_never_overwrites_a_lake_file_changed_after_replication(self, stores, small_lake):
@@ -142,10 +142,8 @@ class TestChecksumOfTheBytesSent:
         rewrite_keeping_mtime(path, b'{"qty": 9}\n')
         report = replication.verify_hour(stores, small_lake, HOUR)
         rel = str(path.relative_to(small_lake))
-        assert {(p["cloud"], p["object"], p["problem"]) for p in report["problems"]} == {
-            ("local", rel, "changed since replicated")
-        }
-        assert [(u["cloud"], u["object"]) for u in report["unrepaired"]] == [("local", rel)]
+        assert {(p.cloud, p.object, p.problem) for p in report.problems} == {("local", rel, "changed since replicated")}
+        assert [(u.cloud, u.object) for u in report.unrepaired] == [("local", rel)]
         assert path.read_bytes() == b'{"qty": 9}\n'  # the newer data is kept, not "repaired" away
 
     @pytest.mark.parametrize("cloud", CLOUDS)
@@ -215,11 +213,9 @@ class TestNoStaleWriter:
         replicated(stores, small_lake)
         put_raw(s3, self.stray(), b"PAR1 stray")
         report = replication.verify_hour(stores, small_lake, HOUR)
-        assert [(p["cloud"], p["object"], p["problem"]) for p in report["problems"]] == [
-            ("s3", self.stray(), "not in manifest")
-        ]
+        assert [(p.cloud, p.object, p.problem) for p in report.problems] == [("s3", self.stray(), "not in manifest")]
         assert self.stray() not in s3.list_keys("")
-        assert replication.verify_hour(stores, small_lake, HOUR)["problems"] == []
+        assert replication.verify_hour(stores, small_lake, HOUR).problems == []
 
 
 class TestNamesACloudRewrites:
@@ -238,7 +234,7 @@ class TestEmptyObjects:
         empty = lake.partition(small_lake, lake.REJECTS_ENRICHMENT, HOUR).path / "empty.json"
         empty.write_bytes(b"")
         replicated(stores, small_lake)
-        assert replication.verify_hour(stores, small_lake, HOUR)["problems"] == []
+        assert replication.verify_hour(stores, small_lake, HOUR).problems == []
         for s in stores:
             target = tmp_path / f"restored-{s.name}"
             replication.restore_hour(s, HOUR, lake_root=target)
@@ -252,6 +248,6 @@ class TestRestoreIntoALostLake:
         replicated([azure], small_lake)
         target = tmp_path / "new-disk" / "lake"
         res = replication.restore_hour(azure, HOUR, lake_root=target)
-        assert res["objects"] == len(replication.build_manifest(small_lake, HOUR)["files"])
+        assert res.objects == len(replication.build_manifest(small_lake, HOUR)["files"])
         assert lake_files(target) == lake_files(small_lake)
         assert json.loads((target / KEY).read_text()) == replication.read_manifest(azure, HOUR)

@@ -53,7 +53,7 @@ class TestReplicate:
         assert local["files"][0]["size"] > 2 * 16 * 2**20 * 0.9  # several 16 MiB chunks
         for s in stores:
             res = replication.replicate_hour(s, hour_lake, HOUR)
-            assert res["uploaded"] == len(local["files"])
+            assert res.uploaded == len(local["files"])
             assert replication.read_manifest(s, HOUR) == local
             for entry in local["files"]:
                 assert replication.remote_sha256(s, entry["path"]) == entry["sha256"], (s.name, entry["path"])
@@ -63,7 +63,7 @@ class TestReplicate:
         for s in stores:
             replication.replicate_hour(s, hour_lake, HOUR)
             again = replication.replicate_hour(s, hour_lake, HOUR)
-            assert (again["uploaded"], again["bytes_uploaded"]) == (0, 0), s.name
+            assert (again.uploaded, again.bytes_uploaded) == (0, 0), s.name
 
     def test_changed_file_is_resent_and_removed_file_deleted(self, stores, hour_lake):
         s = stores[0]
@@ -73,8 +73,8 @@ class TestReplicate:
         summary = lake.partition(hour_lake, lake.ENRICHED_CUSTOMERS, HOUR).path / lake.SUMMARY_FILE
         summary.unlink()
         res = replication.replicate_hour(s, hour_lake, HOUR)
-        assert res["uploaded"] == 1
-        assert res["stale_deleted"] == 1
+        assert res.uploaded == 1
+        assert res.stale_deleted == 1
         keys = {k for p in replication.hour_prefixes(HOUR) for k in s.list_keys(p)}
         assert keys == {f["path"] for f in replication.build_manifest(hour_lake, HOUR)["files"]}
 
@@ -96,8 +96,8 @@ class TestReplicate:
         assert 2 <= landed < len(replication.build_manifest(hour_lake, HOUR)["files"])
         del s.upload_stream
         res = replication.replicate_hour(s, hour_lake, HOUR)
-        assert res["skipped"] == landed  # what landed before the cut is not sent twice
-        assert replication.verify_hour([s], hour_lake, HOUR)["problems"] == []
+        assert res.skipped == landed  # what landed before the cut is not sent twice
+        assert replication.verify_hour([s], hour_lake, HOUR).problems == []
 
     def test_emulator_down_fails_then_succeeds_after_restart(self, stores, hour_lake, emulators):
         gcs = by_name(stores)["gcs"]
@@ -111,8 +111,8 @@ class TestReplicate:
             proc.start()
         gcs.ensure_bucket()  # the in-memory emulator forgot everything
         res = replication.replicate_hour(gcs, hour_lake, HOUR)
-        assert res["uploaded"] == res["objects"]
-        assert replication.verify_hour([gcs], hour_lake, HOUR)["problems"] == []
+        assert res.uploaded == res.objects
+        assert replication.verify_hour([gcs], hour_lake, HOUR).problems == []
 
 
 class TestVerifyAndRepair:
@@ -128,11 +128,11 @@ class TestVerifyAndRepair:
         gcs.delete([victim["path"]])
 
         report = replication.verify_hour(stores, hour_lake, HOUR)
-        found = {(p["cloud"], p["object"], p["problem"]) for p in report["problems"]}
+        found = {(p.cloud, p.object, p.problem) for p in report.problems}
         assert found == {("s3", victim["path"], "checksum mismatch"), ("gcs", victim["path"], "missing")}
-        assert {(r["cloud"], r["source"]) for r in report["repaired"]} == {("s3", "local lake"), ("gcs", "local lake")}
-        assert report["reference"] == "lake manifest"
-        assert replication.verify_hour(stores, hour_lake, HOUR)["problems"] == []
+        assert {(r.cloud, r.source) for r in report.repaired} == {("s3", "local lake"), ("gcs", "local lake")}
+        assert report.reference == "lake manifest"
+        assert replication.verify_hour(stores, hour_lake, HOUR).problems == []
 
     def test_repair_from_another_cloud_when_the_lake_lost_the_file(self, stores, hour_lake):
         for s in stores:
@@ -143,7 +143,7 @@ class TestVerifyAndRepair:
             hour_lake / victim["path"]
         ).unlink()  # lost (a file rewritten since is never overwritten: test_replica_attacks)
         report = replication.verify_hour(stores, hour_lake, HOUR)
-        sources = {r["cloud"]: r["source"] for r in report["repaired"]}
+        sources = {r.cloud: r.source for r in report.repaired}
         assert sources["local"] in ("s3", "gcs")  # the lake is healed from a cloud ...
         assert sources["azure"] in ("local lake", "s3", "gcs")  # ... and azure from a verified copy
         assert replication.file_digests(hour_lake / victim["path"])[0] == victim["sha256"]  # the lake is healed too
@@ -155,12 +155,12 @@ class TestVerifyAndRepair:
         s3.delete([victim["path"]])
         os.remove(hour_lake / victim["path"])
         report = replication.verify_hour([s3], hour_lake, HOUR)
-        assert report["reference"] == "lake manifest"
-        assert {(u["cloud"], u["object"]) for u in report["unrepaired"]} >= {
+        assert report.reference == "lake manifest"
+        assert {(u.cloud, u.object) for u in report.unrepaired} >= {
             ("s3", victim["path"]),
             ("local", victim["path"]),
         }
-        assert ("s3", replication.manifest_key(HOUR)) not in {(r["cloud"], r["object"]) for r in report["repaired"]}
+        assert ("s3", replication.manifest_key(HOUR)) not in {(r.cloud, r.object) for r in report.repaired}
 
 
 class TestRestore:
@@ -178,11 +178,11 @@ class TestRestore:
             shutil.rmtree(p)
 
         res = replication.restore_hour(azure, HOUR, lake_root=hour_lake)
-        assert res["bytes_restored"] == sum(os.path.getsize(hour_lake / k) for k in original if "_manifests" not in k)
+        assert res.bytes_restored == sum(os.path.getsize(hour_lake / k) for k in original if "_manifests" not in k)
         assert lake_files(hour_lake) == original  # byte-identical
         for s in (s3, gcs):
             replication.restore_hour(azure, HOUR, target=s)
-        assert replication.verify_hour(stores, hour_lake, HOUR)["problems"] == []
+        assert replication.verify_hour(stores, hour_lake, HOUR).problems == []
 
     def test_corrupted_source_is_not_restored(self, stores, hour_lake, tmp_path):
         s3 = stores[0]

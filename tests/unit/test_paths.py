@@ -35,6 +35,28 @@ class TestCheckLakeRoot:
             paths.check_lake_root(root)
 
 
+class TestObjectStoreLakeRoot:
+    def test_an_s3_uri_is_accepted_without_its_trailing_slash(self, monkeypatch):
+        from tricloud import settings
+
+        assert paths.check_lake_root("s3://lake-bucket/prod/") == "s3://lake-bucket/prod"
+        monkeypatch.setenv("LAKE_ROOT", "s3://lake-bucket/prod:eu")  # ':' is fine after the scheme
+        assert settings.lake_root() == "s3://lake-bucket/prod:eu"
+
+    @pytest.mark.parametrize(
+        ("root", "why"),
+        [
+            ("gs://b/p", "scheme 'gs' is not supported; use a local directory or s3://bucket/prefix"),
+            ("s3:///p", "names no bucket"),
+            ("s3://b/p?x=1", "has a '?' or '#' part"),
+            ("s3://b/p\tq", "U+0009"),
+        ],
+    )
+    def test_refused_saying_what_to_write(self, root, why):
+        with pytest.raises(paths.UnsupportedPathError, match=why.replace("?", r"\?").replace("+", r"\+")):
+            paths.check_lake_root(root)
+
+
 class TestSqliteWarehousePath:
     """SqliteHook builds a 'file:' URI from the path unquoted: '?' cut it and the DB landed elsewhere."""
 

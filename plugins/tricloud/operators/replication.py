@@ -1,4 +1,10 @@
-"""Operators that copy lake hours to the replica clouds, verify them, and restore from a survivor."""
+"""Operators that copy lake hours to the replica clouds, verify them, and restore from a survivor.
+
+The primary lake is ``lake_root``: a local directory or ``s3://bucket/prefix`` (opened by
+:func:`tricloud.lake.lake` with the ``aws_default`` connection). A cloud that holds the primary lake gets
+no replica of its own: the other clouds do. XCom values are the ``to_dict()`` of the typed results in
+``include.replication.results`` (``Replicated``, ``VerifyReport``, ``Restored``): exactly their fields.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,13 @@ def _bucket(bucket: str | None) -> str:
     return bucket or replica_bucket()
 
 
+def _replica_clouds(clouds: Sequence[str], lake_root: str) -> list[str]:
+    """``clouds`` without the one holding the primary lake (it is checked as the lake itself)."""
+    from tricloud.replication.stores import primary_cloud
+
+    return [c for c in clouds if c != primary_cloud(lake_root)]
+
+
 class ReplicateHourOperator(BaseOperator):
     """
     Copy one hour of the lake (clean, rejects, enriched partitions) to one cloud, verified, manifest last.
@@ -24,12 +37,16 @@ class ReplicateHourOperator(BaseOperator):
     Objects whose SHA-256 already matches are skipped, so an unchanged hour sends 0 bytes. Uses the
     provider hook of the cloud (S3Hook, GCSHook, WasbHook) with the given connection.
 
-    :param cloud: ``s3``, ``gcs`` or ``azure``.
+    :param cloud: ``s3``, ``gcs`` or ``azure``. The cloud holding the primary lake (``LAKE_ROOT=s3://…``)
+        gets no replica: the task logs so and returns None.
     :param hour: start of the hour, ISO 8601. (templated)
-    :param lake_root: the local lake. (templated)
+    :param lake_root: the primary lake, a directory or ``s3://bucket/prefix``. (templated)
     :param conn_id: connection id; default per cloud (``aws_default``, ``google_cloud_default``,
         ``wasb_default``). (templated)
     :param bucket: bucket or container; default ``$REPLICA_BUCKET``. (templated)
+    :param pipeline: whose hour (names the manifest and the datasets); default ``customer_enrichment``.
+    :return: ``Replicated.to_dict()``: cloud, bucket, hour, dataset, objects, uploaded, skipped,
+        bytes_uploaded, stale_deleted, manifest, seconds.
     """
 
     template_fields: Sequence[str] = ("hour", "lake_root", "conn_id", "bucket")
@@ -43,6 +60,7 @@ class ReplicateHourOperator(BaseOperator):
         lake_root: str,
         conn_id: str | None = None,
         bucket: str | None = None,
+        pipeline: str = "customer_enrichment",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -51,24 +69,29 @@ class ReplicateHourOperator(BaseOperator):
         self.lake_root = lake_root
         self.conn_id = conn_id
         self.bucket = bucket
+        self.pipeline = pipeline
 
-    def execute(self, context: Context) -> dict:
+    def execute(self, context: Context) -> dict | None:
         from include.replication import replicate_hour
+        from tricloud.lake import lake
         from tricloud.replication.stores import make_store
 
+        if not _replica_clouds([self.cloud], self.lake_root):
+            self.log.info("%s holds the primary lake %s: it gets no replica of its own", self.cloud, self.lake_root)
+            return None
         store = make_store(self.cloud, _bucket(self.bucket), self.conn_id)
-        result = replicate_hour(store, self.lake_root, self.hour)
+        result = replicate_hour(store, lake(self.lake_root), self.hour, pipeline=self.pipeline)
         self.log.info(
             "%s://%s: %d objects, %d uploaded (%d bytes), %d skipped, %d stale deleted",
             self.cloud,
             store.bucket,
-            result["objects"],
-            result["uploaded"],
-            result["bytes_uploaded"],
-            result["skipped"],
-            result["stale_deleted"],
+            result.objects,
+            result.uploaded,
+            result.bytes_uploaded,
+            result.skipped,
+            result.stale_deleted,
         )
-        return result
+        return result.to_dict()
 
 
 class VerifyReplicasOperator(BaseOperator):
@@ -80,11 +103,16 @@ class VerifyReplicasOperator(BaseOperator):
     silent corruption never goes unnoticed; the repairs are in the log and XCom, and a re-run passes.
 
     :param hour: start of the hour, ISO 8601. (templated)
-    :param lake_root: the local lake. (templated)
-    :param clouds: clouds to check, default all three.
+    :param lake_root: the primary lake, a directory or ``s3://bucket/prefix``; checked as one store among
+        the clouds. (templated)
+    :param clouds: clouds to check, default all three (the one holding the primary lake is left out).
     :param conn_ids: optional ``{cloud: conn_id}`` overrides.
     :param bucket: bucket or container; default ``$REPLICA_BUCKET``. (templated)
     :param repair: repair what can be repaired (default True).
+    :param pipeline: whose hour; default ``customer_enrichment``.
+    :return: ``VerifyReport.to_dict()`` (also pushed as XCom ``report`` when the task fails): hour,
+        reference, clouds, objects_checked, problems / repaired / unrepaired (each
+        ``{cloud, object, problem, source}``).
     """
 
     template_fields: Sequence[str] = ("hour", "lake_root", "bucket")
@@ -99,6 +127,7 @@ class VerifyReplicasOperator(BaseOperator):
         conn_ids: dict[str, str] | None = None,
         bucket: str | None = None,
         repair: bool = True,
+        pipeline: str = "customer_enrichment",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -108,29 +137,32 @@ class VerifyReplicasOperator(BaseOperator):
         self.conn_ids = conn_ids or {}
         self.bucket = bucket
         self.repair = repair
+        self.pipeline = pipeline
 
     def execute(self, context: Context) -> dict:
         from airflow.sdk.exceptions import AirflowException
 
         from include.replication import verify_hour
         from tricloud.assets import describe_outlets
+        from tricloud.lake import lake
         from tricloud.replication.stores import make_store
 
         bucket = _bucket(self.bucket)
-        stores = [make_store(c, bucket, self.conn_ids.get(c)) for c in self.clouds]
-        report = verify_hour(stores, self.lake_root, self.hour, repair=self.repair)
-        for fix in report["repaired"]:
-            self.log.warning("Repaired %s %s (%s) from %s", fix["cloud"], fix["object"], fix["problem"], fix["source"])
-        if report["problems"]:
-            context["ti"].xcom_push(key="report", value=report)
-            lines = [f"{p['cloud']}: {p['object']} ({p['problem']})" for p in report["problems"]]
-            state = "unrepaired" if report["unrepaired"] else "all repaired"
+        clouds = _replica_clouds(self.clouds, self.lake_root)
+        stores = [make_store(c, bucket, self.conn_ids.get(c)) for c in clouds]
+        report = verify_hour(stores, lake(self.lake_root), self.hour, repair=self.repair, pipeline=self.pipeline)
+        for fix in report.repaired:
+            self.log.warning("Repaired %s %s (%s) from %s", fix.cloud, fix.object, fix.problem, fix.source)
+        if report.problems:
+            context["ti"].xcom_push(key="report", value=report.to_dict())
+            lines = [f"{p.cloud}: {p.object} ({p.problem})" for p in report.problems]
+            state = "unrepaired" if report.unrepaired else "all repaired"
             raise AirflowException(
-                f"{len(lines)} replica problem(s) for hour {report['hour']} ({state}):\n  " + "\n  ".join(lines)
+                f"{len(lines)} replica problem(s) for hour {report.hour} ({state}):\n  " + "\n  ".join(lines)
             )
-        self.log.info("All %d objects verified in %s", report["objects_checked"], ", ".join(report["clouds"]))
-        describe_outlets(context, hour=report["hour"])  # a consumer learns which hour is safe everywhere
-        return report
+        self.log.info("All %d objects verified in %s", report.objects_checked, ", ".join(report.clouds))
+        describe_outlets(context, hour=report.hour)  # a consumer learns which hour is safe everywhere
+        return report.to_dict()
 
 
 class RestoreLakeOperator(BaseOperator):
@@ -141,11 +173,14 @@ class RestoreLakeOperator(BaseOperator):
     its manifest last. Returns the hours restored and the bytes.
 
     :param source: cloud to read from (``s3``, ``gcs``, ``azure``). (templated)
-    :param target: ``local`` or a cloud name, different from ``source``. (templated)
+    :param target: ``local`` (the primary lake at ``lake_root``, a directory or ``s3://…``) or a cloud
+        name, different from ``source``. (templated)
     :param start: first hour (inclusive), ISO 8601. (templated)
     :param end: last hour (inclusive), ISO 8601. (templated)
-    :param lake_root: the local lake (for ``target="local"``). (templated)
+    :param lake_root: the primary lake (for ``target="local"``). (templated)
     :param bucket: bucket or container; default ``$REPLICA_BUCKET``. (templated)
+    :param pipeline: whose hours; default ``customer_enrichment``.
+    :return: ``{"hours": n, "bytes_restored": n, "details": [Restored.to_dict(), …]}``.
     """
 
     template_fields: Sequence[str] = ("source", "target", "start", "end", "lake_root", "bucket")
@@ -159,6 +194,7 @@ class RestoreLakeOperator(BaseOperator):
         end: str,
         lake_root: str,
         bucket: str | None = None,
+        pipeline: str = "customer_enrichment",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -168,10 +204,12 @@ class RestoreLakeOperator(BaseOperator):
         self.end = end
         self.lake_root = lake_root
         self.bucket = bucket
+        self.pipeline = pipeline
 
     def execute(self, context: Context) -> dict:
         from include import lake
         from include.replication import list_hours, restore_hour
+        from tricloud.lake import lake as open_lake
         from tricloud.replication.stores import STORES, make_store
 
         if self.source not in STORES:
@@ -186,22 +224,21 @@ class RestoreLakeOperator(BaseOperator):
         bucket = _bucket(self.bucket)
         source = make_store(self.source, bucket)
         target = None if self.target == "local" else make_store(self.target, bucket)
-        hours = list_hours(source, start, end + lake.HOUR)
+        hours = list_hours(source, start, end + lake.HOUR, self.pipeline)
         if not hours:
             raise ValueError(f"{self.source} holds no hour between {start} and {end}: nothing to restore")
         others = [make_store(c, bucket) for c in STORES if c not in (self.source, self.target)]
+        primary = open_lake(self.lake_root) if target is None else None
         results = []
         for hour in hours:
-            res = restore_hour(
-                source, hour, lake_root=self.lake_root if target is None else None, target=target, others=others
-            )
+            res = restore_hour(source, hour, lake_root=primary, target=target, others=others, pipeline=self.pipeline)
             self.log.info(
-                "Restored %s: %d objects, %d bytes from %s", hour, res["objects"], res["bytes_restored"], self.source
+                "Restored %s: %d objects, %d bytes from %s", hour, res.objects, res.bytes_restored, self.source
             )
             results.append(res)
-        total = sum(r["bytes_restored"] for r in results)
+        total = sum(r.bytes_restored for r in results)
         self.log.info("Restored %d hour(s), %d bytes, from %s into %s", len(results), total, self.source, self.target)
-        return {"hours": len(results), "bytes_restored": total, "details": results}
+        return {"hours": len(results), "bytes_restored": total, "details": [r.to_dict() for r in results]}
 
 
 class ReplicatePathOperator(BaseOperator):
@@ -248,8 +285,8 @@ class ReplicatePathOperator(BaseOperator):
             self.cloud,
             store.bucket,
             self.path,
-            result["objects"],
-            result["uploaded"],
-            result["bytes_uploaded"],
+            result.objects,
+            result.uploaded,
+            result.bytes_uploaded,
         )
-        return result
+        return result.to_dict()

@@ -247,5 +247,16 @@ def replica_bucket() -> str:
     return bucket
 
 
+#: URI scheme of a lake root -> the cloud (store name) that holds it.
+LAKE_SCHEMES = {"s3": "s3"}
+
+
+def primary_cloud(lake_root: str) -> str | None:
+    """The cloud holding the primary lake (``s3`` for ``s3://…``), None for a local directory."""
+    from urllib.parse import urlsplit
+
+    return LAKE_SCHEMES.get(urlsplit(str(lake_root)).scheme)
+
+
 def stores_from_env(bucket: str | None = None) -> list:
     return [make_store(c, bucket or replica_bucket()) for c in STORES]
