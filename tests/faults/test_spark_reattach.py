@@ -50,7 +50,7 @@ def job_records(root: Path, hour: datetime) -> list[dict]:
     for path in sorted(jobs_dir.glob(f"tricloud-{TASK}.*.json")):
         record = json.loads(path.read_text())
         args = record["job"]["args"]
-        if str(root) in args and hour.isoformat() in args:
+        if str(root) in args and args[args.index("--start") + 1] == hour.isoformat():
             found.append(record)
     return found
 
