@@ -50,7 +50,7 @@ def job_records(root: Path, hour: datetime) -> list[dict]:
     for path in sorted(jobs_dir.glob(f"tricloud-{TASK}.*.json")):
         record = json.loads(path.read_text())
         args = record["job"]["args"]
-        if str(root) in args and hour.isoformat() in args:
+        if str(root) in args and args[args.index("--start") + 1] == hour.isoformat():
             found.append(record)
     return found
 
@@ -118,3 +118,35 @@ class TestWorkerDiesMidJob:
         summary = json.loads((lake.partition(root, lake.CLEAN_CUSTOMERS, hour).path / lake.SUMMARY_FILE).read_text())
         assert result["rows_clean"] == summary["rows_clean"]
         assert result["rows_clean"] + result["rows_rejected"] == gen.customer_rows
+
+
+class TestClearAfterSuccess:
+    def test_clearing_a_succeeded_run_runs_the_job_again_on_the_new_input(self, reattach_stack):
+        """Airflow keeps a task's state store across a clear: the stored handle of a succeeded job must not
+        turn "clear to re-process the hour" into "return the old result"."""
+        _, client, _, root = reattach_stack
+        hour = datetime(2026, 11, 18, 7, tzinfo=UTC)
+        generate.generate_hour(root, hour, rows=1500, products=150, seed=12)
+        run_id = "cleared_after_success"
+        client.call(
+            "POST",
+            f"/dags/{DAG_ID}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": None, "conf": {"hour": hour.isoformat()}},
+        )
+        assert wait_for_run(client, run_id, timeout=900) == "success", task_states(client, run_id)
+        newer = generate.generate_hour(root, hour, rows=2500, products=150, seed=13)  # the input was fixed
+
+        client.call("POST", f"/dags/{DAG_ID}/dagRuns/{run_id}/clear", {"dry_run": False})
+        wait_for(lambda: ti_of(client, run_id)["try_number"] == 2, 120, "the clear")
+        assert wait_for_run(client, run_id, timeout=900) == "success", task_states(client, run_id)
+
+        records = job_records(root, hour)
+        assert [(r["key"].split("-")[1], r["launches"], r["state"]) for r in records] == [
+            (f"{TASK}.1", 1, "SUCCEEDED"),
+            (f"{TASK}.2", 1, "SUCCEEDED"),
+        ]
+        xcom = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK}/xcomEntries/return_value")[
+            "value"
+        ]
+        result = json.loads(xcom) if isinstance(xcom, str) else xcom
+        assert result["rows_in"] == newer.customer_rows

@@ -62,6 +62,7 @@ class TestStartStopCluster:
         assert all(_alive(p) for p in pids)
         assert stop.execute({"ti": FakeTI(info)}) is True
         assert not any(_alive(p) for p in pids)  # no orphan JVMs
+        assert stop.execute({"ti": FakeTI(info)}) is False  # already gone (a cleared teardown): success
         with pytest.raises(OSError):
             urllib.request.urlopen(f"{ui_url}/json/", timeout=2)
 

@@ -291,6 +291,21 @@ class TestAirflowHooks:
             fence({"ti": StubTI(claim, try_number=1)})
         assert isinstance(err.value.__cause__, LeaseLostError)
 
+    def test_a_retry_holding_an_earlier_trys_job_adopts_it(self, lease, claim):
+        """The retry of a SparkJobOperator task re-attaches to try 1's job: that job may still publish."""
+        from tricloud.hour_lease import fence
+        from tricloud.operators.spark import JOB_HANDLE_KEY
+
+        handle = {"backend": "local", "job_id": "1", "key": "k", "result_uri": "r", "details": {"try_number": 1}}
+        fence({"ti": StubTI(claim, try_number=1)})
+        fence({"ti": StubTI(claim, try_number=2), "task_state_store": {JOB_HANDLE_KEY: handle}})
+        assert lease.check(claim["generation"], "ingest_customer_data", 1).generation == claim["generation"]
+        # A task without a stored job (or whose job is its own try's) adopts nothing.
+        fence({"ti": StubTI(claim, try_number=3), "task_state_store": {}})
+        fence({"ti": StubTI(claim, task_id="other", try_number=2), "task_state_store": {JOB_HANDLE_KEY: None}})
+        with pytest.raises(LeaseLostError, match="older attempt"):
+            lease.check(claim["generation"], "other", 1)
+
     def test_fence_of_a_lost_lease_fails_without_retry_naming_the_fix(self, lease, claim, clock):
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -351,6 +366,7 @@ class TestSparkJobs:
         assert exit_.value.code == LEASE_LOST_EXIT
         # The provider's SparkSubmitHook message for that exit code, and for an ordinary failure:
         assert lease_lost(AirflowException(f"Cannot execute: spark-submit x.py. Error code is: {LEASE_LOST_EXIT}."))
+        assert lease_lost(None, exit_code=LEASE_LOST_EXIT) and not lease_lost(None, exit_code=1)  # a backend's code
         assert not lease_lost(AirflowException("Cannot execute: spark-submit x.py. Error code is: 1."))
 
 

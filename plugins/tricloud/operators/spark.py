@@ -229,20 +229,20 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
         lines, offset = self.backend.log_lines(handle, offset)
         for line in lines:
             self.log.info("%s", line)
-        return self._finish(handle, status)
+        return self._finish(handle, status, context)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict:
         if self._result is not None:
             return self._result
         handle = self._as_handle(external_id)
-        return self._finish(handle, self.backend.job_status(handle))
+        return self._finish(handle, self.backend.job_status(handle), context)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, handle: Any = None) -> dict:
         """After the trigger fired: the backend's status is authoritative (not the event), then the result."""
         handle = self._as_handle(handle or (event or {}).get("handle"))
         self._handle = handle
         self.log.info("Trigger fired for job %s: %s", handle.key, event)
-        return self._finish(handle, self.backend.job_status(handle))
+        return self._finish(handle, self.backend.job_status(handle), context)
 
     def on_kill(self) -> None:
         if self._handle is not None:
@@ -255,8 +255,14 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
 
         return value if isinstance(value, JobHandle) else JobHandle.from_json(value)
 
-    def _finish(self, handle: JobHandle, status: JobStatus) -> dict:
-        """The job's metrics when it succeeded; else raise with the driver's error and the log's location."""
+    def _finish(self, handle: JobHandle, status: JobStatus, context: Context | None = None) -> dict:
+        """The job's metrics when it succeeded; else raise with the driver's error and the log's location.
+
+        On success the stored handle is deleted from ``task_state_store``: the next try of this task
+        (a user *clearing* the run to re-process the hour) must run the job again, not return this
+        result (Airflow keeps a task's state store across clears; ``[state_store] clear_on_success``
+        is off by default).
+        """
         from tricloud.cluster import JobFailed, JobState
 
         self.console_links = self.backend.console_links(handle)
@@ -280,5 +286,8 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
             self.log.warning("The job wrote no metrics to %s", handle.result_uri)
         self.spark_application_id = result.get("application_id")
         self._result = result
+        store = (context or {}).get("task_state_store")
+        if store is not None:
+            store.delete(self.external_id_key)
         self.log.info("Spark job %s done: %s", handle.key, result)
         return result
