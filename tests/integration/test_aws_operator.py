@@ -10,6 +10,7 @@ branch's); the backend-level tests read metrics from s3://.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -182,9 +183,21 @@ def test_deferrable_hands_the_step_to_a_trigger_that_cancels_on_kill(aws, emr, t
     classpath, kwargs = trigger.serialize()
     assert classpath == "tricloud.cluster.triggers.EmrStepTrigger"
     assert kwargs["job_flow_id"] == emr["cluster_id"] and kwargs["step_id"] == step.id
-    # The triggerer's part (polling with aiobotocore) cannot run here; the cloud ends the step and the
-    # task resumes where the triggerer would resume it.
-    cloud(aws, emr["cluster_id"], "COMPLETED").join(30)
+    # What the triggerer does: rebuild the trigger from its serialised form and run it in an event loop
+    # (the provider's aiobotocore waiter polls DescribeStep at the endpoint) until it fires an event;
+    # meanwhile the cloud ends the step. The task then resumes with that event.
+    rebuilt = EmrStepTrigger(**kwargs)
+    ended = cloud(aws, emr["cluster_id"], "COMPLETED")
+    event = asyncio.run(asyncio.wait_for(first_event(rebuilt), timeout=120))
+    ended.join(30)
+    assert event.payload["status"] == "success"  # the provider waiter saw the step COMPLETED
     resumed = operator(deferrable=True)
-    result = getattr(resumed, deferred.value.method_name)(ctx, {"status": "success"}, **deferred.value.kwargs)
+    result = getattr(resumed, deferred.value.method_name)(ctx, event.payload, **deferred.value.kwargs)
     assert {k: v for k, v in result.items() if k != "application"} == METRICS
+    assert [s.id for s in steps(aws, emr["cluster_id"])] == [step.id]  # resuming submitted nothing
+
+
+async def first_event(trigger):
+    async for event in trigger.run():
+        return event
+    raise AssertionError("the trigger ended without an event")

@@ -19,7 +19,7 @@ HOUR, HOUR_END = "2026-11-24T10:00:00+00:00", "2026-11-24T11:00:00+00:00"
 
 
 class FileStateStore:
-    """``task_state_store`` (``get`` / ``set``) in a JSON file."""
+    """``task_state_store`` (``get`` / ``set`` / ``delete``, as the Task SDK's accessor) in a JSON file."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -32,6 +32,9 @@ class FileStateStore:
 
     def set(self, key: str, value) -> None:
         self.path.write_text(json.dumps({**self._data(), key: value}))
+
+    def delete(self, key: str) -> None:
+        self.path.write_text(json.dumps({k: v for k, v in self._data().items() if k != key}))
 
 
 @dataclass
