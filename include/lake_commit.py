@@ -39,10 +39,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from include import lake
-from include.lake_fs import is_object_store
+from include.lake_fs import boto3_deleter, is_object_store
 
 POINTER = "_commit.json"
 ATTEMPTS = "_attempts"
+#: Length of an attempt id (``<epoch ns, 20 digits>-<8 hex>``); every object under ``_attempts/`` starts with one.
+ATTEMPT_ID_LEN = 29
 #: A reader retries this many times when a re-run replaces the partition under it.
 READ_RETRIES = 5
 _CHUNK = 1 << 20
@@ -55,13 +57,17 @@ class CommitError(RuntimeError):
 @dataclass(frozen=True)
 class CommittedFile:
     """One file of a committed partition: name inside the partition, bytes, SHA-256 (hex), MD5 (base64),
-    and rows (Parquet files only, from the footer; None otherwise)."""
+    rows (Parquet files only, from the footer; None otherwise), and ``object``: where its bytes are,
+    relative to ``<partition>/_attempts/``, when that is not ``<attempt>.<name>`` — a file Spark wrote to
+    the attempt prefix (``<attempt>/part-00000-<uuid>-c000.snappy.parquet``), or bytes kept from an
+    earlier commit (:mod:`include.lake_attempt`)."""
 
     name: str
     size: int
     sha256: str
     md5: str
     rows: int | None = None
+    object: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,9 +156,11 @@ class ObjectLake:
 
     :param root: the lake URI, e.g. ``s3://lake/prod``.
     :param filesystem: a pyarrow file system for the URI's scheme; default ``FileSystem.from_uri``.
-    :param delete_objects: deletes a list of ``bucket/key`` paths; default pyarrow's ``delete_file``, which on
-        S3 leaves an empty ``…/`` directory marker object behind when a "directory" empties (measured with
-        pyarrow 26 on moto), so the plugin side passes the provider hook's ``delete_objects`` instead.
+    :param delete_objects: deletes a list of ``bucket/key`` paths. pyarrow's ``delete_file`` on S3 leaves an
+        empty ``…/`` directory marker object behind when a "directory" empties (measured with pyarrow 26 on
+        moto), so the plugin side passes the provider hook's ``delete_objects``; without a ``filesystem``
+        (a Spark driver: standard client settings) boto3's ``DeleteObjects`` is the default when boto3 is
+        installed, else pyarrow's ``delete_file``.
     """
 
     def __init__(
@@ -167,6 +175,8 @@ class ObjectLake:
             from pyarrow import fs
 
             filesystem, _ = fs.FileSystem.from_uri(self.root)
+            if delete_objects is None:  # the standard client settings, as for the file system (a Spark driver)
+                delete_objects = boto3_deleter()
         self.fs = filesystem
         self._delete_objects = delete_objects
 
@@ -177,6 +187,15 @@ class ObjectLake:
 
     def _attempt_key(self, relpath: str, attempt: str, name: str) -> str:
         return self.key(f"{relpath}/{ATTEMPTS}/{attempt}.{name}")
+
+    def attempts_key(self, relpath: str) -> str:
+        """The file system path of a partition's ``_attempts`` prefix (no trailing ``/``)."""
+        return self.key(f"{relpath.strip('/')}/{ATTEMPTS}")
+
+    @staticmethod
+    def new_attempt() -> str:
+        """A fresh attempt id; ids sort by creation time (``<epoch ns, 20 digits>-<8 hex>``)."""
+        return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
 
     # -- raw objects ----------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
@@ -241,7 +260,25 @@ class ObjectLake:
             return None
 
     def object_key(self, commit: Commit, name: str) -> str:
+        """The file system path of the object holding the committed file ``name`` of ``commit``."""
+        entry = commit.file(name)
+        if entry is not None and entry.object:
+            return f"{self.attempts_key(commit.relpath)}/{entry.object}"
         return self._attempt_key(commit.relpath, commit.attempt, name)
+
+    def write_pointer(self, commit: Commit) -> None:
+        """Write ``commit`` as the partition's pointer, in one PUT, unless a newer attempt committed meanwhile.
+
+        :raises CommitError: the current pointer names a newer attempt than ``commit``'s.
+        """
+        latest = self._commit_or_none(commit.relpath)
+        if latest is not None and latest.attempt > commit.attempt:
+            raise CommitError(
+                f"{self.root}/{commit.relpath}: a newer attempt ({latest.attempt}) was committed while this one "
+                f"({commit.attempt}) was writing; this attempt is dropped (one writer per hour: see include/lease.py)"
+            )
+        pointer = json.dumps(commit.to_dict(), sort_keys=True, indent=1).encode()
+        self.put(self.key(f"{commit.relpath}/{POINTER}"), pointer)
 
     def staging_dir(self, part: lake.HourPartition) -> Path:
         """A fresh local directory for a writer to fill before :meth:`publish` (removed by publish)."""
@@ -260,32 +297,32 @@ class ObjectLake:
         current = self._commit_or_none(relpath)
         if current is not None:
             self._keep_unchanged(current, staging)
-        attempt = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        attempt = self.new_attempt()
         files = tuple(describe(p) for p in _visible(staging))
         try:
             for f in files:
                 self.put_file(self._attempt_key(relpath, attempt, f.name), staging / f.name)
-            latest = self._commit_or_none(relpath)
-            if latest is not None and latest.attempt > attempt:
-                raise CommitError(
-                    f"{self.root}/{relpath}: a newer attempt ({latest.attempt}) was committed while this one "
-                    f"({attempt}) was writing; this attempt is dropped (one writer per hour: see include/lease.py)"
-                )
             commit = Commit(relpath, attempt, time.time_ns(), files)
-            pointer = json.dumps(commit.to_dict(), sort_keys=True, indent=1).encode()
-            self.put(self.key(f"{relpath}/{POINTER}"), pointer)
+            self.write_pointer(commit)
         except BaseException:
             self.delete([self._attempt_key(relpath, attempt, f.name) for f in files])
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self.remove_other_attempts(relpath, attempt)
+        self.remove_other_attempts(relpath, attempt, commit)
 
-    def remove_other_attempts(self, relpath: str, keep: str) -> int:
-        """Delete every object under ``<relpath>/_attempts/`` but attempt ``keep`` (and newer ones, which
-        belong to a writer still at work). Returns the number of objects deleted."""
-        prefix = self.key(f"{relpath}/{ATTEMPTS}") + "/"
-        stale = [k for k in self.list(prefix.rstrip("/")) if k[len(prefix) :].split(".", 1)[0] < keep]
+    def remove_other_attempts(self, relpath: str, keep: str, commit: Commit | None = None) -> int:
+        """Delete every object under ``<relpath>/_attempts/`` of an attempt older than ``keep``, and those of
+        ``keep`` itself that ``commit`` (its pointer) does not list (Spark's ``_SUCCESS``, directory markers);
+        objects ``commit`` lists are kept whatever attempt wrote them, and newer attempts belong to a writer
+        still at work. Returns the number of objects deleted."""
+        prefix = self.attempts_key(relpath) + "/"
+        listed = {self.object_key(commit, f.name) for f in commit.files} if commit is not None else set()
+        stale = []
+        for k in self.list(prefix.rstrip("/")):
+            attempt = k[len(prefix) : len(prefix) + ATTEMPT_ID_LEN]
+            if k not in listed and (attempt < keep or (attempt == keep and commit is not None)):
+                stale.append(k)
         self.delete(stale)
         return len(stale)
 

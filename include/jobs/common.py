@@ -1,21 +1,36 @@
-"""The thin I/O shell shared by the jobs: arguments, session, atomic publish, metrics."""
+"""The thin I/O shell shared by the jobs: arguments, session, atomic publish, metrics.
+
+The lake is a local directory or an object store (``--lake-root s3://bucket/prefix``, the jobs on EMR):
+
+- raw inputs are plain objects there (``raw/<dataset>/date=…/hour=HH/<file>``, one PUT each: atomic), read
+  by the driver's checks through pyarrow and by Spark through the cluster's connector (EMRFS ``s3://``);
+- a partition is committed by pointer (:mod:`include.lake_attempt`): Spark writes it to a fresh attempt
+  prefix, the driver commits exactly the files written there; the ``_summary.json`` is added to the clean
+  partition's commit by :func:`finish` (:func:`include.lake_attempt.amend`);
+- a local lake is unchanged: a staging directory, then one atomic rename (:func:`include.lake.publish_dir`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import logging
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include import lake, lake_fs, paths
+from include import lake, lake_attempt, lake_fs, paths
+from include.lake_commit import ObjectLake
 from include.lease import LEASE_LOST_EXIT, HourLease, LeaseLostError
 
 log = logging.getLogger("include.jobs")
@@ -56,18 +71,34 @@ class PythonCsvDialect(csv.Dialect):
     strict = False
 
 
-def csv_records(path: Path):
+@contextmanager
+def open_input(path: str | Path) -> Iterator[BinaryIO]:
+    """A raw input opened for reading bytes: a local file, or an object (``s3://…``) streamed through pyarrow."""
+    if not lake_fs.is_object_store(str(path)):
+        with open(path, "rb") as f:
+            yield f
+        return
+    from pyarrow import fs
+
+    filesystem, key = fs.FileSystem.from_uri(str(path))
+    with filesystem.open_input_stream(key) as stream:
+        yield io.BufferedReader(stream, 1 << 20)  # pyarrow's streams have no readline
+
+
+def csv_records(path: str | Path):
     """Yield the records of a raw CSV file (header first) in the inputs' dialect; blank lines are skipped.
 
     Records, not lines: a quoted field may span lines. Undecodable bytes become U+FFFD, as in Spark.
+    ``path`` is a local file or an object-store URI (streamed).
     """
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+    with open_input(path) as raw:
+        f = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
         for record in csv.reader(f, PythonCsvDialect):
             if record:
                 yield record
 
 
-def check_csv_header(path: Path, expected: Sequence[str]) -> None:
+def check_csv_header(path: str | Path, expected: Sequence[str]) -> None:
     """Fail with what changed when the header is not ``expected`` (Spark's own error names no column).
 
     The header is the first record in the RFC 4180 dialect above (so a BOM or quoted names are fine).
@@ -87,13 +118,13 @@ def check_csv_header(path: Path, expected: Sequence[str]) -> None:
         )
 
 
-def check_jsonl_not_empty(path: Path) -> None:
+def check_jsonl_not_empty(path: str | Path) -> None:
     """Fail the hour when a JSON-lines snapshot holds no record (zero bytes or blank lines only).
 
     A catalog snapshot is never legitimately empty: an empty one would turn every order of the hour
     into ``unknown_product_id`` and replace the hour's warehouse rows with none.
     """
-    with open(path, "rb") as f:
+    with open_input(path) as f:
         for line in f:
             if line.strip().lstrip(b"\xef\xbb\xbf"):
                 return
@@ -202,11 +233,41 @@ def first_reason(rules: Sequence[tuple[str, Column]]) -> Column:
     return expr
 
 
-def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) -> Path:
+def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) -> Path | str:
+    """The hour's raw input ``name``: a local path, or the object's URI on an object-store lake.
+
+    :raises NoInputError: the file (object) is not there.
+    """
+    if lake_fs.is_object_store(root):
+        from pyarrow import fs
+
+        uri = f"{root.rstrip('/')}/{lake.partition('/', dataset, start).relpath}/{name}"
+        filesystem, key = fs.FileSystem.from_uri(uri)
+        if filesystem.get_file_info(key).type != fs.FileType.File:
+            raise NoInputError(f"no input for hour {start:%Y-%m-%dT%H:00Z}: {uri} does not exist")
+        return uri
     path = lake.partition(root, dataset, start).path / name
     if not path.is_file():
         raise NoInputError(f"no input for hour {start:%Y-%m-%dT%H:00Z}: {path} does not exist")
     return path
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published hour partition: ``location`` (its directory, or ``s3://…/<rel>`` on an object-store lake)
+    and ``read_paths``, what Spark reads it back from (the directory; on an object store the committed
+    objects exactly, never the attempt prefix)."""
+
+    location: str
+    read_paths: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return self.location
+
+
+def read_back(spark: SparkSession, out: Published) -> DataFrame:
+    """What landed in ``out``, as Spark reads it (count what was published, not what was meant)."""
+    return spark.read.parquet(*out.read_paths)
 
 
 def publish(
@@ -216,12 +277,15 @@ def publish(
     start: datetime,
     sort_by: list[str],
     args: argparse.Namespace | None = None,
-) -> Path:
-    """Write ``df`` as one hour partition, atomically (staging dir, then rename).
+) -> Published:
+    """Write ``df`` as one hour partition, atomically: on a local lake a staging dir, then one rename; on an
+    object-store lake an attempt prefix, then the commit pointer (:func:`publish_to_object_store`).
 
-    With ``args`` from :func:`hour_args` naming a lease, the rename happens only while this run's
-    generation still holds the hour (else :class:`include.lease.LeaseLostError`, nothing published).
+    With ``args`` from :func:`hour_args` naming a lease, the rename (the pointer) happens only while this
+    run's generation still holds the hour (else :class:`include.lease.LeaseLostError`, nothing published).
     """
+    if lake_fs.is_object_store(root):
+        return publish_to_object_store(df, root, dataset, start, sort_by, args)
     part = lake.partition(root, dataset, start)
     staging = None
     try:
@@ -241,7 +305,38 @@ def publish(
                 "nothing was published for this hour (a previous version, if any, is intact); free space and re-run"
             ) from None
         raise
-    return part.path
+    return Published(str(part.path), (paths.hadoop_literal(part.path),))
+
+
+def publish_to_object_store(
+    df: DataFrame,
+    root: str,
+    dataset: tuple[str, str],
+    start: datetime,
+    sort_by: list[str],
+    args: argparse.Namespace | None = None,
+) -> Published:
+    """:func:`publish` on an object-store lake: Spark writes to a fresh attempt prefix through the cluster's
+    connector (EMRFS ``s3://`` on EMR), then the driver commits exactly the files written there
+    (:func:`include.lake_attempt.commit_written`: hashed by streaming, pointer last, older attempts deleted).
+    A failure before the pointer deletes the attempt's objects; the previous commit stays.
+    """
+    the_lake = ObjectLake(root)
+    relpath = lake.partition("/", dataset, start).relpath
+    attempt = the_lake.new_attempt()
+    try:
+        target = lake_attempt.attempt_uri(the_lake, relpath, attempt)
+        df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("errorifexists").parquet(target)
+        if args is not None and args.lease_generation is not None:
+            check_lease(args, root, start)
+    except BaseException:
+        the_lake.delete(lake_attempt.attempt_objects(the_lake, relpath, attempt))
+        raise
+    commit = lake_attempt.commit_written(the_lake, relpath, attempt)
+    scheme = the_lake.root.split("://", 1)[0]
+    parquet = [f.name for f in commit.files if f.name.endswith(".parquet")]
+    uris = (paths.hadoop_literal(f"{scheme}://{the_lake.object_key(commit, n)}") for n in parquet)
+    return Published(f"{the_lake.root}/{relpath}", tuple(uris))
 
 
 def check_lease(args: argparse.Namespace, root: str, start: datetime) -> None:
@@ -268,10 +363,15 @@ def finish(args: argparse.Namespace, metrics: dict, **run_info: str) -> None:
     The lake copy holds only what the data determines (so a re-run writes identical bytes);
     run facts such as the application id go to the operator only.
     """
-    clean_dir = Path(metrics["output"])
     if args.lease_generation is not None:
         check_lease(args, args.lake_root, args.start)
-    lake.write_json(clean_dir / lake.SUMMARY_FILE, metrics)
+    if lake_fs.is_object_store(args.lake_root):
+        the_lake = ObjectLake(args.lake_root)
+        relpath = str(metrics["output"])[len(the_lake.root) + 1 :]
+        body = json.dumps(metrics, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
+        lake_attempt.amend(the_lake, relpath, {lake.SUMMARY_FILE: body.encode()})
+    else:
+        lake.write_json(Path(metrics["output"]) / lake.SUMMARY_FILE, metrics)
     if args.metrics_file:
         # A path or an object-store URI under $LAKE_ROOT/_jobs/: the driver may run on another machine.
         lake_fs.write_json(args.metrics_file, {**metrics, **run_info})

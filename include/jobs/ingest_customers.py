@@ -108,8 +108,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Rejects have no unique key: sort by every column so re-runs write identical bytes.
     rej = common.publish(rejects, args.lake_root, lake.REJECTS_CUSTOMERS, args.start, rejects.columns, args)
     # Count what landed, not what we meant to write.
-    rows_clean = spark.read.parquet(paths.hadoop_literal(out)).count()
-    rejected = spark.read.parquet(paths.hadoop_literal(rej))
+    rows_clean = common.read_back(spark, out).count()
+    rejected = common.read_back(spark, rej)
     metrics = {
         "dataset": "customer_activity",
         "hour": args.start.isoformat(),

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"], args)
     # Rejects have no unique key: sort by every column so re-runs write identical bytes.
     rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns, args)
-    rejected = spark.read.parquet(paths.hadoop_literal(rej))
+    rejected = common.read_back(spark, rej)
     metrics = {
         "dataset": "product_catalog",
         "hour": args.start.isoformat(),
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "output": str(out),
         "rejects": str(rej),
         "rows_in": raw.count(),
-        "rows_clean": spark.read.parquet(paths.hadoop_literal(out)).count(),
+        "rows_clean": common.read_back(spark, out).count(),
         "rows_rejected": rejected.count(),
         "rejected_by_reason": common.count_by_reason(rejected),
     }

@@ -7,6 +7,11 @@ cannot be fooled by a same-size rewrite whose old mtime was put back (``cp -p``,
 set back from user space), and an entry hashed within the filesystem's timestamp granularity of the
 file's last change is never trusted ("racily clean" in git's words): the file may have changed again
 in the same clock tick.
+
+Local lakes only: an object-store lake (``s3://…``) needs no cache, because its commit pointers already
+hold every file's SHA-256, MD5 and size, recorded from the bytes the writer sent (:func:`committed_digests`);
+the cache functions refuse such a root rather than create a ``s3:/…`` directory or ``.cache/`` under the
+working directory.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 
 from include import lake
 from include.lake_commit import Lake, ObjectLake
+from include.lake_fs import is_object_store
 from include.replication.manifests import CUSTOMER_ENRICHMENT, Pipeline, manifest_from_digests, pipeline_named
 from include.replication.objects import ReplicationError, file_digests, md5_b64, parallel
 from include.replication.primary import as_lake
@@ -28,6 +34,14 @@ from include.replication.primary import as_lake
 FINE_GRANULARITY_NS = 100_000_000
 #: ... and on filesystems that keep whole seconds (a ctime on an exact second), two seconds (FAT's step).
 COARSE_GRANULARITY_NS = 2_000_000_000
+
+
+def _local_only(root: str | Path) -> None:
+    if is_object_store(str(root)) or str(root).startswith("s3:/"):
+        raise ReplicationError(
+            f"{root} is an object store: the digest cache is for a local lake; an object lake's digests come from "
+            "its commit pointers (hour_digests / committed_digests)"
+        )
 
 
 def _digest_cache_path(root: Path, h: datetime, pipeline: Pipeline) -> Path:
@@ -46,7 +60,11 @@ def _checked_name(root: Path, path: Path) -> str:
 def hour_files(
     lake_root: str | Path, hour: str | datetime, pipeline: str | Pipeline = CUSTOMER_ENRICHMENT
 ) -> list[Path]:
-    """The files of the hour's output partitions in a local lake (hidden files excluded), sorted."""
+    """The files of the hour's output partitions in a local lake (hidden files excluded), sorted.
+
+    :raises ReplicationError: ``lake_root`` is an object store (see :func:`committed_digests`).
+    """
+    _local_only(lake_root)
     root, h = Path(lake_root), lake.parse_hour(hour)
     files = []
     for ds in pipeline_named(pipeline).outputs:
@@ -119,7 +137,13 @@ def _trusted(hit: dict | None, st: os.stat_result) -> bool:
 
 
 def digests(root: Path, files: list[Path], cache_file: Path, workers: int) -> dict[str, dict]:
-    """Digests of ``files`` (under ``root``), read from ``cache_file`` where trusted, hashed otherwise."""
+    """Digests of ``files`` (under the local lake ``root``), read from ``cache_file`` where trusted, hashed
+    otherwise.
+
+    :raises ReplicationError: ``root`` or ``cache_file`` is on an object store, or a file changed while hashed.
+    """
+    _local_only(root)
+    _local_only(cache_file)
     try:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
