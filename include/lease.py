@@ -5,10 +5,11 @@ No Airflow here (the Spark driver checks the lease too, just before it publishes
 
 Layout: one directory per hour, ``<lake>/_leases/<pipeline>/date=YYYY-MM-DD/hour=HH/``, holding one
 JSON file per **generation** (``000001.json``, ``000002.json``, …). The highest generation is the
-lease; its number is the fencing token. A file appears atomically with its whole content (written to
-a temporary name, then hard-linked to its final name, which fails if the name exists), so of two
-runs that both try to take generation n+1 exactly one succeeds. Only the holder rewrites its own
-file (renewal, release), with an atomic rename; nobody ever rewrites another generation.
+lease; its number is the fencing token. A file appears atomically with its whole content and only if
+its name is free (locally: written to a temporary name, then hard-linked; on an ``s3://`` lake: a
+conditional PUT ``If-None-Match: *``; :mod:`include.lease_store`), so of two runs that both try to take
+generation n+1 exactly one succeeds. Only the holder rewrites its own file (renewal, release), with an
+atomic rename (one PUT); nobody ever rewrites another generation.
 
 The lease is free when the top generation is released, when its holder's DAG run is in a terminal
 state (asked through ``holder_state``), or when its last renewal is older than ``ttl`` (a holder whose
@@ -27,18 +28,18 @@ token), so it relies on a takeover happening only when the holder's run is over 
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
 import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from include import lake
+from include.lease_store import LeaseDir, LocalLeaseDir, lease_dir
 
 #: Airflow DAG run states after which a run writes nothing more.
 TERMINAL_STATES = frozenset({"success", "failed"})
@@ -109,6 +110,8 @@ class HourLease:
     :param hour: start of the hour (ISO 8601 or datetime; must be a whole UTC hour).
     :param ttl: a lease not renewed for this long is free even if its holder's state is unknown.
     :param clock: returns the current UTC time (tests pass their own).
+    :param client: for an ``s3://`` lake, the boto3 S3 client to use (the provider hook's on the Airflow side);
+        default ``boto3.client("s3")`` with the standard client settings (a Spark driver).
     """
 
     def __init__(
@@ -118,33 +121,35 @@ class HourLease:
         hour: str | datetime,
         ttl: timedelta = DEFAULT_TTL,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        client: Any = None,
     ) -> None:
         self.hour = lake.parse_hour(hour)
         self.pipeline = pipeline
-        self.path = Path(lake_root) / "_leases" / pipeline / lake.hour_relpath(self.hour)
+        self.store: LeaseDir = lease_dir(lake_root, f"_leases/{pipeline}/{lake.hour_relpath(self.hour)}", client)
+        #: Where the lease is: a directory (``Path``), or the ``s3://`` URI of its prefix.
+        self.path: Path | str = self.store.path if isinstance(self.store, LocalLeaseDir) else self.store.where
         self.ttl = ttl
         self.clock = clock
 
     # -- reading ---------------------------------------------------------------------------------
-    def _file(self, generation: int) -> Path:
-        return self.path / f"{generation:06d}.json"
+    @staticmethod
+    def _file(generation: int) -> str:
+        return f"{generation:06d}.json"
 
     def generations(self) -> list[int]:
         """The kept generation numbers of this hour, ascending (empty when never claimed)."""
-        try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
-            return []
-        return sorted(int(m.group(1)) for n in names if (m := _GEN_FILE.match(n)))
+        return sorted(int(m.group(1)) for n in self.store.names() if (m := _GEN_FILE.match(n)))
 
     def current(self) -> LeaseRecord | None:
         """The top generation's record, or None when the hour was never claimed."""
-        gens = self.generations()
-        return LeaseRecord.from_json(self._file(gens[-1]).read_text()) if gens else None
+        for gen in reversed(self.generations()):
+            if (record := self._record(gen)) is not None:
+                return record
+        return None
 
     def history(self) -> list[LeaseRecord]:
         """The kept generations, oldest first (who claimed the hour, and when)."""
-        return [LeaseRecord.from_json(self._file(g).read_text()) for g in self.generations()]
+        return [r for g in self.generations() if (r := self._record(g)) is not None]
 
     def why_free(self, record: LeaseRecord | None, holder_state: HolderState) -> str | None:
         """Why ``record`` no longer holds the hour, or None when it still does."""
@@ -196,12 +201,8 @@ class HourLease:
 
     def attempts(self, generation: int) -> dict[str, int]:
         """``{task_id: highest try_number}`` recorded by :meth:`renew` for ``generation``."""
-        try:
-            names = os.listdir(self.path)
-        except FileNotFoundError:
-            return {}
         latest: dict[str, int] = {}
-        for name in names:
+        for name in self.store.names():
             if (m := _ATTEMPT_FILE.match(name)) and int(m.group(1)) == generation:
                 latest[m.group(2)] = max(latest.get(m.group(2), 0), int(m.group(3)))
         return latest
@@ -260,21 +261,19 @@ class HourLease:
         self.check(generation, task_id, try_number)
         if task_id is not None and try_number is not None:
             if adopts is not None and adopts < try_number:
-                (self.path / f"{generation:06d}.{task_id}.try{adopts}.adopted").touch()
-            (self.path / f"{generation:06d}.{task_id}.try{try_number}").touch()
+                self.store.touch(f"{generation:06d}.{task_id}.try{adopts}.adopted")
+            self.store.touch(f"{generation:06d}.{task_id}.try{try_number}")
         record = replace(self.check(generation, task_id, try_number), renewed_at=self.clock())
         self._rewrite(record)
         return record
 
     def _adopted(self, generation: int, task_id: str, try_number: int) -> bool:
         """Whether a later try of ``task_id`` adopted try ``try_number``'s job (:meth:`renew`)."""
-        return (self.path / f"{generation:06d}.{task_id}.try{try_number}.adopted").exists()
+        return self.store.exists(f"{generation:06d}.{task_id}.try{try_number}.adopted")
 
     def _record(self, generation: int) -> LeaseRecord | None:
-        try:
-            return LeaseRecord.from_json(self._file(generation).read_text())
-        except FileNotFoundError:
-            return None  # pruned
+        text = self.store.read(self._file(generation))
+        return LeaseRecord.from_json(text) if text is not None else None  # None: pruned
 
     def release(self, generation: int) -> bool:
         """Mark our generation released; False (and nothing written) when it is no longer the lease."""
@@ -286,34 +285,13 @@ class HourLease:
         return True
 
     def _create(self, record: LeaseRecord) -> bool:
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / f".{record.generation:06d}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(record.to_json())
-        try:
-            os.link(tmp, self._file(record.generation))  # fails if the name exists: one winner
-            return True
-        except FileExistsError:
-            return False
-        except OSError as err:
-            if err.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
-                raise OSError(
-                    err.errno,
-                    f"cannot hard-link {self._file(record.generation)} ({err.strerror}): LAKE_ROOT must be on a "
-                    "filesystem with hard links (local disk, NFS)",
-                ) from err
-            raise
-        finally:
-            tmp.unlink()
+        return self.store.create(self._file(record.generation), record.to_json())
 
     def _rewrite(self, record: LeaseRecord) -> None:
-        tmp = self.path / f".{record.generation:06d}.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(record.to_json())
-        os.replace(tmp, self._file(record.generation))
+        self.store.replace(self._file(record.generation), record.to_json())
 
     def _prune(self, top: int) -> None:
-        for gen in self.generations():
-            if gen <= top - KEEP_GENERATIONS:
-                self._file(gen).unlink(missing_ok=True)
-        for name in os.listdir(self.path):
-            if (m := _ATTEMPT_FILE.match(name)) and int(m.group(1)) <= top - KEEP_GENERATIONS:
-                (self.path / name).unlink(missing_ok=True)
+        for name in self.store.names():
+            m = _GEN_FILE.match(name) or _ATTEMPT_FILE.match(name)
+            if m and int(m.group(1)) <= top - KEEP_GENERATIONS:
+                self.store.delete(name)

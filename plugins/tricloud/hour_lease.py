@@ -56,9 +56,18 @@ def _holder(context: Context) -> str:
 
 
 def _lease(lake_root: str, pipeline: str, hour: str, ttl: timedelta = LEASE_TTL) -> HourLease:
+    """The hour's lease; on an ``s3://`` lake through the lake connection's S3 client (the provider hook's)."""
+    from include.lake_fs import is_object_store
     from include.lease import HourLease
 
-    return HourLease(lake_root, pipeline, hour, ttl=ttl)
+    client = None
+    if is_object_store(lake_root):
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from tricloud.lake import LAKE_CONN_ID
+
+        client = S3Hook(aws_conn_id=LAKE_CONN_ID).get_conn()
+    return HourLease(lake_root, pipeline, hour, ttl=ttl, client=client)
 
 
 class ClaimHourSensor(BaseSensorOperator):

@@ -1,0 +1,175 @@
+"""Where an hour lease's files live: a local directory, or a prefix of an object store.
+
+:class:`include.lease.HourLease` needs seven operations on the small files of one hour's lease
+(``000001.json``, ``000001.<task>.try2``, …): list the names, read one, **create one only if the name is
+free** (two runs racing for generation n+1: exactly one wins), replace one (only its holder does: renewal,
+release), create an empty marker, test that a name exists, delete one (pruning).
+
+- :class:`LocalLeaseDir`: a directory; exclusive create by hard link (``link`` fails if the name exists),
+  replace by rename. Unchanged from before the object-store lake.
+- :class:`S3LeaseDir`: a prefix on S3 through a boto3 S3 client; exclusive create is a **conditional
+  PUT** ``If-None-Match: *`` (S3 answers 412 ``PreconditionFailed`` when the key exists, and 409
+  ``ConditionalRequestConflict`` when another conditional write of the key is in flight: both mean
+  "another run got there first"); a replace is one PUT (atomic). On the Airflow side the client is the
+  amazon provider's (``S3Hook(aws_conn_id).get_conn()``, :mod:`tricloud.hour_lease`); a Spark driver,
+  which only *checks* the lease, uses ``boto3.client("s3")`` with the standard client settings.
+
+pyarrow's file systems cannot do a conditional PUT, which is why the lease talks to S3 through boto3
+(the provider hook's client) rather than through the lake's pyarrow file system. No Airflow here.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from include.lake_fs import is_object_store
+
+
+class LeaseDir(Protocol):
+    """The files of one hour's lease. ``where`` names the place for people (errors, logs)."""
+
+    where: str
+
+    def names(self) -> list[str]: ...
+    def read(self, name: str) -> str | None: ...
+    def create(self, name: str, text: str) -> bool: ...
+    def replace(self, name: str, text: str) -> None: ...
+    def touch(self, name: str) -> None: ...
+    def exists(self, name: str) -> bool: ...
+    def delete(self, name: str) -> None: ...
+
+
+class LocalLeaseDir:
+    """A lease directory on a local (or NFS) file system."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = str(path)
+
+    def names(self) -> list[str]:
+        try:
+            return os.listdir(self.path)
+        except FileNotFoundError:
+            return []
+
+    def read(self, name: str) -> str | None:
+        try:
+            return (self.path / name).read_text()
+        except FileNotFoundError:
+            return None
+
+    def create(self, name: str, text: str) -> bool:
+        """Write ``name`` with ``text`` unless it exists: written to a temporary name, then hard-linked (the
+        link fails if the name exists, so of two creators exactly one wins and nobody sees half a file)."""
+        import errno
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".{name}.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(text)
+        try:
+            os.link(tmp, self.path / name)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as err:
+            if err.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise OSError(
+                    err.errno,
+                    f"cannot hard-link {self.path / name} ({err.strerror}): LAKE_ROOT must be on a "
+                    "filesystem with hard links (local disk, NFS)",
+                ) from err
+            raise
+        finally:
+            tmp.unlink()
+
+    def replace(self, name: str, text: str) -> None:
+        tmp = self.path / f".{name}.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.path / name)
+
+    def touch(self, name: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / name).touch()
+
+    def exists(self, name: str) -> bool:
+        return (self.path / name).exists()
+
+    def delete(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
+
+
+class S3LeaseDir:
+    """A lease "directory" ``s3://bucket/prefix/`` on S3, through a boto3 S3 client (see the module docstring).
+
+    :param uri: ``s3://bucket/key/prefix`` of the hour's lease.
+    :param client: a boto3 S3 client; default ``boto3.client("s3")`` (standard client settings).
+    """
+
+    def __init__(self, uri: str, client: Any = None) -> None:
+        url = urlsplit(uri.rstrip("/"))
+        self.bucket, self.prefix = url.netloc, url.path.strip("/") + "/"
+        self.where = uri.rstrip("/")
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3")
+        return self._client
+
+    def names(self) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        return [o["Key"][len(self.prefix) :] for page in pages for o in page.get("Contents", [])]
+
+    def read(self, name: str) -> str | None:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"].read().decode()
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def create(self, name: str, text: str) -> bool:
+        """PUT ``name`` with ``If-None-Match: *``: True when written, False when the key already existed
+        (412) or another conditional write of it was in flight (409)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=text.encode(), IfNoneMatch="*")
+            return True
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+
+    def replace(self, name: str, text: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=text.encode())
+
+    def touch(self, name: str) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=b"")
+
+    def exists(self, name: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.prefix + name)
+            return True
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
+
+
+def lease_dir(lake_root: str | Path, relpath: str, client: Any = None) -> LeaseDir:
+    """The lease place ``<lake_root>/<relpath>``: :class:`S3LeaseDir` for an ``s3://`` lake (with ``client``,
+    or one from the standard client settings), else :class:`LocalLeaseDir`."""
+    if is_object_store(str(lake_root)):
+        return S3LeaseDir(f"{str(lake_root).rstrip('/')}/{relpath}", client)
+    return LocalLeaseDir(Path(lake_root) / relpath)
