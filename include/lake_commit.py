@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, Protocol
 
 from include import lake
 from include.lake_fs import boto3_deleter, is_object_store
+from include.lake_fs import filesystem as lake_filesystem
 
 POINTER = "_commit.json"
 ATTEMPTS = "_attempts"
@@ -172,9 +173,7 @@ class ObjectLake:
         url = urlsplit(self.root)
         self.base = f"{url.netloc}{url.path}".rstrip("/")
         if filesystem is None:
-            from pyarrow import fs
-
-            filesystem, _ = fs.FileSystem.from_uri(self.root)
+            filesystem, _ = lake_filesystem(self.root)
             if delete_objects is None:  # the standard client settings, as for the file system (a Spark driver)
                 delete_objects = boto3_deleter()
         self.fs = filesystem

@@ -43,10 +43,29 @@ def boto3_deleter():
     return delete
 
 
-def _filesystem(uri: str):
+def filesystem(uri: str):
+    """``(pyarrow file system, path without scheme)`` for an object-store URI, from the standard client settings.
+
+    An endpoint in ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (an S3-compatible store, the emulator in
+    tests) is passed to pyarrow explicitly, with the region from ``AWS_REGION`` / ``AWS_DEFAULT_REGION``:
+    ``FileSystem.from_uri`` would otherwise first ask AWS itself for the bucket's region. Without one,
+    ``from_uri`` (AWS: region resolved, credentials from the usual chain, e.g. an EMR instance profile).
+    """
+    import os
+    from urllib.parse import urlsplit
+
     from pyarrow import fs
 
-    return fs.FileSystem.from_uri(uri)  # (filesystem, path without scheme)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint or urlsplit(uri).scheme != "s3":
+        return fs.FileSystem.from_uri(uri)
+    url, target = urlsplit(endpoint), urlsplit(uri)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    s3 = fs.S3FileSystem(endpoint_override=url.netloc, scheme=url.scheme or "https", region=region)
+    return s3, f"{target.netloc}{target.path}".rstrip("/")
+
+
+_filesystem = filesystem
 
 
 def read_json_or_none(uri: str) -> Any | None:

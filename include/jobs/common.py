@@ -78,9 +78,7 @@ def open_input(path: str | Path) -> Iterator[BinaryIO]:
         with open(path, "rb") as f:
             yield f
         return
-    from pyarrow import fs
-
-    filesystem, key = fs.FileSystem.from_uri(str(path))
+    filesystem, key = lake_fs.filesystem(str(path))
     with filesystem.open_input_stream(key) as stream:
         yield io.BufferedReader(stream, 1 << 20)  # pyarrow's streams have no readline
 
@@ -242,7 +240,7 @@ def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) 
         from pyarrow import fs
 
         uri = f"{root.rstrip('/')}/{lake.partition('/', dataset, start).relpath}/{name}"
-        filesystem, key = fs.FileSystem.from_uri(uri)
+        filesystem, key = lake_fs.filesystem(uri)
         if filesystem.get_file_info(key).type != fs.FileType.File:
             raise NoInputError(f"no input for hour {start:%Y-%m-%dT%H:00Z}: {uri} does not exist")
         return uri
