@@ -112,7 +112,12 @@ class TestClients:
         monkeypatch.setenv(
             "AIRFLOW_CONN_AWS_DEFAULT",
             json.dumps(
-                {"conn_type": "aws", "login": "testing", "password": "testing", "extra": {"endpoint_url": aws.endpoint}}
+                {
+                    "conn_type": "aws",
+                    "login": "testing",
+                    "password": "testing",
+                    "extra": {"endpoint_url": aws.endpoint, "region_name": REGION},
+                }
             ),
         )
         lease = _lease(f"s3://{bucket}/prod", "customer_enrichment", HOUR)
