@@ -29,9 +29,9 @@ def boto3_deleter():
         import boto3
     except ImportError:
         return None
-    client = boto3.client("s3")
 
     def delete(paths: list[str]) -> None:
+        client = boto3.client("s3")
         by_bucket: dict[str, list[str]] = {}
         for path in paths:
             bucket, key = path.split("/", 1)
