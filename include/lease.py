@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from include import lake
+from include.paths import require_local_lake
 
 #: Airflow DAG run states after which a run writes nothing more.
 TERMINAL_STATES = frozenset({"success", "failed"})
@@ -121,7 +122,8 @@ class HourLease:
     ) -> None:
         self.hour = lake.parse_hour(hour)
         self.pipeline = pipeline
-        self.path = Path(lake_root) / "_leases" / pipeline / lake.hour_relpath(self.hour)
+        root = require_local_lake(lake_root, "the hour lease (one writer per hour)")
+        self.path = root / "_leases" / pipeline / lake.hour_relpath(self.hour)
         self.ttl = ttl
         self.clock = clock
 

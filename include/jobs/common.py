@@ -181,6 +181,8 @@ def hour_args(description: str, argv: Sequence[str] | None) -> argparse.Namespac
         parser.error(f"the interval must be exactly one hour, got [{start}, {end})")
     args.start, args.end = start, end
     args.lake_root = paths.check_lake_root(args.lake_root)
+    # The jobs read and publish with local paths; an object-store lake is not wired into them yet.
+    paths.require_local_lake(args.lake_root, "the Spark jobs")
     return args
 
 

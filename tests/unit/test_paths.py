@@ -57,6 +57,44 @@ class TestObjectStoreLakeRoot:
             paths.check_lake_root(root)
 
 
+class TestLocalOnlyFeaturesRefuseAnObjectStoreLake:
+    """Path("s3://b/lake") is the relative local path "s3:/b/lake": without the guard, the lease, the daily
+    report and the Spark jobs silently used a directory under the working directory (found in review)."""
+
+    ROOT = "s3://lake-bucket/prod"
+
+    def test_the_hour_lease(self, tmp_path, monkeypatch):
+        from include.lease import HourLease
+
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(paths.ObjectStoreLakeNotSupported, match="the hour lease .*set LAKE_ROOT to a local"):
+            HourLease(self.ROOT, "customer_enrichment", "2026-11-24T10:00:00+00:00")
+        assert list(tmp_path.iterdir()) == []  # nothing created under the working directory
+
+    def test_the_daily_report(self, tmp_path, monkeypatch):
+        from include import reports
+
+        monkeypatch.chdir(tmp_path)
+        for call in (
+            lambda: reports.daily_rollup(self.ROOT, "2026-11-24"),
+            lambda: reports.report_path(self.ROOT, "x"),
+        ):
+            with pytest.raises(paths.ObjectStoreLakeNotSupported, match="the daily report"):
+                call()
+        assert list(tmp_path.iterdir()) == []
+
+    def test_the_spark_jobs_arguments(self):
+        pytest.importorskip("pyspark")
+        from include.jobs import common
+
+        argv = ["--lake-root", self.ROOT, "--start", "2026-11-24T10:00:00+00:00", "--end", "2026-11-24T11:00:00+00:00"]
+        with pytest.raises(paths.ObjectStoreLakeNotSupported, match="the Spark jobs"):
+            common.hour_args("test", argv)
+
+    def test_a_local_root_is_returned_as_a_path(self, tmp_path):
+        assert paths.require_local_lake(str(tmp_path), "x") == tmp_path
+
+
 class TestSqliteWarehousePath:
     """SqliteHook builds a 'file:' URI from the path unquoted: '?' cut it and the DB landed elsewhere."""
 
