@@ -26,7 +26,6 @@ connection (:mod:`tricloud.lake`); without one, pyarrow reads the standard clien
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
@@ -110,19 +109,17 @@ class Lake(Protocol):
 
 def describe(path: Path) -> CommittedFile:
     """Size, SHA-256, MD5 and (Parquet) row count of a local file, in one streaming pass plus a footer read."""
-    sha, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            sha.update(chunk)
-            md5.update(chunk)
-            size += len(chunk)
+    # Imported here: include.replication imports this module (its lake store is an ObjectLake).
+    from include.replication.objects import file_digests, md5_b64
+
+    sha, md5, size = file_digests(path)
     rows = None
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         with open(path, "rb") as f:
             rows = pq.read_metadata(f).num_rows
-    return CommittedFile(path.name, size, sha.hexdigest(), base64.b64encode(md5.digest()).decode(), rows)
+    return CommittedFile(path.name, size, sha, md5_b64(md5), rows)
 
 
 def _visible(staging: Path) -> list[Path]:

@@ -48,6 +48,32 @@ def hadoop_literal(path: str | Path) -> str:
     return _HADOOP_GLOB.sub(r"\\\1", str(path))
 
 
+class ObjectStoreLakeNotSupported(UnsupportedPathError):
+    """A feature that works only on a local lake was given an object-store ``LAKE_ROOT``."""
+
+
+#: What runs on an object-store lake today (docs/design.md, "The lake on object storage").
+OBJECT_LAKE_FEATURES = "the Spark jobs, the hour lease, enrichment, the warehouse load, replication, verify and restore"
+
+
+def require_local_lake(root: str | Path, feature: str) -> Path:
+    """``root`` as a local path, or :class:`ObjectStoreLakeNotSupported` when it is an object-store URI.
+
+    Without this, ``Path("s3://bucket/lake")`` is the *relative* local path ``s3:/bucket/lake``: a lease,
+    a report or a job would silently read and write a directory under the process's working directory.
+
+    :param root: the lake root (``LAKE_ROOT``).
+    :param feature: what needs the local lake, for the message (e.g. ``"the hour lease"``).
+    :raises ObjectStoreLakeNotSupported: ``root`` contains ``://``; the message names what to set.
+    """
+    if "://" in str(root):
+        raise ObjectStoreLakeNotSupported(
+            f"{feature} needs a local LAKE_ROOT; {str(root)!r} is an object store, where only "
+            f"{OBJECT_LAKE_FEATURES} run so far: set LAKE_ROOT to a local directory for this pipeline"
+        )
+    return Path(root)
+
+
 def check_lake_root(value: str | Path) -> str:
     """Return ``value`` unchanged, or raise :class:`UnsupportedPathError` naming the character to remove.
 

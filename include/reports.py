@@ -16,7 +16,8 @@ REPORTS = ("reports", "customer_daily")
 
 
 def report_path(lake_root: str | Path, day: date) -> Path:
-    return Path(lake_root) / REPORTS[0] / REPORTS[1] / f"date={day:%Y-%m-%d}" / "report.json"
+    root = paths.require_local_lake(lake_root, "the daily report")
+    return root / REPORTS[0] / REPORTS[1] / f"date={day:%Y-%m-%d}" / "report.json"
 
 
 def daily_rollup(lake_root: str | Path, day: date | str) -> dict:
@@ -24,7 +25,8 @@ def daily_rollup(lake_root: str | Path, day: date | str) -> dict:
     import duckdb
 
     day = date.fromisoformat(day) if isinstance(day, str) else day
-    base = Path(lake_root) / lake.ENRICHED_CUSTOMERS[0] / lake.ENRICHED_CUSTOMERS[1] / f"date={day:%Y-%m-%d}"
+    root = paths.require_local_lake(lake_root, "the daily report")
+    base = root / lake.ENRICHED_CUSTOMERS[0] / lake.ENRICHED_CUSTOMERS[1] / f"date={day:%Y-%m-%d}"
     files = sorted(base.glob("hour=*/part-*.parquet"))
     hours: list[dict] = []
     if files:

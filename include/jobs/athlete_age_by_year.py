@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--metrics-file")
     args = parser.parse_args(argv)
     paths.check_lake_root(args.lake_root)
+    paths.require_local_lake(args.lake_root, "the athlete job")
     if not Path(args.input).is_file():
         raise common.NoInputError(
             f"no input: {args.input} does not exist (the DAG's ensure_input task puts the shipped real file there)"

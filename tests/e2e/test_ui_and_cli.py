@@ -188,8 +188,13 @@ class TestWebUI:
         master = os.environ["SPARK_MASTER_WEBUI_PORT"]  # the world's own (tests/conftest.py)
         assert links["Spark master UI"] == f"http://127.0.0.1:{master}"
         assert links["Spark application"].startswith(f"http://127.0.0.1:{master}/app/?appId=app-")
+        assert links["Cluster console"] == f"http://127.0.0.1:{master}"  # the backend's console: the master UI
+        assert links["Driver log"], "the local driver log's location"
         start = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/start_cluster/links")["extra_links"]
-        assert start == {"Spark master UI": f"http://127.0.0.1:{master}"}
+        assert start == {
+            "Spark master UI": f"http://127.0.0.1:{master}",
+            "Cluster console": f"http://127.0.0.1:{master}",
+        }
 
 
 class TestCLIAndRest:

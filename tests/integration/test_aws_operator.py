@@ -170,6 +170,18 @@ def test_a_retry_after_the_worker_died_reattaches_to_the_running_step(aws, emr, 
     assert [s.id for s in steps(aws, emr["cluster_id"])] == [step.id]  # exactly one submission
 
 
+def test_a_job_stored_by_another_backend_is_not_asked_about_a_fresh_step_runs(aws, emr, tmp_path):
+    """The deployment switched from local to emr while a task had a failed try: its stored handle is a
+    local pid, which DescribeStep would refuse on every retry and clear (found in review)."""
+    store = tmp_path / "state.json"
+    old = {"backend": "local", "job_id": "4242", "key": "tricloud-old", "result_uri": str(tmp_path / "m.json")}
+    store.write_text(json.dumps({"tricloud_spark_job": {**old, "cluster_id": None, "details": {}}}))
+    cloud(aws, emr["cluster_id"], "COMPLETED")
+    result = operator().execute(context(store, 2))
+    assert {k: v for k, v in result.items() if k != "application"} == METRICS
+    assert len(steps(aws, emr["cluster_id"])) == 1
+
+
 def test_deferrable_hands_the_step_to_a_trigger_that_cancels_on_kill(aws, emr, tmp_path):
     from airflow.sdk.exceptions import TaskDeferred
 

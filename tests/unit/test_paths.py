@@ -57,6 +57,29 @@ class TestObjectStoreLakeRoot:
             paths.check_lake_root(root)
 
 
+class TestLocalOnlyFeaturesRefuseAnObjectStoreLake:
+    """Path("s3://b/lake") is the relative local path "s3:/b/lake": without the guard, the daily report
+    silently used a directory under the working directory (found in review). The hour lease and the Spark
+    jobs now work on an s3:// lake (tests/integration/test_lease_on_s3.py, test_jobs_on_s3.py)."""
+
+    ROOT = "s3://lake-bucket/prod"
+
+    def test_the_daily_report(self, tmp_path, monkeypatch):
+        from include import reports
+
+        monkeypatch.chdir(tmp_path)
+        for call in (
+            lambda: reports.daily_rollup(self.ROOT, "2026-11-24"),
+            lambda: reports.report_path(self.ROOT, "x"),
+        ):
+            with pytest.raises(paths.ObjectStoreLakeNotSupported, match="the daily report"):
+                call()
+        assert list(tmp_path.iterdir()) == []
+
+    def test_a_local_root_is_returned_as_a_path(self, tmp_path):
+        assert paths.require_local_lake(str(tmp_path), "x") == tmp_path
+
+
 class TestSqliteWarehousePath:
     """SqliteHook builds a 'file:' URI from the path unquoted: '?' cut it and the DB landed elsewhere."""
 

@@ -120,7 +120,11 @@ def run(record_path: Path) -> int:
         if watchdog:
             watchdog.done.set()
         kill_children()  # a Python driver that outlived spark-submit must not keep running
-    result = read_json_or_none(job.result_uri) or {}
+    try:  # spark-submit succeeded: unreadable metrics must not turn it into a "runner died" failure
+        result = read_json_or_none(job.result_uri) or {}
+    except Exception as err:
+        log.warning("Job %s succeeded but its metrics at %s are unreadable: %s", key, job.result_uri, err)
+        result = {}
     store.update(
         key,
         state=JobState.SUCCEEDED.value,

@@ -188,7 +188,20 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
         return self._handle.to_json()
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
-        return self.backend.job_status(self._as_handle(external_id)).state.value
+        from tricloud.cluster import JobState
+
+        handle = self._as_handle(external_id)
+        if handle.backend != self.backend.name:
+            # Stored by a try on another backend (the deployment switched, e.g. local -> emr): that job
+            # cannot be asked about here; report it ended so the mixin submits afresh.
+            self.log.warning(
+                "Ignoring job %s stored by the %s backend: this deployment uses %s",
+                handle.job_id,
+                handle.backend,
+                self.backend.name,
+            )
+            return JobState.FAILED.value
+        return self.backend.job_status(handle).state.value
 
     def is_job_active(self, status: str) -> bool:
         from tricloud.cluster import JobState
