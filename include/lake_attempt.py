@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from include.lake_commit import _CHUNK, Commit, CommitError, CommittedFile, ObjectLake
@@ -45,20 +46,22 @@ def _attempt_dir(the_lake: ObjectLake, relpath: str, attempt: str) -> str:
 def written_files(the_lake: ObjectLake, relpath: str, attempt: str) -> list[str]:
     """The data objects Spark wrote for ``attempt`` (file system paths, sorted by name).
 
-    Only objects directly in the attempt prefix whose names do not start with ``_`` or ``.`` (what Spark's
-    and Hadoop's readers skip as hidden); only Parquet is expected.
+    Only objects whose names do not start with ``_`` or ``.`` (what Spark's and Hadoop's readers skip as
+    hidden); only Parquet files directly in the attempt prefix are expected.
 
-    :raises CommitError: a visible object is not Parquet (the writer put something unexpected there).
+    :raises CommitError: a visible object is not Parquet, or lies in a sub-prefix (a ``partitionBy``
+        write): the writer put something unexpected there.
     """
     base = _attempt_dir(the_lake, relpath, attempt) + "/"
     found = []
     for key in the_lake.list(base.rstrip("/")):
         name = key[len(base) :]
-        if "/" in name or name.startswith(("_", ".")):
+        if name.startswith(("_", ".")):
             continue
-        if not name.endswith(".parquet"):
+        if "/" in name or not name.endswith(".parquet"):
             raise CommitError(
-                f"{the_lake.root}/{relpath}: attempt {attempt} holds {name!r}, which is not Parquet: "
+                f"{the_lake.root}/{relpath}: attempt {attempt} holds {name!r}, which is not Parquet "
+                "directly in the attempt prefix (no partitionBy): "
                 "only the job's Spark output may be written to an attempt prefix; nothing was committed"
             )
         found.append(key)
@@ -96,19 +99,33 @@ def _same_rows(the_lake: ObjectLake, old_key: str, new_key: str) -> bool:
         return False
 
 
-def commit_written(the_lake: ObjectLake, relpath: str, attempt: str) -> Commit:
+def commit_written(
+    the_lake: ObjectLake, relpath: str, attempt: str, before_pointer: Callable[[], None] | None = None
+) -> Commit:
     """Commit the Parquet files Spark wrote to :func:`attempt_uri` as partition ``relpath`` (see the module
-    docstring). On any failure this attempt's objects are deleted and the previous commit stays.
+    docstring). On any failure this attempt's objects are deleted and the previous commit stays (unless the
+    pointer landed although its PUT reported an error: :meth:`ObjectLake.abandon`).
 
+    :param before_pointer: called right before the pointer is written (after the files are hashed), e.g.
+        the hour lease's fencing check, so no takeover can slip in between the check and the commit; what
+        it raises aborts the commit.
     :returns: the new commit (what the pointer now says).
-    :raises CommitError: an unexpected object in the attempt, or a newer attempt committed meanwhile.
+    :raises CommitError: an unexpected object in the attempt, no Parquet file at all, or a newer attempt
+        committed meanwhile.
     """
     relpath = relpath.strip("/")
     prefix = the_lake.attempts_key(relpath) + "/"
     try:
         current = the_lake._commit_or_none(relpath)
+        the_lake.refuse_if_superseded(relpath, attempt, current)  # before "no Parquet": its objects are gone
+        written = written_files(the_lake, relpath, attempt)
+        if not written:
+            raise CommitError(
+                f"Spark wrote no Parquet file to {attempt_uri(the_lake, relpath, attempt)}: nothing was committed "
+                "(the previous commit stays); check the job's output path and its committer settings"
+            )
         files = []
-        for i, key in enumerate(written_files(the_lake, relpath, attempt)):
+        for i, key in enumerate(written):
             name = f"part-{i:05d}.parquet"
             entry = describe_object(the_lake, key, name, key[len(prefix) :])
             old = current.file(name) if current is not None else None
@@ -119,9 +136,11 @@ def commit_written(the_lake: ObjectLake, relpath: str, attempt: str) -> Commit:
                 entry = _pinned(the_lake, current, old)
             files.append(entry)
         commit = Commit(relpath, attempt, time.time_ns(), tuple(files))
+        if before_pointer is not None:
+            before_pointer()
         the_lake.write_pointer(commit)
     except BaseException:
-        the_lake.delete(attempt_objects(the_lake, relpath, attempt))
+        the_lake.abandon(relpath, attempt, attempt_objects(the_lake, relpath, attempt))
         raise
     the_lake.remove_other_attempts(relpath, attempt, commit)
     return commit
@@ -133,18 +152,25 @@ def attempt_objects(the_lake: ObjectLake, relpath: str, attempt: str) -> list[st
     return [k for k in the_lake.list(prefix.rstrip("/")) if k[len(prefix) :].startswith(attempt)]
 
 
-def amend(the_lake: ObjectLake, relpath: str, files: dict[str, bytes]) -> Commit:
+def amend(the_lake: ObjectLake, relpath: str, files: dict[str, bytes], expected: str | None = None) -> Commit:
     """Add (or replace) small files of the committed partition ``relpath``: a new attempt holds them, and
     a new pointer lists them beside the partition's other files, whose objects are kept as they are.
 
     :param files: file name in the partition → bytes (e.g. ``{"_summary.json": b"{…}"}``).
-    :raises CommitError: the partition was never committed (commit its data first), or a newer attempt
-        committed meanwhile.
+    :param expected: the attempt whose commit is being amended (the one this writer committed); when the
+        pointer names another one, another writer committed since, and its files are not amended with ours.
+    :raises CommitError: the partition was never committed (commit its data first), the pointer is not
+        ``expected``'s, or a newer attempt committed meanwhile.
     """
     relpath = relpath.strip("/")
     current = the_lake.commit(relpath)
     if current is None:
         raise CommitError(f"{the_lake.root}/{relpath} has no commit to amend: commit the partition's data first")
+    if expected is not None and current.attempt != expected:
+        raise CommitError(
+            f"{the_lake.root}/{relpath}: attempt {current.attempt} was committed after this writer's "
+            f"{expected}; its files are left as they are (one writer per hour: see include/lease.py)"
+        )
     attempt = the_lake.new_attempt()
     kept = [_pinned(the_lake, current, f) for f in current.files if f.name not in files]
     added = []
@@ -156,7 +182,7 @@ def amend(the_lake: ObjectLake, relpath: str, files: dict[str, bytes]) -> Commit
         commit = Commit(relpath, attempt, time.time_ns(), tuple(sorted(kept + added, key=lambda f: f.name)))
         the_lake.write_pointer(commit)
     except BaseException:
-        the_lake.delete(attempt_objects(the_lake, relpath, attempt))
+        the_lake.abandon(relpath, attempt, attempt_objects(the_lake, relpath, attempt))
         raise
     the_lake.remove_other_attempts(relpath, attempt, commit)
     return commit

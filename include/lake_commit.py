@@ -262,17 +262,20 @@ class ObjectLake:
             return f"{self.attempts_key(commit.relpath)}/{entry.object}"
         return self._attempt_key(commit.relpath, commit.attempt, name)
 
+    def refuse_if_superseded(self, relpath: str, attempt: str, latest: Commit | None) -> None:
+        """:raises CommitError: ``latest`` (the partition's current commit) is of a newer attempt than ``attempt``."""
+        if latest is not None and latest.attempt > attempt:
+            raise CommitError(
+                f"{self.root}/{relpath}: a newer attempt ({latest.attempt}) was committed while this one "
+                f"({attempt}) was writing; this attempt is dropped (one writer per hour: see include/lease.py)"
+            )
+
     def write_pointer(self, commit: Commit) -> None:
         """Write ``commit`` as the partition's pointer, in one PUT, unless a newer attempt committed meanwhile.
 
         :raises CommitError: the current pointer names a newer attempt than ``commit``'s.
         """
-        latest = self._commit_or_none(commit.relpath)
-        if latest is not None and latest.attempt > commit.attempt:
-            raise CommitError(
-                f"{self.root}/{commit.relpath}: a newer attempt ({latest.attempt}) was committed while this one "
-                f"({commit.attempt}) was writing; this attempt is dropped (one writer per hour: see include/lease.py)"
-            )
+        self.refuse_if_superseded(commit.relpath, commit.attempt, self._commit_or_none(commit.relpath))
         pointer = json.dumps(commit.to_dict(), sort_keys=True, indent=1).encode()
         self.put(self.key(f"{commit.relpath}/{POINTER}"), pointer)
 
@@ -301,17 +304,31 @@ class ObjectLake:
             commit = Commit(relpath, attempt, time.time_ns(), files)
             self.write_pointer(commit)
         except BaseException:
-            self.delete([self._attempt_key(relpath, attempt, f.name) for f in files])
+            self.abandon(relpath, attempt, [self._attempt_key(relpath, attempt, f.name) for f in files])
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         self.remove_other_attempts(relpath, attempt, commit)
+
+    def abandon(self, relpath: str, attempt: str, keys: list[str]) -> None:
+        """Delete ``keys`` (attempt ``attempt``'s objects) after its commit failed, unless the pointer names
+        ``attempt`` after all: a pointer PUT can land although its caller saw an error (a lost reply, a
+        failing close), and deleting then would leave a pointer to nothing. When the pointer cannot be
+        read, the objects are left for the next commit to remove (they belong to an older attempt then)."""
+        try:
+            current = self.commit(relpath)
+        except Exception:
+            return
+        if current is None or current.attempt != attempt:
+            self.delete(keys)
 
     def remove_other_attempts(self, relpath: str, keep: str, commit: Commit | None = None) -> int:
         """Delete every object under ``<relpath>/_attempts/`` of an attempt older than ``keep``, and those of
         ``keep`` itself that ``commit`` (its pointer) does not list (Spark's ``_SUCCESS``, directory markers);
         objects ``commit`` lists are kept whatever attempt wrote them, and newer attempts belong to a writer
         still at work. Returns the number of objects deleted."""
+        if commit is not None and getattr(self._commit_or_none(relpath), "attempt", None) != keep:
+            return 0  # another writer's pointer replaced ``keep``'s meanwhile: its objects are not ours to judge
         prefix = self.attempts_key(relpath) + "/"
         listed = {self.object_key(commit, f.name) for f in commit.files} if commit is not None else set()
         stale = []

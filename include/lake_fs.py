@@ -38,7 +38,14 @@ def boto3_deleter():
             by_bucket.setdefault(bucket, []).append(key)
         for bucket, keys in by_bucket.items():
             for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
-                client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]]})
+                batch = {"Objects": [{"Key": k} for k in keys[i : i + 1000]]}
+                errors = client.delete_objects(Bucket=bucket, Delete=batch).get("Errors", [])
+                if errors:  # per-key failures come back in a 200 reply (as S3Hook.delete_objects checks)
+                    first = errors[0]
+                    raise OSError(
+                        f"s3://{bucket}: {len(errors)} object(s) not deleted, e.g. {first.get('Key')!r}: "
+                        f"{first.get('Code')} {first.get('Message', '')}; the role needs s3:DeleteObject on the lake"
+                    )
 
     return delete
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from include.lake_fs import is_object_store
+from include.paths import ObjectStoreLakeNotSupported
 
 
 class LeaseDir(Protocol):
@@ -169,7 +170,18 @@ class S3LeaseDir:
 
 def lease_dir(lake_root: str | Path, relpath: str, client: Any = None) -> LeaseDir:
     """The lease place ``<lake_root>/<relpath>``: :class:`S3LeaseDir` for an ``s3://`` lake (with ``client``,
-    or one from the standard client settings), else :class:`LocalLeaseDir`."""
+    or one from the standard client settings), else :class:`LocalLeaseDir`.
+
+    :raises include.paths.ObjectStoreLakeNotSupported: ``lake_root`` is another store's URI (``gs://``,
+        ``abfss://``), where the lease does not run yet.
+    """
     if is_object_store(str(lake_root)):
         return S3LeaseDir(f"{str(lake_root).rstrip('/')}/{relpath}", client)
+    # Path("gs://b/x") would be the relative directory gs:/b/x under the working directory: two workers
+    # would each hold "the" lease. Stores the lease cannot use yet are refused, naming what to set.
+    if "://" in str(lake_root):
+        raise ObjectStoreLakeNotSupported(
+            f"the hour lease (one writer per hour) cannot live on {str(lake_root)!r} yet: "
+            "set LAKE_ROOT to an s3:// URI or a local directory"
+        )
     return LocalLeaseDir(Path(lake_root) / relpath)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import logging
@@ -258,6 +259,8 @@ class Published:
 
     location: str
     read_paths: tuple[str, ...]
+    #: The attempt whose commit this is, on an object-store lake (None on a local lake).
+    attempt: str | None = None
 
     def __str__(self) -> str:
         return self.location
@@ -325,16 +328,17 @@ def publish_to_object_store(
     try:
         target = lake_attempt.attempt_uri(the_lake, relpath, attempt)
         df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("errorifexists").parquet(target)
-        if args is not None and args.lease_generation is not None:
-            check_lease(args, root, start)
     except BaseException:
         the_lake.delete(lake_attempt.attempt_objects(the_lake, relpath, attempt))
         raise
-    commit = lake_attempt.commit_written(the_lake, relpath, attempt)
+    fence = None
+    if args is not None and args.lease_generation is not None:
+        fence = functools.partial(check_lease, args, root, start)  # right before the pointer, after hashing
+    commit = lake_attempt.commit_written(the_lake, relpath, attempt, before_pointer=fence)
     scheme = the_lake.root.split("://", 1)[0]
     parquet = [f.name for f in commit.files if f.name.endswith(".parquet")]
     uris = (paths.hadoop_literal(f"{scheme}://{the_lake.object_key(commit, n)}") for n in parquet)
-    return Published(f"{the_lake.root}/{relpath}", tuple(uris))
+    return Published(f"{the_lake.root}/{relpath}", tuple(uris), commit.attempt)
 
 
 def check_lease(args: argparse.Namespace, root: str, start: datetime) -> None:
@@ -367,7 +371,8 @@ def finish(args: argparse.Namespace, metrics: dict, **run_info: str) -> None:
         the_lake = ObjectLake(args.lake_root)
         relpath = str(metrics["output"])[len(the_lake.root) + 1 :]
         body = json.dumps(metrics, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
-        lake_attempt.amend(the_lake, relpath, {lake.SUMMARY_FILE: body.encode()})
+        expected = getattr(metrics["output"], "attempt", None)  # the commit this job made (Published)
+        lake_attempt.amend(the_lake, relpath, {lake.SUMMARY_FILE: body.encode()}, expected=expected)
     else:
         lake.write_json(Path(metrics["output"]) / lake.SUMMARY_FILE, metrics)
     if args.metrics_file:

@@ -142,13 +142,19 @@ class TestCommitWhatSparkWrote:
         assert found[f"{REL}/part-00000.parquet"]["sha256"] == by_name["part-00000.parquet"]["sha256"]
         assert set(tmp_path.rglob("*")) == before
 
-    def test_a_failed_spark_write_keeps_the_previous_commit(self, aws, bucket, spark):
-        """Here Spark cannot reach s3:// at all: the shell fails the hour and leaves nothing behind."""
+    def test_a_failed_spark_write_keeps_the_previous_commit(self, aws, bucket, spark, tmp_path):
+        """Here Spark cannot reach s3:// at all: the shell fails the hour, the hour's previous commit stays
+        readable and nothing is left behind. (The cleanup of files already written when a commit fails is
+        tested in tests/unit/test_lake_attempt.py::TestFailuresAroundThePointer.)"""
         root = f"s3://{bucket}/prod"
         the_lake = ObjectLake(root)
-        put(aws, bucket, f"prod/{REL}/_attempts/x", b"")  # the partition "directory" exists
+        previous = tmp_path / "previous"
+        spark.createDataFrame([("O0", 7)], "order_id string, quantity int").coalesce(1).write.parquet(str(previous))
+        the_lake.publish(REL, previous)  # an earlier run's commit of this hour
+        committed = the_lake.commit(REL)
         before = keys(aws, bucket, "prod/")
         df = spark.createDataFrame([("O1", 1)], "order_id string, quantity int")
         with pytest.raises(Exception, match='(?i)no filesystem for scheme "?s3'):
             common.publish(df, root, lake.CLEAN_CUSTOMERS, HOUR, ["order_id"])
-        assert keys(aws, bucket, "prod/") == before and the_lake.commit(REL) is None
+        assert keys(aws, bucket, "prod/") == before and the_lake.commit(REL) == committed
+        assert read_tables(the_lake, REL).column("order_id").to_pylist() == ["O0"]

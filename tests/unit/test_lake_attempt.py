@@ -162,3 +162,91 @@ class TestDigestsOfAnObjectLake:
         with pytest.raises(digests.ReplicationError, match="object store"):
             call()
         assert list(tmp_path.iterdir()) == []
+
+
+class _PointerPutLandsThenFails:
+    """The store's side of a lost reply: the pointer PUT is written, then the call raises (as a client
+    whose retries ran out after the request landed). Everything else is the real local file system."""
+
+    def __init__(self, inner: fs.FileSystem) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def open_output_stream(self, path, *args, **kwargs):
+        if not path.endswith("/_commit.json"):
+            return self.inner.open_output_stream(path, *args, **kwargs)
+        inner = self.inner
+
+        class _Stream:
+            def __enter__(self):
+                self._s = inner.open_output_stream(path)
+                return self._s
+
+            def __exit__(self, *exc):
+                self._s.close()
+                raise OSError("connection reset by peer (the PUT landed; its reply was lost)")
+
+        return _Stream()
+
+
+class TestFailuresAroundThePointer:
+    """Found in review: the cleanup after a failed commit deleted exactly the objects a pointer that had
+    landed named; the lease was checked before the files were hashed (a takeover could slip in); an
+    attempt with no Parquet file replaced a good commit with an empty hour; amend wrote over a newer
+    writer's commit."""
+
+    def test_a_pointer_that_landed_although_its_put_failed_keeps_its_objects(self, spark, bucket, the_lake):
+        flaky = ObjectLake(the_lake.root, filesystem=_PointerPutLandsThenFails(the_lake.fs))
+        attempt = spark_write(spark, bucket, the_lake, ROWS)
+        with pytest.raises(OSError, match="reply was lost"):
+            commit_written(flaky, REL, attempt)
+        assert pointer(bucket)["attempt"] == attempt
+        assert sorted(read_tables(the_lake, REL).column("order_id").to_pylist()) == ["O1", "O2", "O3"]
+
+    def test_the_fence_runs_after_hashing_and_a_lost_lease_keeps_the_previous_commit(self, spark, bucket, the_lake):
+        commit_written(the_lake, REL, spark_write(spark, bucket, the_lake, ROWS))
+        before = pointer(bucket)
+        second = spark_write(spark, bucket, the_lake, ROWS[:1])
+        seen = []
+
+        def fence():
+            seen.append(len(attempt_files(bucket)))  # the second attempt's files are there, hashed
+            raise RuntimeError("lease lost: run_b took the hour")
+
+        with pytest.raises(RuntimeError, match="lease lost"):
+            commit_written(the_lake, REL, second, before_pointer=fence)
+        assert seen and seen[0] > 1
+        assert pointer(bucket) == before
+        assert attempt_files(bucket) == {before["files"][0]["object"]}
+
+    def test_an_attempt_without_parquet_is_refused_and_the_previous_commit_stays(self, spark, bucket, the_lake):
+        commit_written(the_lake, REL, spark_write(spark, bucket, the_lake, ROWS))
+        before = pointer(bucket)
+        empty = the_lake.new_attempt()
+        (bucket / the_lake.attempts_key(REL) / empty).mkdir()
+        (bucket / the_lake.attempts_key(REL) / empty / "_SUCCESS").write_bytes(b"")
+        with pytest.raises(CommitError, match="wrote no Parquet file"):
+            commit_written(the_lake, REL, empty)
+        assert pointer(bucket) == before
+        assert read_tables(the_lake, REL).num_rows == len(ROWS)
+
+    def test_a_parquet_file_in_a_sub_prefix_is_refused(self, spark, bucket, the_lake):
+        attempt = the_lake.new_attempt()
+        spark.createDataFrame(ROWS, "order_id string, quantity int").write.partitionBy("quantity").parquet(
+            str(bucket / the_lake.attempts_key(REL) / attempt)
+        )
+        with pytest.raises(CommitError, match=r"quantity=.*not Parquet directly in the attempt prefix"):
+            commit_written(the_lake, REL, attempt)
+        assert not (bucket / "lake/prod" / REL / "_commit.json").exists()
+
+    def test_amend_refuses_a_commit_another_writer_made_since(self, spark, bucket, the_lake):
+        mine = spark_write(spark, bucket, the_lake, ROWS)
+        commit_written(the_lake, REL, mine)
+        theirs = spark_write(spark, bucket, the_lake, [*ROWS, ("O4", 4)])
+        commit_written(the_lake, REL, theirs)
+        with pytest.raises(CommitError, match="committed after this writer's"):
+            amend(the_lake, REL, {lake.SUMMARY_FILE: b'{"rows_clean": 3}\n'}, expected=mine)
+        doc = pointer(bucket)
+        assert doc["attempt"] == theirs and [f["name"] for f in doc["files"]] == ["part-00000.parquet"]
