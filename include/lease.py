@@ -50,6 +50,7 @@ LEASE_LOST_EXIT = 86
 KEEP_GENERATIONS = 5
 _GEN_FILE = re.compile(r"^(\d{6,})\.json$")
 _ATTEMPT_FILE = re.compile(r"^(\d{6,})\.(.+)\.try(\d+)$")
+_ADOPTED_FILE = re.compile(r"^(\d{6,})\.(.+)\.try(\d+)\.adopted$")
 
 #: ``holder_state(dag_id, run_id)``: the run's state (e.g. "running", "failed"), None when unknown.
 HolderState = Callable[[str, str], str | None]
@@ -193,9 +194,21 @@ class HourLease:
             acquired_at=now,
             renewed_at=now,
         )
-        if not self._create(record):
+        created = self._create(record)
+        # Read back what the store holds: a PUT whose reply was lost is ours although the client saw 412,
+        # and a store that ignores If-None-Match would let a second writer overwrite ours unnoticed.
+        try:
+            stored = self._record(record.generation)
+        except (ValueError, KeyError, TypeError):
+            stored = None
+        if stored != record:
             winner = self.current()
-            return Claim(False, winner, f"taken a moment ago by {winner.describe() if winner else 'another run'}")
+            why = (
+                "taken a moment ago by"
+                if not created
+                else "overwritten at once by (a store without conditional writes?)"
+            )
+            return Claim(False, winner, f"{why} {winner.describe() if winner else 'another run'}")
         self._prune(record.generation)
         return Claim(True, record, reason)
 
@@ -292,6 +305,6 @@ class HourLease:
 
     def _prune(self, top: int) -> None:
         for name in self.store.names():
-            m = _GEN_FILE.match(name) or _ATTEMPT_FILE.match(name)
+            m = _GEN_FILE.match(name) or _ATTEMPT_FILE.match(name) or _ADOPTED_FILE.match(name)
             if m and int(m.group(1)) <= top - KEEP_GENERATIONS:
                 self.store.delete(name)

@@ -29,6 +29,13 @@ from urllib.parse import urlsplit
 from include.lake_fs import is_object_store
 from include.paths import ObjectStoreLakeNotSupported
 
+#: (id of a client, bucket) pairs whose conditional writes were probed and work.
+_CONDITIONAL_WRITES_OK: set[tuple[int, str]] = set()
+
+
+class LeaseStoreError(RuntimeError):
+    """The lease's store cannot give one writer per hour (see :meth:`S3LeaseDir.require_conditional_writes`)."""
+
 
 class LeaseDir(Protocol):
     """The files of one hour's lease. ``where`` names the place for people (errors, logs)."""
@@ -136,9 +143,14 @@ class S3LeaseDir:
 
     def create(self, name: str, text: str) -> bool:
         """PUT ``name`` with ``If-None-Match: *``: True when written, False when the key already existed
-        (412) or another conditional write of it was in flight (409)."""
+        (412) or another conditional write of it was in flight (409).
+
+        :raises LeaseStoreError: the store does not honour conditional writes (checked once per client and
+            bucket: :meth:`require_conditional_writes`).
+        """
         from botocore.exceptions import ClientError
 
+        self.require_conditional_writes()
         try:
             self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=text.encode(), IfNoneMatch="*")
             return True
@@ -146,6 +158,40 @@ class S3LeaseDir:
             if err.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False
             raise
+
+    def require_conditional_writes(self) -> None:
+        """Make sure the store refuses a second ``If-None-Match: *`` PUT of one key, once per client and bucket.
+
+        An S3-compatible store that ignores the header (or answers 501) would let two runs each create
+        generation n+1 and both pass the fencing check: two writers of one hour. A probe object under the
+        lease prefix is created twice and deleted.
+
+        :raises LeaseStoreError: the store wrote the second PUT, or does not implement conditional writes;
+            the message names what to use instead.
+        """
+        from botocore.exceptions import ClientError
+
+        if (id(self.client), self.bucket) in _CONDITIONAL_WRITES_OK:
+            return
+        key = f"{self.prefix}.probe-{uuid.uuid4().hex}"
+        refused = False
+        try:
+            for _ in range(2):
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"", IfNoneMatch="*")
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code not in ("PreconditionFailed", "ConditionalRequestConflict", "NotImplemented", "501"):
+                raise
+            refused = code in ("PreconditionFailed", "ConditionalRequestConflict")
+        finally:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        if not refused:
+            raise LeaseStoreError(
+                f"s3://{self.bucket}/{self.prefix} does not honour conditional writes (If-None-Match: *), so two "
+                "runs could both hold an hour: use Amazon S3 or an S3-compatible store that implements them, "
+                "or a local LAKE_ROOT"
+            )
+        _CONDITIONAL_WRITES_OK.add((id(self.client), self.bucket))
 
     def replace(self, name: str, text: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.prefix + name, Body=text.encode())

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 
 from include.lease import HourLease, LeaseLostError
-from include.lease_store import S3LeaseDir
+from include.lease_store import LeaseStoreError, S3LeaseDir
 from tests.support.moto_aws import CONN_ID, REGION, moto_aws
 from tests.unit import test_lease as unit
 from tests.unit.test_lease import HOUR, states
@@ -102,6 +102,58 @@ class TestAcquireOnS3:
         assert won_by_a == [True]
         assert not claim_b.acquired and "taken a moment ago" in claim_b.reason
         assert run_b.current().run_id == "run_a"  # A's record was not overwritten
+        assert keys(aws, bucket) == [f"prod/{PREFIX}000001.json"]
+
+
+class TestWhatTheStoreAnswers:
+    """The store's side, through botocore's own event hooks on a fresh client (our code unchanged): an
+    S3-compatible store that ignores ``If-None-Match``, and a PUT that lands but whose reply is lost."""
+
+    @staticmethod
+    def fresh_client(aws):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=aws.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def test_a_store_ignoring_conditional_writes_is_refused_before_any_claim(self, aws, bucket, clock):
+        """Found in review: such a store let two runs each write generation 1 and both pass the check."""
+        lax = self.fresh_client(aws)
+
+        def ignore_condition(request, **_):
+            if "If-None-Match" in request.headers:
+                del request.headers["If-None-Match"]
+
+        lax.meta.events.register("before-sign.s3.PutObject", ignore_condition)
+        lease = HourLease(f"s3://{bucket}/prod", "customer_enrichment", HOUR, clock=clock, client=lax)
+        with pytest.raises(LeaseStoreError, match=r"does not honour conditional writes.*Amazon S3.*local LAKE_ROOT"):
+            lease.try_acquire("dag", "run_a", states(run_a="running"))
+        assert keys(aws, bucket) == []  # no record, and the probe is gone
+
+    def test_a_put_whose_reply_was_lost_is_still_ours(self, aws, bucket, clock):
+        """The first PUT reaches the store but its reply is lost (a read timeout); botocore retries it and
+        the retry meets our own object: 412. The claim must still be ours, not "taken by run_a"."""
+        import botocore.exceptions
+        import requests
+
+        sent = []
+
+        def land_then_lose_the_reply(request, **_):
+            if not sent and request.url.split("?")[0].endswith("/000001.json"):
+                sent.append(requests.put(request.url, data=request.body, headers=dict(request.headers), timeout=10))
+                raise botocore.exceptions.ReadTimeoutError(endpoint_url=request.url)
+
+        flaky = self.fresh_client(aws)
+        flaky.meta.events.register("before-send.s3.PutObject", land_then_lose_the_reply)
+        lease = HourLease(f"s3://{bucket}/prod", "customer_enrichment", HOUR, clock=clock, client=flaky)
+        claim = lease.try_acquire("dag", "run_a", states(run_a="running"))
+        assert sent and sent[0].status_code == 200  # it landed
+        assert claim.acquired and claim.record.run_id == "run_a", claim.reason
         assert keys(aws, bucket) == [f"prod/{PREFIX}000001.json"]
 
 
