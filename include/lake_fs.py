@@ -21,6 +21,15 @@ def is_object_store(uri: str) -> bool:
     return urlsplit(str(uri)).scheme in OBJECT_STORE_SCHEMES
 
 
+def by_bucket(paths: list[str]) -> dict[str, list[str]]:
+    """``bucket/key`` file system paths (pyarrow's form) grouped as ``{bucket: [key, …]}``, order kept."""
+    grouped: dict[str, list[str]] = {}
+    for path in paths:
+        bucket, key = path.split("/", 1)
+        grouped.setdefault(bucket, []).append(key)
+    return grouped
+
+
 def boto3_deleter():
     """``delete(paths)`` for ``bucket/key`` paths through boto3's ``DeleteObjects`` (standard client settings),
     or None when boto3 is not installed. pyarrow's ``delete_file`` would leave an empty ``…/`` directory
@@ -32,11 +41,7 @@ def boto3_deleter():
 
     def delete(paths: list[str]) -> None:
         client = boto3.client("s3")
-        by_bucket: dict[str, list[str]] = {}
-        for path in paths:
-            bucket, key = path.split("/", 1)
-            by_bucket.setdefault(bucket, []).append(key)
-        for bucket, keys in by_bucket.items():
+        for bucket, keys in by_bucket(paths).items():
             for i in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
                 batch = {"Objects": [{"Key": k} for k in keys[i : i + 1000]]}
                 errors = client.delete_objects(Bucket=bucket, Delete=batch).get("Errors", [])

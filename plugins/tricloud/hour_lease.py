@@ -64,8 +64,12 @@ def _lease(lake_root: str, pipeline: str, hour: str, ttl: timedelta = LEASE_TTL)
     if is_object_store(lake_root):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+        from tricloud.connections import require_connection
         from tricloud.lake import LAKE_CONN_ID
 
+        # As the lake itself (tricloud.lake): without the connection the hook would fall back to the
+        # ambient credential chain, and the lease could live in another account or endpoint than the lake.
+        require_connection(LAKE_CONN_ID, ("aws",))
         client = S3Hook(aws_conn_id=LAKE_CONN_ID).get_conn()
     return HourLease(lake_root, pipeline, hour, ttl=ttl, client=client)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from include.lake_commit import Lake, open_lake
-from include.lake_fs import is_object_store
+from include.lake_fs import by_bucket, is_object_store
 from tricloud import settings
 from tricloud.connections import require_connection
 
@@ -49,11 +49,7 @@ def s3_deleter(conn_id: str = LAKE_CONN_ID) -> Callable[[list[str]], None]:
     hook = S3Hook(aws_conn_id=conn_id)
 
     def delete(paths: list[str]) -> None:
-        by_bucket: dict[str, list[str]] = {}
-        for path in paths:
-            bucket, key = path.split("/", 1)
-            by_bucket.setdefault(bucket, []).append(key)
-        for bucket, keys in by_bucket.items():
+        for bucket, keys in by_bucket(paths).items():
             hook.delete_objects(bucket, keys)
 
     return delete
