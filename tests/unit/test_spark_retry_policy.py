@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowException
 from include.jobs import DATA_ERROR_EXIT, common, ingest_customers, ingest_products
 from include.lease import LEASE_LOST_EXIT
 
+pytestmark = pytest.mark.fast  # the fast tier: no server (`pytest -m fast`)
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 
 
