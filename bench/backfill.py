@@ -1,12 +1,13 @@
 """Benchmark: a backfill of N hours (default 24) through the REST API on the production topology.
 
-The timing claims that used to sit inside tests/faults/test_backfill.py (per-hour cost stays flat, no
-hour takes minutes) are measured here instead, where a loaded machine makes a slow figure, not a red
-test. Production topology (stack.prod: Postgres, Redis, Celery, separate Airflow processes) in a world
-of the benchmark's own (own ports, Spark cluster, emulators, lake; never `.env`'s), scheduled runs off.
-``POST /api/v2/backfills`` over the hours with ``max_active_runs=2`` (as the DAG), then per hour the run's
-duration (start → end as Airflow records them), the first hours against the last ones, and the total
-wall time from the backfill's creation to its last run's end.
+The timing claims that used to sit inside the backfill test (per-hour cost stays flat, no hour takes
+minutes; the test is now in tests/e2e/test_prod_topology.py) are measured here instead, where a loaded
+machine makes a slow figure, not a red test. Production topology (stack.prod: Postgres, Redis, Celery,
+separate Airflow processes) in a world of the benchmark's own (own ports, Spark cluster, emulators, lake;
+never `.env`'s), scheduled runs off. ``POST /api/v2/backfills`` over the hours with
+``max_active_runs=2`` (as the DAG), then per hour the run's duration (start → end as Airflow records
+them), the first hours against the last ones, and the total wall time from the backfill's creation to
+its last run's end.
 
     python -m bench.backfill                       (24 hours of 500 rows; about 10-30 minutes on 2 cores)
     python -m bench.backfill --hours 3 --rows 200  (a quick check of the script itself)

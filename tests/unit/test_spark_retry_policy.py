@@ -5,7 +5,7 @@ The chain under test: the job process exits ``DATA_ERROR_EXIT`` on a missing or 
 (``tricloud.operators.spark.data_error``); the Spark tasks' ``retry_policy`` (Airflow 3.3's
 ``ExceptionRetryPolicy``, evaluated by the task runner with the raised exception) returns FAIL for it
 and DEFAULT (the task's ``retries`` with backoff) for anything else. In real Airflow:
-tests/faults/test_backfill.py (a missing hour fails on try 1) and tests/faults/test_spark_reattach.py
+tests/e2e/test_prod_topology.py (the backfill: a missing hour fails on try 1) and tests/faults/test_spark_reattach.py
 (a killed worker is retried, try 2 succeeds).
 """
 
