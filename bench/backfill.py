@@ -81,9 +81,26 @@ def run(env: dict[str, str], args: argparse.Namespace) -> None:
             )
             runs = wait_for_backfill(client, len(hours), created + args.timeout)
             wall = time.monotonic() - created
+        failed = [r for r in runs if r["state"] != "success"]
+        failures = {r["data_interval_start"]: why_failed(client, r["dag_run_id"]) for r in failed}
     finally:
         topo.down()
-    report(args, hours, runs, wall, stack_s, startup, mem)
+    report(args, hours, runs, wall, stack_s, startup, mem, failures)
+
+
+def why_failed(client, run_id: str) -> dict[str, str]:
+    """The failed tasks of a run and the last lines of each one's log (a benchmark that failed says why)."""
+    tis = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    out = {}
+    for t in tis:
+        if t["state"] == "failed":
+            path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{t['task_id']}/logs/{t['try_number']}"
+            try:
+                log = str(client.call("GET", path))
+            except Exception as err:  # the benchmark still writes its results
+                log = f"(log unavailable: {err})"
+            out[t["task_id"]] = log[-1500:]
+    return out
 
 
 def wait_for_backfill(client, n: int, deadline: float) -> list[dict]:
@@ -97,7 +114,7 @@ def wait_for_backfill(client, n: int, deadline: float) -> list[dict]:
         time.sleep(2)
 
 
-def report(args, hours, runs, wall, stack_s, startup, mem) -> None:
+def report(args, hours, runs, wall, stack_s, startup, mem, failures) -> None:
     by_hour = {_ts(r["data_interval_start"]): r for r in runs}
     per_hour = [
         {
@@ -116,6 +133,7 @@ def report(args, hours, runs, wall, stack_s, startup, mem) -> None:
         "rows_per_hour": args.rows,
         "max_active_runs": args.max_active_runs,
         "failed_hours": [p["hour"] for p in per_hour if p["state"] != "success"],
+        "failed_tasks": failures,
         "total_wall_s": round(wall, 1),
         "stack_start_s": round(stack_s, 1),
         "airflow_startup_s": startup,
