@@ -52,9 +52,6 @@ def run(env: dict[str, str], args: argparse.Namespace) -> None:
     from stack.emulators import create_buckets, emulators
 
     hours = [FIRST_HOUR + timedelta(hours=i) for i in range(args.hours)]
-    for h in hours:
-        generate.generate_hour(env["LAKE_ROOT"], h, rows=args.rows, products=100)
-
     t0 = time.monotonic()
     spark_backend(env).start()
     for proc in emulators(env):
@@ -64,7 +61,11 @@ def run(env: dict[str, str], args: argparse.Namespace) -> None:
     try:
         startup = topo.up(schedule=False)
         stack_s = time.monotonic() - t0
-        api = LocalAirflow(topo.env(schedule=False))
+        airflow_env = topo.env(schedule=False)
+        # The hours go into the lake the topology's workers read (its LAKE_ROOT, not necessarily the world's).
+        for h in hours:
+            generate.generate_hour(airflow_env["LAKE_ROOT"], h, rows=args.rows, products=100)
+        api = LocalAirflow(airflow_env)
         client = RestClient(api.url, "admin", api.admin_password())
         client.wait_for_dag(DAG_ID)
         with MemorySampler(topo.pids() + list(spark_backend(env).pids().values())) as mem:
