@@ -71,6 +71,26 @@ def world(pytestconfig: pytest.Config) -> stack_world.World:
     return pytestconfig.stash[WORLD]
 
 
+def changed_world_env(world_env: dict[str, str], environ: dict[str, str]) -> dict[str, tuple[str | None, str]]:
+    """The world's variables ``environ`` no longer holds as set: name -> (now, expected)."""
+    return {k: (environ.get(k), v) for k, v in world_env.items() if environ.get(k) != v}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def world_env_restored(request: pytest.FixtureRequest):
+    """Every test module leaves the session's world as it found it (LAKE_ROOT, connections, ports, …).
+
+    Autouse and module-scoped, so it is set up before and torn down after the module's own fixtures:
+    a module fixture that changed one of the world's variables without restoring it fails here,
+    naming the variable, instead of silently moving every later module onto its value.
+    """
+    world_env = dict(request.config.stash[WORLD].env)
+    before = changed_world_env(world_env, dict(os.environ))  # e.g. the logging level conftest overrides
+    yield
+    after = changed_world_env(world_env, dict(os.environ))
+    assert after == before, f"{request.module.__name__} left the session's environment changed: {after}"
+
+
 @pytest.fixture(scope="session")
 def shell_env(pytestconfig: pytest.Config) -> dict[str, str]:
     """The environment the session was started with, before its world was applied (a user's shell)."""

@@ -42,13 +42,13 @@ def dag():
 
 @pytest.fixture(scope="module")
 def first_run(dag, spark_cluster, emulators, tmp_path_factory):
-    import os
-
     root = tmp_path_factory.mktemp("lake")
-    os.environ["LAKE_ROOT"] = str(root)
-    gen = generate.generate_hour(root, HOUR, rows=ROWS, products=300)
-    dr = run_hour(dag)
-    return root, gen, dr
+    # This module's own lake for its tests; the session's LAKE_ROOT is back once the module is done.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAKE_ROOT", str(root))
+        gen = generate.generate_hour(root, HOUR, rows=ROWS, products=300)
+        dr = run_hour(dag)
+        yield root, gen, dr
 
 
 class TestOneHour:

@@ -63,7 +63,6 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager look for drivers online
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in (
@@ -76,7 +75,9 @@ def browser():
         "--window-size=1400,1000",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SE_OFFLINE", "true")  # never let Selenium Manager look for drivers online
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     driver.implicitly_wait(0)
     SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver

@@ -99,12 +99,11 @@ class TestWorkerKilledMidJob:
             assert time.monotonic() < deadline and thread.is_alive(), "the job never registered"
             time.sleep(0.2)
         os.killpg(worker_pid, signal.SIGKILL)
-        t_kill = time.monotonic()
-        thread.join(120)
+        thread.join(300)  # a hang guard, not a timing claim
         assert not thread.is_alive(), "the task hung instead of failing"
-        assert time.monotonic() - t_kill < 60  # 10 s timeout + polling + spark-submit's exit
         (err,) = errors
-        assert "lost every worker during the job" in str(err)
+        # Stopped by the operator's lost-cluster watchdog, with the timeout it was given (not by a hang guard).
+        assert "lost every worker during the job and had none back for 10s" in str(err)
         time.sleep(2)
         assert spark_submits(str(faulty_root)) == []  # spark-submit and its driver are gone
         assert outputs(faulty_root) == {}  # nothing half-published

@@ -1,6 +1,6 @@
 """Failures of the running stack: a task killed from the API, Airflow itself killed mid-run. Each ends
 with what landed in the lake: nothing lost, nothing duplicated. (The backfill with a missing hour runs
-on the production topology: tests/faults/test_backfill.py.)
+on the production topology: tests/e2e/test_prod_topology.py.)
 
 A private local Airflow (own home and ports), sharing the session's Spark cluster and emulators.
 """

@@ -9,6 +9,7 @@ from airflow.utils.types import DagRunType
 from include import lake
 from tricloud.hours import resolve_hour
 
+pytestmark = pytest.mark.fast  # the fast tier: no server (`pytest -m fast`)
 T10 = datetime(2026, 11, 24, 10, tzinfo=UTC)
 
 

@@ -15,6 +15,7 @@ from include import lake, replication
 from include.replication.digests import hour_digests
 from include.replication.manifests import content_sha256
 
+pytestmark = pytest.mark.fast  # the fast tier: no server (`pytest -m fast`)
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 PREFIXES = replication.hour_prefixes(HOUR)
 P = PREFIXES[0]

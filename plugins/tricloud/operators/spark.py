@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 from airflow.providers.common.compat.sdk import conf as airflow_conf
+from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from include.jobs import DATA_ERROR_EXIT
 from include.lease import LEASE_LOST_EXIT
 from tricloud.links import (
     ClusterConsoleLink,
@@ -43,6 +45,45 @@ def lease_lost(message: str | BaseException | None, exit_code: int | None = None
     return m is not None and int(m.group(1)) == LEASE_LOST_EXIT
 
 
+_DATA_ERROR_NAMES = re.compile(r"\b(NoInputError|InputFormatError)\b")
+
+
+def data_error(message: str | BaseException | None, exit_code: int | None = None) -> bool:
+    """Whether the job failed on its input (:data:`include.jobs.DATA_ERROR_EXIT`): no retry can fix that.
+
+    The exit code when the backend knows it; else the SparkSubmitHook's "Error code is: N." or the
+    error's name in the driver's message (a backend that reports only the log tail, e.g. EMR).
+    """
+    if exit_code is not None:
+        return exit_code == DATA_ERROR_EXIT
+    text = str(message or "")
+    m = re.search(r"Error code is: (\d+)", text)
+    if m is not None:
+        return int(m.group(1)) == DATA_ERROR_EXIT
+    return _DATA_ERROR_NAMES.search(text) is not None
+
+
+class SparkJobDataError(AirflowException):
+    """The Spark job failed on its input (the hour's input is missing, or the file is unusable).
+
+    Deterministic: the same input fails the same way, so :data:`SPARK_RETRY_POLICY` fails the task on
+    its first try instead of retrying it. Fix the input, then clear the task.
+    """
+
+
+#: The Spark tasks' retry policy (Airflow 3.3 ``retry_policy``): a data error fails at once, everything
+#: else (a lost worker, a killed driver, a cluster that is down) keeps the task's retries and backoff.
+SPARK_RETRY_POLICY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception=SparkJobDataError,
+            action=RetryAction.FAIL,
+            reason="the job's input is missing or unusable: a retry would fail the same way",
+        )
+    ]
+)
+
+
 class SparkJobOperator(ResumableJobMixin, BaseOperator):
     """
     Run a PySpark application on the configured cluster backend and return the metrics it wrote.
@@ -59,7 +100,9 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
     one (and returns its metrics). Deferrable: with ``deferrable=True`` and a backend that offers a
     trigger (the cloud backends), the worker slot is released while the job runs; the local backend
     has none and polls. Killing the task cancels the job. A job exiting with
-    ``include.lease.LEASE_LOST_EXIT`` fails the task without retry. On failure the exception and the
+    ``include.lease.LEASE_LOST_EXIT`` fails the task without retry; one that failed on its input
+    (``include.jobs.DATA_ERROR_EXIT``) raises :class:`SparkJobDataError`, which the default
+    ``retry_policy`` (:data:`SPARK_RETRY_POLICY`) fails without retry too. On failure the exception and the
     task log carry the driver's error and where the full driver log is.
 
     :param application: path of the ``.py`` file to submit. (templated)
@@ -108,6 +151,7 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
         poll_interval: float = 2.0,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("retry_policy", SPARK_RETRY_POLICY)
         super().__init__(**kwargs)
         self.application = application
         self.application_args = application_args
@@ -290,6 +334,11 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
                     f"above names the holder): not retried, nothing more was published. {error}"
                 )
             failure = JobFailed(error, handle=handle, status=status, driver_log=self.backend.driver_log(handle))
+            if data_error(status.message, status.exit_code) or data_error(error):
+                raise SparkJobDataError(
+                    f"Spark job {handle.key} failed on its input (exit code {DATA_ERROR_EXIT}): not retried, "
+                    f"nothing was published; fix the input, then clear the task. {error}"
+                ) from failure
             raise AirflowException(f"Spark job {handle.key} ended {status.raw}: {error}") from failure
         result: dict[str, Any] = {"application": self.application}
         metrics = self.backend.read_result(handle)
