@@ -223,18 +223,24 @@ def status_of(store: JobStore, key: str) -> JobStatus:
 def cancel_job(store: JobStore, key: str) -> bool:
     """Kill the job's runner group (spark-submit, driver); record CANCELLED. False if already finished.
 
-    A Connect job's runner is asked first (SIGTERM: it interrupts its session's operations on the
-    server, which killing the client alone would leave running), then its group is killed.
+    A Connect job's runner is asked first (SIGTERM, outside the key's lock, which its handler takes to
+    record CANCELLED): it interrupts its session's operations on the server, which killing the client
+    alone would leave running. Then the group is killed.
     """
+    record = store.read(key)
+    if record is None or not JobState(record.state).active:
+        return False
+    if record.mode == "connect" and record.pid and alive(record.pid, record.create_time):
+        stop_group(record.pid, timeout=CONNECT_CANCEL_TIMEOUT)
     with store.locked(key):
         record = store.read(key)
-        if record is None or not JobState(record.state).active:
-            return False
+        ended = record is None or not JobState(record.state).active
+        if ended and (record is None or record.state != JobState.CANCELLED.value):
+            return False  # it ended on its own meanwhile
         if record.pid and alive(record.pid, record.create_time):
-            if record.mode == "connect":
-                stop_group(record.pid, timeout=CONNECT_CANCEL_TIMEOUT)
             kill_group(record.pid)
-        store.write(replace(record, state=JobState.CANCELLED.value, error="cancelled", finished_at=now()))
+        if record.state != JobState.CANCELLED.value:
+            store.write(replace(record, state=JobState.CANCELLED.value, error="cancelled", finished_at=now()))
     log.info("Cancelled job %s (runner pid %s)", key, record.pid)
     return True
 
