@@ -19,11 +19,12 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from include import generate, lake as lake_layout
+from include import generate
+from include import lake as lake_layout
 from include.processes import alive
 from tricloud import settings
 from tricloud.cluster import JobState
-from tricloud.cluster.local_connect import MODE_ENV, listening
+from tricloud.cluster.local_connect import MODE_ENV, listens_on
 from tricloud.operators import SparkJobOperator
 
 pytestmark = pytest.mark.spark
@@ -118,14 +119,15 @@ class TestSameOutputsBothWays:
 
 class TestServerLifecycle:
     def test_a_dead_server_is_restarted_by_start(self, connect_backend):
-        host, port, _ = connect_backend.connect_endpoint()
+        connect_backend.start()
+        _, port, _ = connect_backend.connect_endpoint()
         old = connect_backend.pids()["connect"]
         os.killpg(old, signal.SIGKILL)
         wait_for(lambda: not alive(old), 30, "the server to die")
         assert not connect_backend.connect_alive()
         info = connect_backend.start()
         new = connect_backend.pids()["connect"]
-        assert new != old and listening(host, port)
+        assert new != old and listens_on(new, port)  # the new process itself listens
         assert info.details["connect_url"] == f"sc://127.0.0.1:{port}/"
         assert connect_backend.status().active_apps == 0  # the server is not counted as a job
 
@@ -134,8 +136,10 @@ class TestServerLifecycle:
 
         generate.generate_hour(lake, HOUR, rows=20_000, products=500)
         op = ingest("ingest_customers", lake, monkeypatch, "connect")
+        connect_backend.start()
         server = connect_backend.pids()["connect"]
         handle = op.backend.submit(op.build_job({}))
+        assert connect_backend.pids()["connect"] == server  # the job runs on that server
         log = Path(op.backend.driver_log(handle))
         wait_for(lambda: "Spark Connect session" in log.read_text(), 60, "the runner to start the job")
         os.killpg(server, signal.SIGKILL)

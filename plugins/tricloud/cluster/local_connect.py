@@ -79,6 +79,29 @@ def listening(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` (or a child of it) holds a listening TCP socket on ``port``.
+
+    A port that answers is not enough: a leftover of an earlier server (or anything else) may hold it, and
+    a new server that cannot bind exits.
+    """
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return False
+    for proc in procs:
+        try:
+            conns = proc.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns):
+            return True
+    return False
+
+
 class ConnectServerMixin:
     """The Connect server half of :class:`tricloud.cluster.local.LocalStandaloneBackend`.
 
@@ -108,11 +131,9 @@ class ConnectServerMixin:
         return "127.0.0.1", int(conn.port), SparkConnectHook(conn_id=self.connect_conn_id).get_connection_url()
 
     def connect_alive(self) -> bool:
-        """Our server process runs and accepts connections."""
-        if "connect" not in self.pids():
-            return False
-        host, port, _ = self.connect_endpoint()
-        return listening(host, port)
+        """Our server process runs and listens on the connection's port."""
+        pid = self.pids().get("connect")
+        return bool(pid) and listens_on(pid, self.connect_endpoint()[1])
 
     def _start_connect(self, timeout: float) -> bool:
         """Start the server unless it is alive (caller holds the cluster lock); True when started.
@@ -125,7 +146,7 @@ class ConnectServerMixin:
 
         host, port, url = self.connect_endpoint()
         running = self.pids().get("connect")
-        if running and listening(host, port):
+        if running and listens_on(running, port):
             return False
         if running:
             kill_group(running)
@@ -133,9 +154,11 @@ class ConnectServerMixin:
         args = ["--master", self.master_url, "--class", SERVER_CLASS, "--name", SERVER_APP_NAME]
         for key, value in conf.items():
             args += ["--conf", f"{key}={value}"]
-        self._spawn("connect", [*args, "spark-internal"], binary="spark-submit")
+        if listening(host, port):
+            raise OSError(f"port {port} of {url} is taken by another process: stop it, or choose another port there")
+        pid = self._spawn("connect", [*args, "spark-internal"], binary="spark-submit")
         deadline = time.monotonic() + timeout
-        while not listening(host, port):
+        while not listens_on(pid, port):
             if "connect" not in self.pids() or time.monotonic() > deadline:
                 tail = (self.dir / "connect.log").read_text(errors="replace")[-3000:]
                 raise TimeoutError(f"the Spark Connect server at {url} did not start within {timeout:.0f}s:\n{tail}")
