@@ -171,6 +171,10 @@ def runner_env(job: SparkJob, conn_uri: str | None, conn_id: str) -> dict[str, s
     # ("airflow-db-not-allowed:///", set by the Task SDK's supervisor). The runner needs no DB at all:
     # an in-memory one keeps Airflow's import working without reaching the real metadata DB.
     env.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)
+    # A process that opened a Spark Connect session has these set (pyspark sets the first itself): a
+    # spark-submit driver inheriting them would try to be a Connect client ("CONNECT_URL_NOT_SET").
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    env.pop("SPARK_REMOTE", None)
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = "sqlite://"
     return env
 
