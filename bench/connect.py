@@ -118,20 +118,22 @@ def run(env: dict[str, str], args: argparse.Namespace) -> None:
     for h in hours:
         generate.generate_hour(env["LAKE_ROOT"], h, rows=args.rows)
     ways = {"spark-submit": [], "connect": [], "open session": []}
-    with MemorySampler([backends["connect"].pids()["connect"]]) as mem:
-        for i in range(n):
-            h = hours[3 * i : 3 * i + 3]
-            times = {
-                "spark-submit": through_backend(backends["spark-submit"], args.job, env, h[0]),
-                "connect": through_backend(backends["connect"], args.job, env, h[1]),
-                "open session": in_open_session(spark, args.job, env, h[2]),
-            }
-            print(", ".join(f"{k} {v:.1f}s" for k, v in times.items()), "(warm-up)" if i == 0 else "", flush=True)
-            if i:
-                for k, v in times.items():
-                    ways[k].append(v)
-            busy_pss = server_pss(backends["connect"], app_id)
-    spark.stop()
+    try:
+        with MemorySampler([backends["connect"].pids()["connect"]]) as mem:
+            for i in range(n):
+                h = hours[3 * i : 3 * i + 3]
+                times = {
+                    "spark-submit": through_backend(backends["spark-submit"], args.job, env, h[0]),
+                    "connect": through_backend(backends["connect"], args.job, env, h[1]),
+                    "open session": in_open_session(spark, args.job, env, h[2]),
+                }
+                print(", ".join(f"{k} {v:.1f}s" for k, v in times.items()), "(warm-up)" if i == 0 else "", flush=True)
+                if i:
+                    for k, v in times.items():
+                        ways[k].append(v)
+                busy_pss = server_pss(backends["connect"], app_id)
+    finally:
+        spark.stop()  # its gRPC threads would keep the process alive
     med = {k: median(v) for k, v in ways.items()}
     ratio = med["connect"] / med["open session"]
     payload = {
