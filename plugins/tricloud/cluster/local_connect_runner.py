@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import traceback
 import urllib.parse
 
@@ -31,6 +32,10 @@ from tricloud.cluster.local_connect import listening
 from tricloud.cluster.local_jobs import JobRecord, JobStore, now
 
 log = logging.getLogger("tricloud.local_driver")
+
+#: Seconds the server may be unreachable before a job gives up on it. The Connect client itself retries
+#: an unavailable server for minutes (its default retry policy), which would hold a task that long.
+SERVER_LOST_TIMEOUT = 10.0
 
 
 def server_down(url: str) -> bool:
@@ -95,8 +100,20 @@ def run_connect(store: JobStore, record: JobRecord) -> int:
         watchdog.start()
     thread = threading.Thread(target=work, name="connect-job", daemon=True)
     thread.start()
+    down_since = None
     while thread.is_alive():
-        thread.join(0.5)  # wakes for signals
+        thread.join(1.0)  # wakes for signals
+        if not thread.is_alive():
+            break
+        down_since = (down_since or time.monotonic()) if server_down(url) else None
+        if down_since and time.monotonic() - down_since >= SERVER_LOST_TIMEOUT:
+            message = (
+                f"the Spark Connect server at {url} died during the job (unreachable for {SERVER_LOST_TIMEOUT:.0f}s); "
+                "a retry of the task starts it again (or start_cluster does)"
+            )
+            store.update(key, state=JobState.FAILED.value, error=message, finished_at=now())
+            log.error("Job %s failed: %s", key, message)
+            os._exit(1)  # the worker thread is stuck in the client's retries
     if watchdog:
         watchdog.done.set()
     for spark in session:  # release the session on the server (temp views, cached data)
