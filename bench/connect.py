@@ -77,7 +77,12 @@ def server_pss(backend, app_id: str | None) -> int:
     procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)] if pid else []
     worker = backend.pids().get("worker-0")  # executors are children of the worker: count the server's own
     if worker and app_id:
-        procs += [c for c in psutil.Process(worker).children(recursive=True) if app_id in " ".join(c.cmdline())]
+        for child in psutil.Process(worker).children(recursive=True):
+            try:
+                if app_id in " ".join(child.cmdline()):
+                    procs.append(child)
+            except psutil.Error:  # an executor that just ended
+                continue
     for p in procs:
         try:
             total += p.memory_full_info().pss
