@@ -35,7 +35,18 @@ NOT_TAKEN = {
     "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
 }
 #: The ports a world listens on, by role.
-PORT_ROLES = ("spark", "spark_ui", "spark_worker_ui", "spark_connect", "s3", "gcs", "azure", "api", "worker_log", "trigger_log")
+PORT_ROLES = (
+    "spark",
+    "spark_ui",
+    "spark_worker_ui",
+    "spark_connect",
+    "s3",
+    "gcs",
+    "azure",
+    "api",
+    "worker_log",
+    "trigger_log",
+)
 #: Azurite's documented development account (public, the same as in .env.example; not a secret).
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
