@@ -31,7 +31,10 @@ def spark_backend(env: dict[str, str]):
         sys.exit("AIRFLOW_CONN_SPARK_DEFAULT is not set: add it to .env (see .env.example)")
     parsed = urllib.parse.urlsplit(uri)
     return LocalStandaloneBackend(
-        host=parsed.hostname or "127.0.0.1", port=parsed.port or 7077, state_dir=env["TRICLOUD_STATE_DIR"]
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or 7077,
+        state_dir=env["TRICLOUD_STATE_DIR"],
+        mode=env.get("TRICLOUD_SPARK_SUBMIT_MODE") or None,
     )
 
 
@@ -40,6 +43,8 @@ def up(env: dict[str, str]) -> None:
     t0 = time.monotonic()
     info = spark_backend(env).start()
     print(f"Spark    {'started' if info.started else 'running'}: {info.master_url}  (UI {info.ui_url})")
+    if info.details.get("connect_url"):
+        print(f"Spark Connect server: {info.details['connect_url']}")
     for proc in emulators(env):
         started = proc.start()
         print(f"{proc.name:<8} {'started' if started else 'running'}: 127.0.0.1:{proc.port}")

@@ -35,7 +35,18 @@ NOT_TAKEN = {
     "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
 }
 #: The ports a world listens on, by role.
-PORT_ROLES = ("spark", "spark_ui", "spark_worker_ui", "s3", "gcs", "azure", "api", "worker_log", "trigger_log")
+PORT_ROLES = (
+    "spark",
+    "spark_ui",
+    "spark_worker_ui",
+    "spark_connect",
+    "s3",
+    "gcs",
+    "azure",
+    "api",
+    "worker_log",
+    "trigger_log",
+)
 #: Azurite's documented development account (public, the same as in .env.example; not a secret).
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
@@ -65,6 +76,9 @@ def connections(p: dict[str, int], warehouse: Path) -> dict[str, str]:
     blob = f"http://127.0.0.1:{p['azure']}/devstoreaccount1"
     return {
         "AIRFLOW_CONN_SPARK_DEFAULT": f"spark://127.0.0.1:{p['spark']}?deploy-mode=client&spark-binary=spark-submit",
+        "AIRFLOW_CONN_SPARK_CONNECT_DEFAULT": json.dumps(
+            {"conn_type": "spark_connect", "host": "127.0.0.1", "port": p["spark_connect"]}
+        ),
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
             {
                 "conn_type": "aws",

@@ -20,7 +20,7 @@ import json
 import logging
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -215,14 +215,42 @@ def hour_args(description: str, argv: Sequence[str] | None) -> argparse.Namespac
     return args
 
 
+#: Settings of every job's session: UTC so that hour boundaries mean the same everywhere; few shuffle
+#: partitions for hourly volumes. Runtime settings, so a Spark Connect session takes them as well.
+SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.shuffle.partitions": "4"}
+
+
+def configure(spark: SparkSession, conf: Mapping[str, str] | None = None) -> SparkSession:
+    """Apply :data:`SESSION_CONF` and the ``spark.sql.*`` settings of the job's ``conf`` to ``spark``.
+
+    For a Spark Connect session (one per job) these are the job's settings; the other settings of
+    ``conf`` (cores, memory, JVM options) belong to a spark-submit application and are ignored here.
+    """
+    for key, value in {**SESSION_CONF, **{k: v for k, v in (conf or {}).items() if k.startswith("spark.sql.")}}.items():
+        spark.conf.set(key, str(value))
+    return spark
+
+
 def session(app_name: str) -> SparkSession:
-    # The master comes from spark-submit; UTC so that hour boundaries mean the same everywhere.
-    return (
-        SparkSession.builder.appName(app_name)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
+    """The spark-submit driver's session (the master comes from spark-submit), configured by :func:`configure`."""
+    return configure(SparkSession.builder.appName(app_name).getOrCreate())
+
+
+def application_id(spark: SparkSession) -> str | None:
+    """The Spark application's id (``app-…``), classic or Spark Connect session alike (no SparkContext there)."""
+    return spark.conf.get("spark.app.id", None)
+
+
+def submit_main(entry: Callable[[SparkSession, Sequence[str]], dict], app_name: str, argv: Sequence[str]) -> dict:
+    """spark-submit's ``__main__`` of a job: a session, the job's ``entry(spark, argv)``, the session stopped.
+
+    The same ``entry`` runs in a Spark Connect session (``tricloud.cluster.local_connect_runner``). The
+    session is stopped after a success only (a failure's session is torn down with the driver).
+    """
+    spark = session(app_name)
+    metrics = entry(spark, argv)
+    spark.stop()
+    return metrics
 
 
 def first_reason(rules: Sequence[tuple[str, Column]]) -> Column:
@@ -293,7 +321,7 @@ def publish(
     try:
         staging = lake.staging_dir(root, part)  # its mkdir can already hit a full disk
         # One sorted file per hour: stable bytes for re-runs, and hourly volumes are small enough.
-        df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("errorifexists").parquet(str(staging))
+        df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("error").parquet(str(staging))
         if args is not None and args.lease_generation is not None:
             check_lease(args, root, start)
         lake.publish_dir(staging, part.path)
@@ -328,7 +356,7 @@ def publish_to_object_store(
     attempt = the_lake.new_attempt()
     try:
         target = lake_attempt.attempt_uri(the_lake, relpath, attempt)
-        df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("errorifexists").parquet(target)
+        df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("error").parquet(target)
     except BaseException:
         the_lake.delete(lake_attempt.attempt_objects(the_lake, relpath, attempt))
         raise

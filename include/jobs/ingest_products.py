@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -109,11 +109,14 @@ def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
     return clean, rejects
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def run(spark: SparkSession, argv: Sequence[str]) -> dict:
+    """The job in ``spark`` (a spark-submit driver's session or a Spark Connect one, configured by
+    :func:`common.configure`):
+    arguments as :func:`common.hour_args` takes them; returns the metrics it wrote.
+    """
     args = common.hour_args(__doc__.splitlines()[0], argv)
     path = common.input_file(args.lake_root, lake.RAW_PRODUCTS, args.start, lake.RAW_PRODUCTS_FILE)
     common.check_jsonl_not_empty(path)
-    spark = common.session(f"ingest_product_data {args.start:%Y-%m-%dT%H}")
     raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw)
     if clean.isEmpty():
@@ -140,8 +143,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
         raise RuntimeError(f"row accounting broken: {metrics}")
-    common.finish(args, metrics, application_id=spark.sparkContext.applicationId)
-    spark.stop()
+    common.finish(args, metrics, application_id=common.application_id(spark))
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """spark-submit's entry: :func:`run` in the driver's session."""
+    return common.submit_main(run, "ingest_product_data", sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Any
 from include.processes import alive, kill_group, write_pid
 from tricloud import settings
 from tricloud.cluster.base import ClusterBackend, ClusterInfo, ClusterStatus
+from tricloud.cluster.local_connect import CONNECT, SERVER_APP_NAME, ConnectServerMixin, submit_mode
 from tricloud.cluster.local_jobs import LocalJobsMixin
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,12 @@ MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 
 
-class LocalStandaloneBackend(LocalJobsMixin, ClusterBackend):
+class LocalStandaloneBackend(LocalJobsMixin, ConnectServerMixin, ClusterBackend):
     """The standalone cluster of connection ``conn_id`` (type ``spark``), and its jobs (:class:`LocalJobsMixin`).
 
     :param lost_cluster_timeout: seconds a job's runner waits without a live worker before stopping it.
+    :param mode: ``spark-submit`` or ``connect`` (default: ``TRICLOUD_SPARK_SUBMIT_MODE``); in ``connect``
+        mode :meth:`start` also starts the Spark Connect server (:mod:`tricloud.cluster.local_connect`).
     """
 
     name = "local"
@@ -53,8 +56,10 @@ class LocalStandaloneBackend(LocalJobsMixin, ClusterBackend):
         state_dir: str | Path | None = None,
         conn_id: str = "spark_default",
         lost_cluster_timeout: float = 60.0,
+        mode: str | None = None,
     ) -> None:
         env = os.environ
+        self.mode = submit_mode({"TRICLOUD_SPARK_SUBMIT_MODE": mode} if mode else None)
         self.conn_id = conn_id
         self.lost_cluster_timeout = float(lost_cluster_timeout)
         self.host = host
@@ -97,6 +102,7 @@ class LocalStandaloneBackend(LocalJobsMixin, ClusterBackend):
             "worker_webui_port": self.worker_webui_port,
             "state_dir": str(self.state_root),
             "conn_id": self.conn_id,
+            "mode": self.mode,
         }
 
     # -- inspection -------------------------------------------------------------------------
@@ -120,7 +126,9 @@ class LocalStandaloneBackend(LocalJobsMixin, ClusterBackend):
         if not state or state.get("status") != "ALIVE":
             return ClusterStatus(alive=False, workers=0, active_apps=0)
         live = sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE" and not self._died(w))
-        return ClusterStatus(alive=True, workers=live, active_apps=len(state.get("activeapps", [])))
+        # The Connect server is part of the cluster, not a job that keeps it busy.
+        apps = [a for a in state.get("activeapps", []) if a.get("name") != SERVER_APP_NAME]
+        return ClusterStatus(alive=True, workers=live, active_apps=len(apps))
 
     def _died(self, worker: dict) -> bool:
         """A worker the master still lists but whose process (started by us) is gone.
@@ -163,9 +171,9 @@ class LocalStandaloneBackend(LocalJobsMixin, ClusterBackend):
             fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file is closed, also if we die
             yield
 
-    def _spawn(self, role: str, args: list[str]) -> int:
+    def _spawn(self, role: str, args: list[str], binary: str = "spark-class") -> int:
         self.dir.mkdir(parents=True, exist_ok=True)
-        spark_class = Path(sys.executable).parent / "spark-class"
+        spark_class = Path(sys.executable).parent / binary
         env = {
             **os.environ,
             **settings.python_env(),
@@ -200,6 +208,8 @@ class LocalStandaloneBackend(LocalJobsMixin, ClusterBackend):
             if "master" in self.pids():
                 # Our master process exists but does not answer: replace it, do not stack a second one.
                 self._stop(30.0)
+            elif "connect" in self.pids():
+                kill_group(self.pids()["connect"])  # registered with the master that is gone
             self._spawn(
                 "master",
                 [MASTER_CLASS, "--host", self.host, "--port", str(self.port), "--webui-port", str(self.webui_port)],
@@ -245,13 +255,18 @@ class LocalStandaloneBackend(LocalJobsMixin, ClusterBackend):
             time.sleep(0.5)
         if not started:
             log.info("Reusing the running Spark cluster at %s (%d workers)", self.master_url, status.workers)
+        details = {"state_dir": str(self.dir), "mode": self.mode}
+        if self.mode == CONNECT:
+            if self._start_connect(timeout):
+                log.info("Started the Spark Connect server at %s", self.connect_endpoint()[2])
+            details["connect_url"] = self.connect_endpoint()[2]
         return ClusterInfo(
             backend=self.name,
             master_url=self.master_url,
             ui_url=self.ui_url,
             started=started,
             workers=status.workers,
-            details={"state_dir": str(self.dir)},
+            details=details,
         )
 
     def stop(self, timeout: float = 30.0, cluster_id: str | None = None) -> bool:
@@ -260,7 +275,7 @@ class LocalStandaloneBackend(LocalJobsMixin, ClusterBackend):
 
     def _stop(self, timeout: float) -> bool:
         pids = self.pids()
-        # Workers first, so the master does not log them as lost.
+        # The Connect server and workers first, so the master does not log them as lost.
         order = sorted(pids, key=lambda role: role == "master")
         for role in order:
             with contextlib.suppress(ProcessLookupError):

@@ -9,6 +9,10 @@ a retry of that task re-attaches instead of submitting again.
 While the job runs it watches the cluster: a worker lost mid-job makes Spark wait for resources
 forever, so when the master has had no live worker (or no master answered) for
 ``lost_cluster_timeout`` seconds, it stops spark-submit (``SparkSubmitHook.on_kill``) and records why.
+
+A ``connect`` record (:mod:`tricloud.cluster.local_connect`) runs the job's ``run(spark, argv)`` here,
+in a session of its own on the cluster's Spark Connect server (:func:`run_connect`): same record, same
+re-attach and cancel, and SIGTERM interrupts the session's operations on the server.
 """
 
 from __future__ import annotations
@@ -79,6 +83,10 @@ def run(record_path: Path) -> int:
     with store.locked(key):  # submit holds it until our pid is recorded
         pass
     record: JobRecord = store.update(key, state=JobState.RUNNING.value, submitted_at=now())
+    if record.mode == "connect":
+        from tricloud.cluster.local_connect_runner import run_connect
+
+        return run_connect(store, record)
     job = record.spark_job
     hook = SparkSubmitHook(
         conn_id=record.conn_id,

@@ -30,13 +30,37 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from include.processes import alive, identity, kill_group
+from include.processes import alive, identity, kill_group, stop_group
 from tricloud.cluster.base import JobHandle, JobState, JobStatus, SparkJob
 
 log = logging.getLogger(__name__)
 
 #: Lines of the driver log quoted in a failure (the provider hook quotes its own tail too).
 ERROR_TAIL_LINES = 40
+#: Seconds a cancelled Connect runner gets to interrupt its operations on the server before it is killed.
+CONNECT_CANCEL_TIMEOUT = 15.0
+
+
+def entry_module(application: str | Path) -> str | None:
+    """The module (``include.jobs.<name>``) of a job file under ``include/jobs`` that exposes
+    ``run(spark, argv)``, the entry a Connect session calls; None for any other application.
+
+    Read with :mod:`ast`, not imported: the task process need not import pyspark to decide.
+    """
+    import ast
+
+    from tricloud.settings import JOBS_DIR
+
+    path = Path(application).resolve()
+    if path.parent != JOBS_DIR or path.suffix != ".py":
+        return None
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return None
+    if any(isinstance(node, ast.FunctionDef) and node.name == "run" for node in tree.body):
+        return f"include.jobs.{path.stem}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,8 @@ class JobRecord:
     :param error: why the job failed (the hook's message with the driver's last lines, or the watchdog's).
     :param cluster: the backend's settings, so the runner can watch the cluster.
     :param lost_cluster_timeout: seconds without a live worker before the runner gives up (0: no watch).
+    :param mode: ``spark-submit``, or ``connect`` (the runner calls ``entry_module.run`` in a session of
+        the Connect server at ``connect_url``).
     """
 
     key: str
@@ -67,6 +93,9 @@ class JobRecord:
     finished_at: str | None = None
     cluster: dict[str, Any] = field(default_factory=dict)
     lost_cluster_timeout: float = 60.0
+    mode: str = "spark-submit"
+    connect_url: str | None = None
+    entry_module: str | None = None
 
     @property
     def spark_job(self) -> SparkJob:
@@ -142,6 +171,10 @@ def runner_env(job: SparkJob, conn_uri: str | None, conn_id: str) -> dict[str, s
     # ("airflow-db-not-allowed:///", set by the Task SDK's supervisor). The runner needs no DB at all:
     # an in-memory one keeps Airflow's import working without reaching the real metadata DB.
     env.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)
+    # A process that opened a Spark Connect session has these set (pyspark sets the first itself): a
+    # spark-submit driver inheriting them would try to be a Connect client ("CONNECT_URL_NOT_SET").
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    env.pop("SPARK_REMOTE", None)
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = "sqlite://"
     return env
 
@@ -192,14 +225,26 @@ def status_of(store: JobStore, key: str) -> JobStatus:
 
 
 def cancel_job(store: JobStore, key: str) -> bool:
-    """Kill the job's runner group (spark-submit, driver); record CANCELLED. False if already finished."""
+    """Kill the job's runner group (spark-submit, driver); record CANCELLED. False if already finished.
+
+    A Connect job's runner is asked first (SIGTERM, outside the key's lock, which its handler takes to
+    record CANCELLED): it interrupts its session's operations on the server, which killing the client
+    alone would leave running. Then the group is killed.
+    """
+    record = store.read(key)
+    if record is None or not JobState(record.state).active:
+        return False
+    if record.mode == "connect" and record.pid and alive(record.pid, record.create_time):
+        stop_group(record.pid, timeout=CONNECT_CANCEL_TIMEOUT)
     with store.locked(key):
         record = store.read(key)
-        if record is None or not JobState(record.state).active:
-            return False
+        ended = record is None or not JobState(record.state).active
+        if ended and (record is None or record.state != JobState.CANCELLED.value):
+            return False  # it ended on its own meanwhile
         if record.pid and alive(record.pid, record.create_time):
             kill_group(record.pid)
-        store.write(replace(record, state=JobState.CANCELLED.value, error="cancelled", finished_at=now()))
+        if record.state != JobState.CANCELLED.value:
+            store.write(replace(record, state=JobState.CANCELLED.value, error="cancelled", finished_at=now()))
     log.info("Cancelled job %s (runner pid %s)", key, record.pid)
     return True
 
@@ -254,7 +299,8 @@ class LocalJobsMixin:
     """The job half of :class:`tricloud.cluster.local.LocalStandaloneBackend`.
 
     Expects of the class: ``name``, ``dir`` (the cluster's state dir), ``conn_id``, ``host``, ``port``,
-    ``ui_url``, ``lost_cluster_timeout``, ``status()``, ``start()`` and ``settings()``.
+    ``ui_url``, ``lost_cluster_timeout``, ``mode``, ``status()``, ``start()``, ``settings()``,
+    ``connect_alive()`` and ``connect_endpoint()``.
     """
 
     @property
@@ -288,6 +334,13 @@ class LocalJobsMixin:
             if cluster.alive and cluster.workers == 0:
                 log.warning("No live worker at %s: restarting the cluster's workers", self.master_url)
                 self.start()
+            module = entry_module(job.application) if self.mode == "connect" else None
+            connect_url = None
+            if module:
+                if not self.connect_alive():  # e.g. the retry of a job whose server died
+                    log.warning("The Spark Connect server is not running: starting it")
+                    self.start()
+                connect_url = self.connect_endpoint()[2]
             data = asdict(job)
             data["args"] = list(job.args)
             record = JobRecord(
@@ -299,6 +352,9 @@ class LocalJobsMixin:
                 submitted_at=now(),
                 cluster=self.settings(),
                 lost_cluster_timeout=self.lost_cluster_timeout,
+                mode="connect" if module else "spark-submit",
+                connect_url=connect_url,
+                entry_module=module,
             )
             store.write(record)
             record = spawn_runner(store, record, runner_env(job, conn.get_uri(), self.conn_id))
