@@ -63,18 +63,18 @@ class EmulatedEmrCluster(threading.Thread):
         self.aws, self.workdir, self.poll = aws, Path(workdir), poll
         self.ran: list[StepRun] = []
         self._seen: set[str] = set()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def __enter__(self) -> EmulatedEmrCluster:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(60)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             for cluster in list(self.aws.emr().clusters.values()):
                 if cluster.state in ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"):
                     continue
@@ -84,7 +84,7 @@ class EmulatedEmrCluster(threading.Thread):
                         self._run_step(cluster, step)
                 if cluster.state == "RUNNING" and not any(s.state in _ACTIVE for s in cluster.steps):
                     cluster.state = "WAITING"  # as EMR: a cluster with no step to run waits
-            self._stop.wait(self.poll)
+            self._halt.wait(self.poll)
 
     # -- one step ------------------------------------------------------------------------------
     def _fetch(self, uri: str, into: Path) -> str:
