@@ -64,6 +64,7 @@ def emr_deployment(aws, emulators, tmp_path_factory):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
+        aws.reset()  # moto's backends are process-wide: no cluster of an earlier test module may be reused
         s3 = aws.client("s3")
         for bucket in (lake_bucket, code_bucket):
             s3.create_bucket(Bucket=bucket)
