@@ -122,7 +122,7 @@ def test_every_row_is_accounted_once_as_computed_from_the_raw_files(run_on_emr):
 
     clean, rejects = table(lake.CLEAN_CUSTOMERS), table(lake.REJECTS_CUSTOMERS)
     assert clean.num_rows + rejects.num_rows == ROWS  # nothing lost
-    assert sorted(clean.column("order_id").to_pylist()) == sorted(orders)  # each clean order once
+    assert sorted(clean.column("order_id").to_pylist()) == sorted(o["order_id"] for o in orders)  # each once
     got_reasons: dict[str, int] = {}
     for reason in rejects.column("reject_reason").to_pylist():
         got_reasons[reason] = got_reasons.get(reason, 0) + 1
