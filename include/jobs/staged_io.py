@@ -101,7 +101,7 @@ def write_attempt(df: DataFrame, the_lake: ObjectLake, relpath: str, attempt: st
         written = sorted(p for p in local.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
         prefix = f"{the_lake.attempts_key(relpath.strip('/'))}/{attempt}"
         for path in written:
-            pass  # BREAK: nothing uploaded
+            the_lake.put_file(f"{prefix}/{path.name}", path)
         if (local / "_SUCCESS").is_file():
             the_lake.put(f"{prefix}/_SUCCESS", b"")  # last, as Hadoop's committer writes it
     except BaseException:
