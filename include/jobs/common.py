@@ -31,7 +31,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from include import lake, lake_attempt, lake_fs, paths
-from include.jobs import DATA_ERROR_EXIT
+from include.jobs import DATA_ERROR_EXIT, staged_io
 from include.lake_commit import ObjectLake
 from include.lease import LEASE_LOST_EXIT, HourLease, LeaseLostError
 
@@ -262,7 +262,8 @@ def first_reason(rules: Sequence[tuple[str, Column]]) -> Column:
 
 
 def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) -> Path | str:
-    """The hour's raw input ``name``: a local path, or the object's URI on an object-store lake.
+    """The hour's raw input ``name``: a local path, or the object's URI on an object-store lake (a local
+    copy of it when the backend chose ``staged`` object-store I/O, :mod:`include.jobs.staged_io`).
 
     :raises NoInputError: the file (object) is not there.
     """
@@ -273,7 +274,7 @@ def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) 
         filesystem, key = lake_fs.filesystem(uri)
         if filesystem.get_file_info(key).type != fs.FileType.File:
             raise NoInputError(f"no input for hour {start:%Y-%m-%dT%H:00Z}: {uri} does not exist")
-        return uri
+        return staged_io.stage_input(uri) if staged_io.is_staged(root) else uri
     path = lake.partition(root, dataset, start).path / name
     if not path.is_file():
         raise NoInputError(f"no input for hour {start:%Y-%m-%dT%H:00Z}: {path} does not exist")
@@ -347,7 +348,8 @@ def publish_to_object_store(
     args: argparse.Namespace | None = None,
 ) -> Published:
     """:func:`publish` on an object-store lake: Spark writes to a fresh attempt prefix through the cluster's
-    connector (EMRFS ``s3://`` on EMR), then the driver commits exactly the files written there
+    connector (EMRFS ``s3://`` on EMR) or, in ``staged`` mode, through local disk
+    (:mod:`include.jobs.staged_io`); then the driver commits exactly the files written there
     (:func:`include.lake_attempt.commit_written`: hashed by streaming, pointer last, older attempts deleted).
     A failure before the pointer deletes the attempt's objects; the previous commit stays.
     """
@@ -355,8 +357,12 @@ def publish_to_object_store(
     relpath = lake.partition("/", dataset, start).relpath
     attempt = the_lake.new_attempt()
     try:
-        target = lake_attempt.attempt_uri(the_lake, relpath, attempt)
-        df.coalesce(1).sortWithinPartitions(*sort_by).write.mode("error").parquet(target)
+        ordered = df.coalesce(1).sortWithinPartitions(*sort_by)
+        if staged_io.is_staged(root):  # no connector on this cluster: through local disk
+            staged = staged_io.write_attempt(ordered, the_lake, relpath, attempt)
+        else:
+            staged = None
+            ordered.write.mode("error").parquet(lake_attempt.attempt_uri(the_lake, relpath, attempt))
     except BaseException:
         the_lake.delete(lake_attempt.attempt_objects(the_lake, relpath, attempt))
         raise
@@ -364,6 +370,8 @@ def publish_to_object_store(
     if args is not None and args.lease_generation is not None:
         fence = functools.partial(check_lease, args, root, start)  # right before the pointer, after hashing
     commit = lake_attempt.commit_written(the_lake, relpath, attempt, before_pointer=fence)
+    if staged is not None:  # the same rows as the committed objects, where this driver's Spark can read them
+        return Published(f"{the_lake.root}/{relpath}", tuple(paths.hadoop_literal(p) for p in staged), commit.attempt)
     scheme = the_lake.root.split("://", 1)[0]
     parquet = [f.name for f in commit.files if f.name.endswith(".parquet")]
     uris = (paths.hadoop_literal(f"{scheme}://{the_lake.object_key(commit, n)}") for n in parquet)

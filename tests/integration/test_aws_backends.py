@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ def cloud(aws, monkeypatch):
     aws.client("s3").create_bucket(Bucket=BUCKET)
     role = aws.client("iam").create_role(RoleName="tricloud-job", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     monkeypatch.setenv("TRICLOUD_CODE_URI", CODE_URI)
+    monkeypatch.setenv("LAKE_ROOT", LAKE)  # a cloud backend refuses a local lake
     monkeypatch.setenv("TRICLOUD_AWS_CONN_ID", CONN_ID)
     monkeypatch.setenv("TRICLOUD_EMR_CONN_ID", EMR_CONN_ID)
     monkeypatch.setenv("TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN", role)
@@ -120,6 +122,21 @@ class TestAwsBackend:
             assert app.auto_stop_configuration == {"enabled": True, "idleTimeoutMinutes": 15}
             assert app.type.upper() == "SPARK"
         assert tags[MANAGED_TAG] == "true" and tags["tricloud:created-by"] == "customer_enrichment/run-1"
+
+    def test_a_local_lake_root_fails_fast_before_anything_is_created(self, cloud, name, monkeypatch, tmp_path):
+        """On the cloud's machines a local LAKE_ROOT would be the node's own disk: refused, naming LAKE_ROOT."""
+        monkeypatch.setenv("LAKE_ROOT", str(tmp_path / "lake"))
+        backend = make_backend(name)
+        with pytest.raises(ValueError, match=r"LAKE_ROOT points at a local path .*set LAKE_ROOT=s3://"):
+            backend.start(timeout=10)
+        assert live_clusters(cloud, backend) == []  # nothing created, nothing to pay for
+        monkeypatch.setenv("LAKE_ROOT", LAKE)
+        info = backend.start(timeout=10)
+        job = a_job()
+        local_job = replace(job, **{"result_uri": str(tmp_path / "lake" / "_jobs" / "m.json")})
+        with pytest.raises(ValueError, match="LAKE_ROOT points at a local path"):
+            backend.submit(local_job, info.cluster_id)
+        assert jobs_at_endpoint(cloud, backend, info.cluster_id, job.key) == []
 
     def test_submit_stages_code_and_success_returns_the_metrics(self, cloud, name):
         backend = make_backend(name)

@@ -4,8 +4,8 @@ The operators are the ones the DAGs use, unchanged; the backend is picked by
 ``TRICLOUD_CLUSTER_BACKEND=emr``. moto's steps never finish, so a "cloud" thread of the test acts as
 EMR would, visibly: when the step appears at the endpoint it writes the metrics the driver would have
 written (at the ``--metrics-file`` the step carries), or the driver's stderr where EMR ships it, and
-sets the step's state. The lake is a local directory here (``LAKE_ROOT`` on s3:// is the lake
-branch's); the backend-level tests read metrics from s3://.
+sets the step's state. ``LAKE_ROOT`` is on the emulator's S3 (the backend refuses a local path: it
+would be the cluster node's disk); the metrics are read from there.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -41,7 +40,7 @@ def aws():
 
 
 @pytest.fixture
-def emr(aws, lake, monkeypatch):
+def emr(aws, monkeypatch):
     """``TRICLOUD_CLUSTER_BACKEND=emr`` with its settings, and a running cluster started by the operator."""
     aws.reset()
     aws.client("s3").create_bucket(Bucket=BUCKET)
@@ -50,6 +49,7 @@ def emr(aws, lake, monkeypatch):
         "TRICLOUD_CODE_URI": f"s3://{BUCKET}/deploy",
         "TRICLOUD_AWS_CONN_ID": CONN_ID,
         "TRICLOUD_EMR_CONN_ID": EMR_CONN_ID,
+        "LAKE_ROOT": f"s3://{BUCKET}/lake",
     }.items():
         monkeypatch.setenv(name, value)
     info = StartClusterOperator(task_id="start_cluster", backend_kwargs={"poll_interval": 1}).execute({})
@@ -77,9 +77,8 @@ def cloud(aws, cluster_id: str, outcome: str, *, after: threading.Event | None =
         if after is not None:
             after.wait(120)
         if outcome == "COMPLETED":
-            metrics_file = Path(step.args[step.args.index("--metrics-file") + 1])
-            metrics_file.parent.mkdir(parents=True, exist_ok=True)
-            metrics_file.write_text(json.dumps(METRICS))  # what the driver writes at the end
+            # What the driver writes at the end, where the step says.
+            aws.put_json(step.args[step.args.index("--metrics-file") + 1], METRICS)
         else:
             log = f"s3://{BUCKET}/deploy/emr-logs/{cluster_id}/steps/{step.id}/stderr.gz"
             aws.put_gz(log, TRACEBACK)  # what EMR ships from the step's stderr

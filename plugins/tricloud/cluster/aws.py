@@ -80,6 +80,27 @@ def parse_tags(value: str | Mapping[str, str] | None, env: str) -> dict[str, str
     return tags
 
 
+def require_object_store_lake(backend: str, job: SparkJob | None = None) -> None:
+    """Fail fast unless the lake is an object store: on a cloud backend the driver and the executors run on
+    the cloud's machines, where a local path would be that node's disk (and lost with it).
+
+    Checks ``$LAKE_ROOT`` when it is set and, for a job, where its metrics go (``$LAKE_ROOT/_jobs/…``).
+
+    :raises ValueError: naming ``LAKE_ROOT`` and what to set it to.
+    """
+    from include.lake_fs import is_object_store
+
+    candidates = [os.environ.get("LAKE_ROOT") or None]
+    if job is not None:
+        candidates.append(job.result_uri)
+    for value in filter(None, candidates):
+        if not is_object_store(value):
+            raise ValueError(
+                f"LAKE_ROOT points at a local path ({value}), but the {backend} backend runs the jobs on the "
+                "cloud's machines, where that path would be the node's own disk: set LAKE_ROOT=s3://<bucket>/<prefix>"
+            )
+
+
 def project_root() -> Path:
     """The checkout holding ``include/`` (the package the jobs import)."""
     import include

@@ -186,7 +186,9 @@ class EmrBackend(ClusterBackend):
             (EMR takes ~5–15 minutes, the operators' default is sized for a local cluster).
         :raises RuntimeError: two clusters of this name, or the cluster did not come up (a cluster this
             call created is terminated first).
+        :raises ValueError: ``LAKE_ROOT`` is a local path (before anything is created).
         """
+        aws.require_object_store_lake(self.name)
         timeout = max(timeout, self.settings.start_timeout)
         existing = self.find_cluster()
         if existing:
@@ -295,11 +297,7 @@ class EmrBackend(ClusterBackend):
         if step_id:
             self.log_info("Job %s is already step %s on %s: not submitted again", job.key, step_id, cluster_id)
             return self._handle(job, cluster_id, step_id, {})
-        if not job.result_uri.startswith("s3://"):
-            # The driver runs on the cluster: a path of this machine is not where it can write.
-            self.hook.log.warning(
-                "Job %s writes its metrics to %s, not on S3: set LAKE_ROOT=s3://… for emr", job.key, job.result_uri
-            )
+        aws.require_object_store_lake(self.name, job)
         staged = aws.stage_code(self.s3, self.settings.code_uri, job)
         (step_id,) = self.hook.add_job_flow_steps(cluster_id, [self.step_definition(job, staged)])
         return self._handle(job, cluster_id, step_id, {"application": staged.application, "py_files": staged.py_files})

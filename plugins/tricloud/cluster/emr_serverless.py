@@ -157,7 +157,9 @@ class EmrServerlessBackend(ClusterBackend):
 
         :raises RuntimeError: two applications of this name, or the new one did not become ready (it is
             deleted first).
+        :raises ValueError: ``LAKE_ROOT`` is a local path (before anything is created).
         """
+        aws.require_object_store_lake(self.name)
         existing = self.find_application()
         if existing:
             self.hook.log.info("Reusing EMR Serverless application %s", existing)
@@ -284,13 +286,7 @@ class EmrServerlessBackend(ClusterBackend):
         if run_id:
             self.hook.log.info("Job %s is already run %s on %s: not started again", job.key, run_id, app_id)
             return self._handle(job, app_id, run_id, {})
-        if not job.result_uri.startswith("s3://"):
-            # The driver runs in AWS: a path of this machine is not where it can write.
-            self.hook.log.warning(
-                "Job %s writes its metrics to %s, not on S3: set LAKE_ROOT=s3://… for emr-serverless",
-                job.key,
-                job.result_uri,
-            )
+        aws.require_object_store_lake(self.name, job)
         staged = aws.stage_code(self.s3, self.settings.code_uri, job)
         run_id = self.hook.conn.start_job_run(
             applicationId=app_id,

@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from include.jobs.staged_io import OBJECT_STORE_IO_ENV, STAGED
+from include.lake_fs import is_object_store
 from include.processes import alive, identity, kill_group, stop_group
 from tricloud.cluster.base import JobHandle, JobState, JobStatus, SparkJob
 
@@ -154,7 +156,8 @@ class JobStore:
 
 
 def runner_env(job: SparkJob, conn_uri: str | None, conn_id: str) -> dict[str, str]:
-    """The runner's environment: this one, the project importable, the job's env, the Spark connection.
+    """The runner's environment: this one, the project importable, the job's env, the Spark connection,
+    and ``staged`` object-store I/O when ``LAKE_ROOT`` is an object store (unless set otherwise).
 
     The connection is handed over as ``AIRFLOW_CONN_<ID>`` (the runner is no task: it cannot ask the
     API server), so the provider hook resolves the very connection the task resolved.
@@ -164,6 +167,10 @@ def runner_env(job: SparkJob, conn_uri: str | None, conn_id: str) -> dict[str, s
 
     plugins = str(Path(tricloud.__file__).resolve().parent.parent)
     env = {**os.environ, **settings.python_env(), **job.env}
+    if is_object_store(env.get(settings.LAKE_ROOT_ENV, "")):
+        # This cluster's Spark has no object-store connector (no hadoop-aws): the driver stages the
+        # lake's objects through local disk, shared with the executors on this host (include/jobs/staged_io.py).
+        env.setdefault(OBJECT_STORE_IO_ENV, STAGED)
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([plugins, *env["PYTHONPATH"].split(os.pathsep)]))
     if conn_uri:
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = conn_uri

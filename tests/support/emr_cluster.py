@@ -1,0 +1,161 @@
+"""A test-side EMR "cluster": runs the steps the in-process moto holds, on this machine, and ends them.
+
+moto keeps EMR's control plane (clusters, steps, tags) but never runs a step nor finishes one. This
+thread plays the cluster's part, explicitly and visibly: it watches moto's EMR backend objects and, for
+each new step (``command-runner.jar`` ``spark-submit …``), runs that very command line here:
+
+- the code the backend staged is fetched from the ``s3://`` URIs in the arguments (the application
+  ``.py`` and the ``--py-files`` zip), so the job runs the staged bytes, not this checkout;
+- ``--deploy-mode cluster`` becomes ``--master local[2]`` (YARN's cluster mode has no local equivalent);
+  ``spark.yarn.appMasterEnv.*`` become the driver's environment, as YARN would set them;
+- **the one visible difference from EMR**: this machine's Spark has no EMRFS (no ``s3://`` connector),
+  so the driver gets ``TRICLOUD_OBJECT_STORE_IO=staged`` (include/jobs/staged_io.py) and the S3
+  endpoint of the emulator; on EMR the same job reads and writes ``s3://`` through EMRFS.
+
+The step's state moves PENDING → RUNNING → COMPLETED / FAILED through moto's ``Step`` objects (as the
+tests of the backends do), spark-submit's output lands gzipped where EMR ships a step's stderr
+(``<LogUri>/<cluster>/steps/<step>/stderr.gz``), and a step cancelled at the endpoint (CancelSteps)
+is killed. ``ran`` records every step run, for the tests to count.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.moto_aws import REGION, MotoAws
+
+log = logging.getLogger(__name__)
+
+#: Where the emulated driver's Spark runs; two cores for the two ingest jobs' tasks at most.
+LOCAL_MASTER = "local[2]"
+_ACTIVE = ("PENDING", "RUNNING")
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One step this cluster ran: EMR cluster and step ids, the step's name (the job key), exit code."""
+
+    cluster_id: str
+    step_id: str
+    name: str
+    exit_code: int
+
+
+class EmulatedEmrCluster(threading.Thread):
+    """Run moto's EMR steps locally (see the module docstring); use as a context manager.
+
+    :param aws: the in-process emulator (:func:`tests.support.moto_aws.moto_aws`).
+    :param workdir: a directory of the test's for staged code and the drivers' working directories.
+    :param poll: seconds between looks at moto's steps.
+    """
+
+    def __init__(self, aws: MotoAws, workdir: Path, poll: float = 0.2) -> None:
+        super().__init__(name="emulated-emr", daemon=True)
+        self.aws, self.workdir, self.poll = aws, Path(workdir), poll
+        self.ran: list[StepRun] = []
+        self._seen: set[str] = set()
+        self._halt = threading.Event()
+
+    def __enter__(self) -> EmulatedEmrCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._halt.set()
+        self.join(60)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            for cluster in list(self.aws.emr().clusters.values()):
+                if cluster.state in ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"):
+                    continue
+                for step in list(cluster.steps):
+                    if step.id not in self._seen and step.state in _ACTIVE:
+                        self._seen.add(step.id)
+                        self._run_step(cluster, step)
+                if cluster.state == "RUNNING" and not any(s.state in _ACTIVE for s in cluster.steps):
+                    cluster.state = "WAITING"  # as EMR: a cluster with no step to run waits
+            self._halt.wait(self.poll)
+
+    # -- one step ------------------------------------------------------------------------------
+    def _fetch(self, uri: str, into: Path) -> str:
+        bucket, _, key = uri[len("s3://") :].partition("/")
+        local = into / key.rsplit("/", 1)[-1]
+        body = self.aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        local.write_bytes(body)
+        return str(local)
+
+    def command(self, args: list[str], into: Path) -> tuple[list[str], dict[str, str]]:
+        """The local spark-submit command line and driver environment for the step's ``args``."""
+        if not args or args[0] != "spark-submit":
+            raise ValueError(f"not a spark-submit step: {args[:3]}")
+        cmd, env, rest = [str(Path(sys.executable).parent / "spark-submit")], {}, list(args[1:])
+        while rest:
+            arg = rest.pop(0)
+            if arg == "--deploy-mode":
+                rest.pop(0)
+                cmd += ["--master", LOCAL_MASTER]
+            elif arg == "--conf" and rest[0].startswith("spark.yarn.appMasterEnv."):
+                name, _, value = rest.pop(0)[len("spark.yarn.appMasterEnv.") :].partition("=")
+                env[name] = value
+            elif arg.startswith("s3://") and arg.endswith((".py", ".zip")):
+                cmd.append(self._fetch(arg, into))  # the staged application or --py-files zip
+            else:
+                cmd.append(arg)
+        return cmd, env
+
+    def driver_env(self, extra: dict[str, str]) -> dict[str, str]:
+        """This machine's Spark and Python, no project on PYTHONPATH (the staged zip must do), the emulator."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHONPATH"))}
+        bin_dir = str(Path(sys.executable).parent)
+        env |= {
+            "PATH": bin_dir + os.pathsep + env.get("PATH", ""),
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "AWS_ENDPOINT_URL": self.aws.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "TRICLOUD_OBJECT_STORE_IO": "staged",  # the one difference from EMR: no EMRFS here
+        }
+        return env | extra
+
+    def _run_step(self, cluster, step) -> None:
+        into = self.workdir / step.id
+        into.mkdir(parents=True, exist_ok=True)
+        step.state = "RUNNING"
+        step.start()
+        log.warning("emulated EMR: step %s (%s) on %s RUNNING", step.id, step.name, cluster.id)
+        out = into / "stderr"
+        try:
+            cmd, extra = self.command(list(step.args), into)
+            with open(out, "wb") as sink:
+                proc = subprocess.Popen(cmd, cwd=into, env=self.driver_env(extra), stdout=sink, stderr=sink)
+                while proc.poll() is None:
+                    if step.state == "CANCELLED":  # CancelSteps at the endpoint
+                        proc.kill()
+                    time.sleep(self.poll)
+            code = proc.returncode
+        except Exception as err:  # a step this cluster cannot run fails, as on EMR, with the reason in its log
+            out.write_text(f"emulated EMR could not run the step: {err}\n")
+            code = 1
+        if cluster.log_uri:
+            log_uri = cluster.log_uri.replace("s3n://", "s3://").rstrip("/")
+            self.aws.put_object(f"{log_uri}/{cluster.id}/steps/{step.id}/stderr.gz", gzip.compress(out.read_bytes()))
+        if step.state != "CANCELLED":
+            step.state = "COMPLETED" if code == 0 else "FAILED"
+            step.last_state_change_reason = None if code == 0 else f"spark-submit exited {code}"
+        step.end_date_time = step.start_date_time
+        self.ran.append(StepRun(cluster.id, step.id, step.name, code))
+        log.warning("emulated EMR: step %s %s (exit %s)", step.id, step.state, code)
+        shutil.rmtree(into / "code", ignore_errors=True)
