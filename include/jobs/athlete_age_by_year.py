@@ -15,7 +15,7 @@ from pathlib import Path
 
 from include import lake, lake_fs, paths
 from include.athletes.engines import mean_age_spark_df, read_athletes_spark
-from include.jobs import common
+from include.jobs import common, inputs
 
 OUTPUT = "athletes/mean_age_by_year"
 
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     paths.check_lake_root(args.lake_root)
     paths.require_local_lake(args.lake_root, "the athlete job")
     if not Path(args.input).is_file():
-        raise common.NoInputError(
+        raise inputs.NoInputError(
             f"no input: {args.input} does not exist (the DAG's ensure_input task puts the shipped real file there)"
         )
 

@@ -7,7 +7,7 @@ outside_interval, bad_email, missing_product_id, bad_quantity (not an integer in
 [1, ``lake.MAX_QUANTITY``]), duplicate (an older version of an
 order_id that appears again: the latest ``ts`` wins). cleaned + rejected = input, always.
 
-The file is RFC 4180 CSV (``common.SPARK_CSV_OPTIONS``): one row is one record, which may span lines.
+The file is RFC 4180 CSV (``inputs.SPARK_CSV_OPTIONS``): one row is one record, which may span lines.
 No value is a missing-value sentinel: ``NA`` is Namibia in ``country`` and a real id elsewhere; an
 empty field is missing, and ``NA`` in ``quantity`` is simply not a number (``bad_quantity``).
 
@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from include import lake, paths
-from include.jobs import common
+from include.jobs import common, inputs
 
 RAW_COLUMNS = ["order_id", "customer_id", "name", "email", "country", "product_id", "quantity", "ts"]
 RAW_SCHEMA = T.StructType(
@@ -41,7 +41,7 @@ def extract(spark, path: str) -> DataFrame:
         mode="PERMISSIVE",
         columnNameOfCorruptRecord="_corrupt_record",
         enforceSchema=False,
-        **common.SPARK_CSV_OPTIONS,
+        **inputs.SPARK_CSV_OPTIONS,
     )
 
 
@@ -103,8 +103,8 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     arguments as :func:`common.hour_args` takes them; returns the metrics it wrote.
     """
     args = common.hour_args(__doc__.splitlines()[0], argv)
-    path = common.input_file(args.lake_root, lake.RAW_CUSTOMERS, args.start, lake.RAW_CUSTOMERS_FILE)
-    common.check_csv_header(path, RAW_COLUMNS)
+    path = inputs.input_file(args.lake_root, lake.RAW_CUSTOMERS, args.start, lake.RAW_CUSTOMERS_FILE)
+    inputs.check_csv_header(path, RAW_COLUMNS)
     raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw, args.start, args.end)
     out = common.publish(clean, args.lake_root, lake.CLEAN_CUSTOMERS, args.start, ["order_id"], args)

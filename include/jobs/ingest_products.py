@@ -7,7 +7,7 @@ bad_price (not a finite number in [0, ``lake.MAX_PRICE``]: ``free``, ``-1``, ``N
 duplicate (an older ``updated_at`` of the same product_id). cleaned + rejected = input, always.
 
 One record is one non-blank line (JSON Lines); a zero-byte or blank file fails the hour
-(``common.check_jsonl_not_empty``), and so does one where no line is a valid product (either would
+(``inputs.check_jsonl_not_empty``), and so does one where no line is a valid product (either would
 reject every order of the hour). No value is a missing-value sentinel: only JSON ``null`` or an empty
 string is missing.
 """
@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from include import lake, paths
-from include.jobs import common
+from include.jobs import common, inputs
 
 RAW_COLUMNS = ["product_id", "name", "category", "price", "updated_at"]
 RAW_SCHEMA = T.StructType(
@@ -115,13 +115,13 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     arguments as :func:`common.hour_args` takes them; returns the metrics it wrote.
     """
     args = common.hour_args(__doc__.splitlines()[0], argv)
-    path = common.input_file(args.lake_root, lake.RAW_PRODUCTS, args.start, lake.RAW_PRODUCTS_FILE)
-    common.check_jsonl_not_empty(path)
+    path = inputs.input_file(args.lake_root, lake.RAW_PRODUCTS, args.start, lake.RAW_PRODUCTS_FILE)
+    inputs.check_jsonl_not_empty(path)
     raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw)
     if clean.isEmpty():
         # As a zero-byte file: publishing it would reject every order of the hour as unknown_product_id.
-        raise common.InputFormatError(
+        raise inputs.InputFormatError(
             f"{path} holds no valid product ({raw.count()} lines, rejected by reason: "
             f"{common.count_by_reason(rejects)}): fix the producer and re-send the snapshot; "
             "nothing was published for this hour"

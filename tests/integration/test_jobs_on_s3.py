@@ -23,7 +23,7 @@ import pytest
 
 from include import lake, lake_attempt
 from include.generate import generate_hour
-from include.jobs import common, ingest_customers
+from include.jobs import common, ingest_customers, inputs
 from include.lake_commit import ObjectLake, read_tables
 from include.replication import digests
 from tests.support.moto_aws import REGION, moto_aws
@@ -79,27 +79,27 @@ class TestRawInputsFromTheStore:
     def test_the_driver_checks_read_the_objects(self, aws, bucket, raw_hour):
         upload_raw(aws, bucket, raw_hour)
         root = f"s3://{bucket}/prod"
-        uri = common.input_file(root, lake.RAW_CUSTOMERS, HOUR, lake.RAW_CUSTOMERS_FILE)
+        uri = inputs.input_file(root, lake.RAW_CUSTOMERS, HOUR, lake.RAW_CUSTOMERS_FILE)
         assert uri == f"{root}/{lake.partition('/', lake.RAW_CUSTOMERS, HOUR).relpath}/{lake.RAW_CUSTOMERS_FILE}"
-        common.check_csv_header(uri, ingest_customers.RAW_COLUMNS)
+        inputs.check_csv_header(uri, ingest_customers.RAW_COLUMNS)
         local = lake.partition(raw_hour, lake.RAW_CUSTOMERS, HOUR).path / lake.RAW_CUSTOMERS_FILE
         with open(local, encoding="utf-8-sig", newline="") as f:
             expected = [r for r in csv.reader(f) if r]
-        assert list(common.csv_records(uri)) == expected
-        common.check_jsonl_not_empty(common.input_file(root, lake.RAW_PRODUCTS, HOUR, lake.RAW_PRODUCTS_FILE))
+        assert list(inputs.csv_records(uri)) == expected
+        inputs.check_jsonl_not_empty(inputs.input_file(root, lake.RAW_PRODUCTS, HOUR, lake.RAW_PRODUCTS_FILE))
 
     def test_missing_empty_and_changed_inputs_fail_the_hour(self, aws, bucket):
         root = f"s3://{bucket}/prod"
-        with pytest.raises(common.NoInputError, match="does not exist"):
-            common.input_file(root, lake.RAW_CUSTOMERS, HOUR, lake.RAW_CUSTOMERS_FILE)
+        with pytest.raises(inputs.NoInputError, match="does not exist"):
+            inputs.input_file(root, lake.RAW_CUSTOMERS, HOUR, lake.RAW_CUSTOMERS_FILE)
         products = f"prod/{lake.partition('/', lake.RAW_PRODUCTS, HOUR).relpath}/{lake.RAW_PRODUCTS_FILE}"
         put(aws, bucket, products, b"\n  \n")
-        with pytest.raises(common.InputFormatError, match="holds no record"):
-            common.check_jsonl_not_empty(f"s3://{bucket}/{products}")
+        with pytest.raises(inputs.InputFormatError, match="holds no record"):
+            inputs.check_jsonl_not_empty(f"s3://{bucket}/{products}")
         customers = f"prod/{lake.partition('/', lake.RAW_CUSTOMERS, HOUR).relpath}/{lake.RAW_CUSTOMERS_FILE}"
         put(aws, bucket, customers, b"order_id,customer_id\r\nO1,C1\r\n")
-        with pytest.raises(common.InputFormatError, match=r"schema change.*missing \['name'"):
-            common.check_csv_header(f"s3://{bucket}/{customers}", ingest_customers.RAW_COLUMNS)
+        with pytest.raises(inputs.InputFormatError, match=r"schema change.*missing \['name'"):
+            inputs.check_csv_header(f"s3://{bucket}/{customers}", ingest_customers.RAW_COLUMNS)
 
 
 class TestCommitWhatSparkWrote:

@@ -17,7 +17,7 @@ import pytest
 from airflow.sdk.definitions.retry_policy import RetryAction
 from airflow.sdk.exceptions import AirflowException
 
-from include.jobs import DATA_ERROR_EXIT, common, ingest_customers, ingest_products
+from include.jobs import DATA_ERROR_EXIT, common, ingest_customers, ingest_products, inputs
 from include.lease import LEASE_LOST_EXIT
 
 pytestmark = pytest.mark.fast  # the fast tier: no server (`pytest -m fast`)
@@ -38,7 +38,7 @@ class TestJobExitCode:
 
     def test_an_unusable_file_exits_with_the_data_error_code(self):
         def main(argv):
-            raise common.InputFormatError("schema change: missing ['name']")
+            raise inputs.InputFormatError("schema change: missing ['name']")
 
         with pytest.raises(SystemExit) as exit_:
             common.run(main, [])

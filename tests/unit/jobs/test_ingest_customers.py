@@ -102,7 +102,7 @@ class TestReadShell:
     def read(self, spark, tmp_path, data: bytes):
         path = tmp_path / "activity.csv"
         path.write_bytes(data)
-        job.common.check_csv_header(path, job.RAW_COLUMNS)
+        job.inputs.check_csv_header(path, job.RAW_COLUMNS)
         clean, rejects = job.transform(job.extract(spark, str(path)), START, END)
         return [r["order_id"] for r in clean.collect()], sorted(r["reject_reason"] for r in rejects.collect())
 
@@ -134,14 +134,14 @@ class TestReadShell:
     def test_schema_change_fails_the_hour_naming_the_columns(self, tmp_path, header, message):
         path = tmp_path / "activity.csv"
         path.write_text(header + "\nO1,C1,Ana,a@x.io,de,P1,2,2026-11-24T10:05:00Z\n")
-        with pytest.raises(job.common.InputFormatError, match=r"schema change .*" + re.escape(message)):
-            job.common.check_csv_header(path, job.RAW_COLUMNS)
+        with pytest.raises(job.inputs.InputFormatError, match=r"schema change .*" + re.escape(message)):
+            job.inputs.check_csv_header(path, job.RAW_COLUMNS)
 
     def test_zero_byte_file_is_a_truncated_upload(self, tmp_path):
         path = tmp_path / "activity.csv"
         path.write_bytes(b"")
-        with pytest.raises(job.common.InputFormatError, match="empty \\(no header line\\)"):
-            job.common.check_csv_header(path, job.RAW_COLUMNS)
+        with pytest.raises(job.inputs.InputFormatError, match="empty \\(no header line\\)"):
+            job.inputs.check_csv_header(path, job.RAW_COLUMNS)
 
 
 H = ",".join(job.RAW_COLUMNS)
@@ -151,10 +151,10 @@ def read_file(spark, tmp_path, data: bytes):
     """The job's read path on a real file: header check, Spark extract, transform; plus the stdlib record count."""
     path = tmp_path / "activity.csv"
     path.write_bytes(data)
-    job.common.check_csv_header(path, job.RAW_COLUMNS)
+    job.inputs.check_csv_header(path, job.RAW_COLUMNS)
     raw = job.extract(spark, str(path))
     clean, rejects = job.transform(raw, START, END)
-    python_records = sum(1 for _ in job.common.csv_records(path)) - 1  # minus the header
+    python_records = sum(1 for _ in job.inputs.csv_records(path)) - 1  # minus the header
     return raw.count(), python_records, clean.collect(), rejects.collect()
 
 
@@ -213,8 +213,8 @@ class TestCsvDialect:
         path = tmp_path / "activity.csv"
         # A quoted header name holding a comma is one (wrong) column to the csv dialect, not two right ones.
         path.write_text('"order_id,customer_id",name,email,country,product_id,quantity,ts\n')
-        with pytest.raises(job.common.InputFormatError, match=r"unexpected \['order_id,customer_id'\]"):
-            job.common.check_csv_header(path, job.RAW_COLUMNS)
+        with pytest.raises(job.inputs.InputFormatError, match=r"unexpected \['order_id,customer_id'\]"):
+            job.inputs.check_csv_header(path, job.RAW_COLUMNS)
 
 
 class TestTimestamps:

@@ -111,7 +111,7 @@ class TestCatalogFile:
     def read(self, spark, tmp_path, data: bytes):
         path = tmp_path / "catalog.jsonl"
         path.write_bytes(data)
-        job.common.check_jsonl_not_empty(path)
+        job.inputs.check_jsonl_not_empty(path)
         raw = job.extract(spark, str(path))
         clean, rejects = job.transform(raw)
         return raw.count(), clean.collect(), rejects.collect()
@@ -160,5 +160,5 @@ class TestCatalogFile:
     def test_an_empty_snapshot_fails_the_hour(self, tmp_path, data):
         path = tmp_path / "catalog.jsonl"
         path.write_bytes(data)
-        with pytest.raises(job.common.InputFormatError, match="holds no record .* a truncated upload"):
-            job.common.check_jsonl_not_empty(path)
+        with pytest.raises(job.inputs.InputFormatError, match="holds no record .* a truncated upload"):
+            job.inputs.check_jsonl_not_empty(path)
