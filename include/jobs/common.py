@@ -293,22 +293,25 @@ def count_by_reason(rejects: DataFrame) -> dict[str, int]:
     return {r[REASON]: r["count"] for r in rejects.groupBy(REASON).count().collect()}
 
 
-def finish(args: argparse.Namespace, metrics: dict, **run_info: str) -> None:
-    """Write the metrics next to the clean output and, if asked, where the operator reads them.
+def finish(args: argparse.Namespace, metrics: dict, published: Published, **run_info: str) -> None:
+    """Write the metrics next to the clean output ``published`` and, if asked, where the operator reads them.
 
     The lake copy holds only what the data determines (so a re-run writes identical bytes);
-    run facts such as the application id go to the operator only.
+    run facts such as the application id go to the operator only. On an object-store lake the summary
+    joins ``published``'s commit only while that commit is still the partition's (``amend(expected=…)``).
+
+    :raises include.lake_commit.CommitError: another writer committed the partition since ``published``.
+    :raises include.lease.LeaseLostError: this run no longer holds the hour.
     """
     if args.lease_generation is not None:
         check_lease(args, args.lake_root, args.start)
     if lake_fs.is_object_store(args.lake_root):
         the_lake = ObjectLake(args.lake_root)
-        relpath = str(metrics["output"])[len(the_lake.root) + 1 :]
+        relpath = published.location[len(the_lake.root) + 1 :]
         body = json.dumps(metrics, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
-        expected = getattr(metrics["output"], "attempt", None)  # the commit this job made (Published)
-        lake_attempt.amend(the_lake, relpath, {lake.SUMMARY_FILE: body.encode()}, expected=expected)
+        lake_attempt.amend(the_lake, relpath, {lake.SUMMARY_FILE: body.encode()}, expected=published.attempt)
     else:
-        lake.write_json(Path(metrics["output"]) / lake.SUMMARY_FILE, metrics)
+        lake.write_json(Path(published.location) / lake.SUMMARY_FILE, metrics)
     if args.metrics_file:
         # A path or an object-store URI under $LAKE_ROOT/_jobs/: the driver may run on another machine.
         lake_fs.write_json(args.metrics_file, {**metrics, **run_info})

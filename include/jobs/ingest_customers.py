@@ -103,7 +103,8 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     arguments as :func:`common.hour_args` takes them; returns the metrics it wrote.
     """
     args = common.hour_args(__doc__.splitlines()[0], argv)
-    path = inputs.input_file(args.lake_root, lake.RAW_CUSTOMERS, args.start, lake.RAW_CUSTOMERS_FILE)
+    source = inputs.input_location(args.lake_root, lake.RAW_CUSTOMERS, args.start, lake.RAW_CUSTOMERS_FILE)
+    path = inputs.readable_input(source, args.lake_root)
     inputs.check_csv_header(path, RAW_COLUMNS)
     raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw, args.start, args.end)
@@ -116,7 +117,7 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     metrics = {
         "dataset": "customer_activity",
         "hour": args.start.isoformat(),
-        "input": str(path),
+        "input": str(source),
         "output": str(out),
         "rejects": str(rej),
         "rows_in": raw.count(),
@@ -126,7 +127,7 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     }
     if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
         raise RuntimeError(f"row accounting broken: {metrics}")
-    common.finish(args, metrics, application_id=common.application_id(spark))
+    common.finish(args, metrics, out, application_id=common.application_id(spark))
     return metrics
 
 

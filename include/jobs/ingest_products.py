@@ -115,14 +115,15 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     arguments as :func:`common.hour_args` takes them; returns the metrics it wrote.
     """
     args = common.hour_args(__doc__.splitlines()[0], argv)
-    path = inputs.input_file(args.lake_root, lake.RAW_PRODUCTS, args.start, lake.RAW_PRODUCTS_FILE)
+    source = inputs.input_location(args.lake_root, lake.RAW_PRODUCTS, args.start, lake.RAW_PRODUCTS_FILE)
+    path = inputs.readable_input(source, args.lake_root)
     inputs.check_jsonl_not_empty(path)
     raw = extract(spark, paths.hadoop_literal(path)).cache()
     clean, rejects = transform(raw)
     if clean.isEmpty():
         # As a zero-byte file: publishing it would reject every order of the hour as unknown_product_id.
         raise inputs.InputFormatError(
-            f"{path} holds no valid product ({raw.count()} lines, rejected by reason: "
+            f"{source} holds no valid product ({raw.count()} lines, rejected by reason: "
             f"{common.count_by_reason(rejects)}): fix the producer and re-send the snapshot; "
             "nothing was published for this hour"
         )
@@ -133,7 +134,7 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     metrics = {
         "dataset": "product_catalog",
         "hour": args.start.isoformat(),
-        "input": str(path),
+        "input": str(source),
         "output": str(out),
         "rejects": str(rej),
         "rows_in": raw.count(),
@@ -143,7 +144,7 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     }
     if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
         raise RuntimeError(f"row accounting broken: {metrics}")
-    common.finish(args, metrics, application_id=common.application_id(spark))
+    common.finish(args, metrics, out, application_id=common.application_id(spark))
     return metrics
 
 

@@ -107,9 +107,9 @@ def check_jsonl_not_empty(path: str | Path) -> None:
     )
 
 
-def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) -> Path | str:
-    """The hour's raw input ``name``: a local path, or the object's URI on an object-store lake (a local
-    copy of it when the backend chose ``staged`` object-store I/O, :mod:`include.jobs.staged_io`).
+def input_location(root: str, dataset: tuple[str, str], start: datetime, name: str) -> Path | str:
+    """Where the hour's raw input ``name`` is: a local path, or the object's URI on an object-store lake.
+    This is what a job's metrics name as its input (never a staged copy, which exists on one machine).
 
     :raises NoInputError: the file (object) is not there.
     """
@@ -120,8 +120,24 @@ def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) 
         filesystem, key = lake_fs.filesystem(uri)
         if filesystem.get_file_info(key).type != fs.FileType.File:
             raise NoInputError(f"no input for hour {start:%Y-%m-%dT%H:00Z}: {uri} does not exist")
-        return staged_io.stage_input(uri) if staged_io.is_staged(root) else uri
+        return uri
     path = lake.partition(root, dataset, start).path / name
     if not path.is_file():
         raise NoInputError(f"no input for hour {start:%Y-%m-%dT%H:00Z}: {path} does not exist")
     return path
+
+
+def readable_input(location: Path | str, root: str) -> Path | str:
+    """What Spark and the checks read for ``location`` (:func:`input_location`): itself, or a local copy
+    when the backend chose ``staged`` object-store I/O (:mod:`include.jobs.staged_io`)."""
+    if lake_fs.is_object_store(str(location)) and staged_io.is_staged(root):
+        return staged_io.stage_input(str(location))
+    return location
+
+
+def input_file(root: str, dataset: tuple[str, str], start: datetime, name: str) -> Path | str:
+    """:func:`readable_input` of :func:`input_location`: the hour's raw input ``name`` as this driver reads it.
+
+    :raises NoInputError: the file (object) is not there.
+    """
+    return readable_input(input_location(root, dataset, start, name), root)

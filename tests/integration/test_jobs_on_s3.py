@@ -24,7 +24,7 @@ import pytest
 from include import lake, lake_attempt
 from include.generate import generate_hour
 from include.jobs import common, ingest_customers, inputs
-from include.lake_commit import ObjectLake, read_tables
+from include.lake_commit import CommitError, ObjectLake, read_tables
 from include.replication import digests
 from tests.support.moto_aws import REGION, moto_aws
 
@@ -121,10 +121,10 @@ class TestCommitWhatSparkWrote:
         put(aws, bucket, f"{base}/_temporary/0/task_1/{part.name}", b"a failed task's output")
         assert lake_attempt.attempt_uri(the_lake, REL, attempt) == f"s3://{bucket}/{base}"
 
-        lake_attempt.commit_written(the_lake, REL, attempt)
+        commit = lake_attempt.commit_written(the_lake, REL, attempt)
         metrics = {"output": f"{root}/{REL}", "rows_clean": clean.count()}
         args = argparse.Namespace(lake_root=root, lease_generation=None, metrics_file=None, start=HOUR)
-        common.finish(args, metrics)
+        common.finish(args, metrics, common.Published(f"{root}/{REL}", (), commit.attempt))
 
         pointer = json.loads(aws.client("s3").get_object(Bucket=bucket, Key=f"prod/{REL}/_commit.json")["Body"].read())
         summary_object = f"prod/{REL}/_attempts/{pointer['attempt']}.{lake.SUMMARY_FILE}"
@@ -158,3 +158,40 @@ class TestCommitWhatSparkWrote:
             common.publish(df, root, lake.CLEAN_CUSTOMERS, HOUR, ["order_id"])
         assert keys(aws, bucket, "prod/") == before and the_lake.commit(REL) == committed
         assert read_tables(the_lake, REL).column("order_id").to_pylist() == ["O0"]
+
+    def test_the_summary_does_not_join_a_commit_another_writer_made_since(self, aws, bucket, spark, tmp_path):
+        """Found in review: finish() read the attempt from the metrics' output string, so its fence never
+        fired and an older job's summary (its row counts) joined a newer writer's commit."""
+        root = f"s3://{bucket}/prod"
+        the_lake = ObjectLake(root)
+        for name, rows in (("mine", [("O1", 1)]), ("theirs", [("O1", 1), ("O2", 2)])):
+            staging = tmp_path / name
+            spark.createDataFrame(rows, "order_id string, quantity int").coalesce(1).write.parquet(str(staging))
+            the_lake.publish(REL, staging)
+            if name == "mine":
+                mine = common.Published(f"{root}/{REL}", (), the_lake.commit(REL).attempt)
+        theirs = the_lake.commit(REL)
+        args = argparse.Namespace(lake_root=root, lease_generation=None, metrics_file=None, start=HOUR)
+        with pytest.raises(CommitError, match="committed after this writer's"):
+            common.finish(args, {"output": mine.location, "rows_clean": 1}, mine)
+        assert the_lake.commit(REL) == theirs and lake.SUMMARY_FILE not in {f.name for f in theirs.files}
+
+
+class TestStagedInputs:
+    def test_the_metrics_name_the_object_and_spark_reads_a_local_copy(self, aws, bucket, raw_hour, monkeypatch):
+        """Found in review: in staged mode the summary named the driver's temp copy of the input."""
+        from include.jobs import staged_io
+
+        root = f"s3://{bucket}/prod"
+        local = lake.partition(raw_hour, lake.RAW_CUSTOMERS, HOUR).path / lake.RAW_CUSTOMERS_FILE
+        put(
+            aws,
+            bucket,
+            f"prod/{lake.partition('/', lake.RAW_CUSTOMERS, HOUR).relpath}/{local.name}",
+            local.read_bytes(),
+        )
+        monkeypatch.setenv(staged_io.OBJECT_STORE_IO_ENV, staged_io.STAGED)
+        source = inputs.input_location(root, lake.RAW_CUSTOMERS, HOUR, lake.RAW_CUSTOMERS_FILE)
+        readable = inputs.readable_input(source, root)
+        assert source == f"{root}/{lake.partition('/', lake.RAW_CUSTOMERS, HOUR).relpath}/{local.name}"
+        assert Path(readable).is_file() and Path(readable).read_bytes() == local.read_bytes()

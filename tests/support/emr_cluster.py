@@ -24,6 +24,7 @@ import gzip
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -140,10 +141,14 @@ class EmulatedEmrCluster(threading.Thread):
         try:
             cmd, extra = self.command(list(step.args), into)
             with open(out, "wb") as sink:
-                proc = subprocess.Popen(cmd, cwd=into, env=self.driver_env(extra), stdout=sink, stderr=sink)
+                proc = subprocess.Popen(
+                    cmd, cwd=into, env=self.driver_env(extra), stdout=sink, stderr=sink, start_new_session=True
+                )
                 while proc.poll() is None:
-                    if step.state == "CANCELLED":  # CancelSteps at the endpoint
-                        proc.kill()
+                    if step.state == "CANCELLED" or self._halt.is_set():  # CancelSteps, or the test ends
+                        os.killpg(proc.pid, signal.SIGKILL)  # the JVM and its Python driver
+                        proc.wait()
+                        break
                     time.sleep(self.poll)
             code = proc.returncode
         except Exception as err:  # a step this cluster cannot run fails, as on EMR, with the reason in its log

@@ -89,8 +89,9 @@ def require_object_store_lake(backend: str, job: SparkJob | None = None) -> None
     :raises ValueError: naming ``LAKE_ROOT`` and what to set it to.
     """
     from include.lake_fs import is_object_store
+    from tricloud.settings import lake_root
 
-    candidates = [os.environ.get("LAKE_ROOT") or None]
+    candidates = [lake_root()]  # unset: fails naming LAKE_ROOT before any cluster is created
     if job is not None:
         candidates.append(job.result_uri)
     for value in filter(None, candidates):

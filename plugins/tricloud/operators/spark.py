@@ -334,7 +334,7 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
                     f"above names the holder): not retried, nothing more was published. {error}"
                 )
             failure = JobFailed(error, handle=handle, status=status, driver_log=self.backend.driver_log(handle))
-            if data_error(status.message, status.exit_code) or data_error(error):
+            if data_error(f"{status.message or ''}\n{error}", status.exit_code):  # a known exit code wins
                 raise SparkJobDataError(
                     f"Spark job {handle.key} failed on its input (exit code {DATA_ERROR_EXIT}): not retried, "
                     f"nothing was published; fix the input, then clear the task. {error}"
