@@ -6,8 +6,8 @@ this runner is entered it sets that moto constant to ``SUBMITTED``, the state AW
 restores it on exit: that configures the emulator, not tricloud's code. The thread then plays the
 application's part, explicitly and visibly, with the code it shares with the emulated EMR cluster
 (:class:`tests.support.emr_cluster.LocalSparkRunner`): for each new job run it builds the command line
-``spark-submit <sparkSubmitParameters> <entryPoint> <entryPointArguments>`` from the run's
-``jobDriver.sparkSubmit``, fetches the staged code from S3, passes ``spark.emr-serverless.driverEnv.*`` as the
+``spark-submit <spark-defaults as --conf> <sparkSubmitParameters> <entryPoint> <entryPointArguments>`` from
+the run's ``configurationOverrides`` and ``jobDriver.sparkSubmit``, fetches the staged code from S3, passes ``spark.emr-serverless.driverEnv.*`` as the
 driver's environment, and runs it here with ``TRICLOUD_OBJECT_STORE_IO=staged`` (no EMRFS on this machine).
 
 The run moves SUBMITTED → RUNNING → SUCCESS / FAILED in moto's ``JobRun`` objects (``stateDetails`` says the
@@ -69,10 +69,18 @@ class EmulatedEmrServerless(LocalSparkRunner):
 
     @staticmethod
     def command_line(job_run) -> list[str]:
-        """``spark-submit`` as EMR Serverless composes it from the run's ``jobDriver.sparkSubmit``."""
+        """``spark-submit`` as EMR Serverless composes it: the ``spark-defaults`` properties of the run's
+        ``applicationConfiguration`` as ``--conf`` (values kept whole, whitespace and all), then its
+        ``jobDriver.sparkSubmit`` (``sparkSubmitParameters`` split on whitespace, winning over the defaults)."""
         spark = (job_run.job_driver or {}).get("sparkSubmit") or {}
+        defaults: list[str] = []
+        for classification in (job_run.configuration_overrides or {}).get("applicationConfiguration") or []:
+            if classification.get("classification") == "spark-defaults":
+                for key, value in (classification.get("properties") or {}).items():
+                    defaults += ["--conf", f"{key}={value}"]
         return [
             "spark-submit",
+            *defaults,
             *str(spark.get("sparkSubmitParameters") or "").split(),
             spark.get("entryPoint", ""),
             *(spark.get("entryPointArguments") or []),
