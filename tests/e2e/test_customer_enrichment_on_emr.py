@@ -1,16 +1,18 @@
-"""customer_enrichment, unchanged, on the ``emr`` backend with ``LAKE_ROOT=s3://…``, against the emulator.
+"""customer_enrichment, unchanged, on ``emr`` and ``emr-serverless`` with ``LAKE_ROOT=s3://…``, against the emulator.
 
-The DAG file is the one every deployment runs; only configuration differs (``TRICLOUD_CLUSTER_BACKEND=emr``,
+The DAG file is the one every deployment runs; only configuration differs (``TRICLOUD_CLUSTER_BACKEND``,
 ``TRICLOUD_CODE_URI`` and ``LAKE_ROOT`` on S3, the AWS connections pointing at the in-process moto). Airflow
 runs the hour with ``dag.test`` (as tests/e2e/test_customer_enrichment_dag.py does: one process, so the
-in-process moto and the test-side cluster are reachable). The EMR control plane is moto's; the steps
-are run by :class:`tests.support.emr_cluster.EmulatedEmrCluster`, which fetches the staged code from S3
-and runs each step's spark-submit here with staged object-store I/O (this machine's Spark has no EMRFS:
-the one difference from EMR). The lake is the emulator's S3; the replicas go to the world's GCS and
-Azure emulators.
+in-process moto and the test-side cluster are reachable). The control planes are moto's; the EMR steps
+are run by :class:`tests.support.emr_cluster.EmulatedEmrCluster`, the EMR Serverless job runs by
+:class:`tests.support.emr_serverless_app.EmulatedEmrServerless`; both fetch the staged code from S3 and
+run the spark-submit here with staged object-store I/O (this machine's Spark has no EMRFS: the one
+difference from EMR). Each backend's hour is one module-scoped parameter; the world's emulators are
+shared. The lake is the emulator's S3; the replicas go to the world's GCS and Azure emulators.
 
 Checked independently: rows from the generated CSV (tests/support/reference.py) against the committed
-objects, every replica's SHA-256 read back, the steps counted at the endpoint, the cluster's state there.
+objects, every replica's SHA-256 read back, the steps or job runs counted at the endpoint, the state there
+of the cluster or application the run created.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ import pytest
 from include import generate, lake
 from tests.support import reference
 from tests.support.emr_cluster import EmulatedEmrCluster
-from tests.support.moto_aws import CONN_ID, EMR_CONN_ID, moto_aws
+from tests.support.emr_serverless_app import EmulatedEmrServerless
+from tests.support.moto_aws import ACCOUNT, CONN_ID, EMR_CONN_ID, moto_aws
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.slow]
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 ROWS = 300
 SPARK_JOBS = ("ingest_customer_data", "ingest_product_data")
+RUNNERS = {"emr": EmulatedEmrCluster, "emr-serverless": EmulatedEmrServerless}
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +44,9 @@ def aws():
         yield emulator
 
 
-@pytest.fixture(scope="module")
-def emr_deployment(aws, emulators, tmp_path_factory):
-    """The environment of a deployment switched from ``local`` to ``emr`` (README "Run on AWS"), on the emulators.
+@pytest.fixture(scope="module", params=list(RUNNERS))
+def emr_deployment(request, aws, emulators, tmp_path_factory):
+    """A deployment switched from ``local`` to ``emr`` / ``emr-serverless`` (README "Run on AWS"), on the emulators.
 
     ``aws_default`` (the lake's connection) points at the same emulator as the backend's connection: the
     lake, the staged code and the job metrics are in one S3, as in one AWS account.
@@ -53,11 +57,12 @@ def emr_deployment(aws, emulators, tmp_path_factory):
     lake_bucket, code_bucket, replicas = f"lake-{tag}", f"code-{tag}", f"replica-{tag}"
     env = {
         "AIRFLOW_CONN_AWS_DEFAULT": os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"],
-        "TRICLOUD_CLUSTER_BACKEND": "emr",
+        "TRICLOUD_CLUSTER_BACKEND": request.param,
         "TRICLOUD_CODE_URI": f"s3://{code_bucket}/deploy",
         "TRICLOUD_AWS_CONN_ID": CONN_ID,
         "TRICLOUD_EMR_CONN_ID": EMR_CONN_ID,
         "TRICLOUD_EMR_START_TIMEOUT": "60",
+        "TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/tricloud-job-{tag}",
         "LAKE_ROOT": f"s3://{lake_bucket}/prod",
         "REPLICA_BUCKET": replicas,
     }
@@ -66,6 +71,7 @@ def emr_deployment(aws, emulators, tmp_path_factory):
     try:
         aws.reset()  # moto's backends are process-wide: no cluster of an earlier test module may be reused
         s3 = aws.client("s3")
+        aws.client("iam").create_role(RoleName=f"tricloud-job-{tag}", AssumeRolePolicyDocument="{}")
         for bucket in (lake_bucket, code_bucket):
             s3.create_bucket(Bucket=bucket)
         for cloud in ("gcs", "azure"):
@@ -91,7 +97,7 @@ def run_on_emr(aws, emr_deployment, tmp_path_factory):
 
     gen, env = emr_deployment
     dag = DagBag(str(ROOT / "dags")).dags["customer_enrichment"]
-    with EmulatedEmrCluster(aws, tmp_path_factory.mktemp("emr")) as cluster:
+    with RUNNERS[env["TRICLOUD_CLUSTER_BACKEND"]](aws, tmp_path_factory.mktemp("emr")) as cluster:
         # A manual run's interval ends at its logical date: 11:00 processes [10:00, 11:00).
         dr = dag.test(logical_date=pendulum.datetime(2026, 11, 24, 11, tz="UTC"))
     return dr, gen, env, cluster
@@ -157,8 +163,15 @@ def test_the_lake_and_the_replicas_in_the_other_clouds_match_by_checksum(run_on_
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["path"]
 
 
-def test_each_spark_job_was_exactly_one_step_and_the_cluster_is_gone(aws, run_on_emr):
-    _, _, _, cluster = run_on_emr
+def test_each_spark_job_ran_once_at_the_endpoint_and_what_the_run_created_is_gone(aws, run_on_emr):
+    _, _, env, runner = run_on_emr
+    if env["TRICLOUD_CLUSTER_BACKEND"] == "emr":
+        one_step_per_job_and_the_cluster_terminated(aws, runner)
+    else:
+        one_job_run_per_job_and_the_application_deleted(aws, runner)
+
+
+def one_step_per_job_and_the_cluster_terminated(aws, cluster) -> None:
     (emr,) = aws.emr().clusters.values()  # the run created one cluster
     names = [s.name for s in emr.steps]
     for task in SPARK_JOBS:  # the job key names the task: exactly one step per Spark job
@@ -168,3 +181,20 @@ def test_each_spark_job_was_exactly_one_step_and_the_cluster_is_gone(aws, run_on
     assert sorted(r.step_id for r in cluster.ran) == sorted(s.id for s in emr.steps)  # each run once, here
     assert all(r.exit_code == 0 for r in cluster.ran)
     assert emr.state == "TERMINATED"  # stop_cluster ended what this run created
+
+
+def one_job_run_per_job_and_the_application_deleted(aws, runner) -> None:
+    client = aws.client("emr-serverless")
+    (app,) = client.list_applications()["applications"]  # the run created one application
+    runs = client.list_job_runs(applicationId=app["id"])["jobRuns"]
+    names = [r["name"] for r in runs]
+    for task in SPARK_JOBS:  # the job key names the task: exactly one job run per Spark job
+        assert len([n for n in names if n.startswith(f"tricloud-{task}.")]) == 1, names
+    assert len(names) == len(SPARK_JOBS)
+    assert [r["state"] for r in runs] == ["SUCCESS", "SUCCESS"]
+    # The idempotency token AWS keys StartJobRun on is the job key (GetJobRun does not return it).
+    tokens = {r.name: r.client_token for r in aws.serverless().job_runs[app["id"]]}
+    assert tokens == {n: n for n in names}
+    assert sorted(r.step_id for r in runner.ran) == sorted(r["id"] for r in runs)  # each run once, here
+    assert all(r.exit_code == 0 for r in runner.ran)
+    assert client.get_application(applicationId=app["id"])["application"]["state"] == "TERMINATED"  # stop deleted it

@@ -16,6 +16,9 @@ The step's state moves PENDING → RUNNING → COMPLETED / FAILED through moto's
 tests of the backends do), spark-submit's output lands gzipped where EMR ships a step's stderr
 (``<LogUri>/<cluster>/steps/<step>/stderr.gz``), and a step cancelled at the endpoint (CancelSteps)
 is killed. ``ran`` records every step run, for the tests to count.
+
+:class:`LocalSparkRunner` is the part shared with the emulated EMR Serverless application
+(tests/support/emr_serverless_app.py): the command line, the driver's environment, the run itself.
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +46,8 @@ _ACTIVE = ("PENDING", "RUNNING")
 
 @dataclass(frozen=True)
 class StepRun:
-    """One step this cluster ran: EMR cluster and step ids, the step's name (the job key), exit code."""
+    """One step or job run run here: EMR cluster (or Serverless application) id, step (or job run) id, its
+    name (the job key), the driver's exit code."""
 
     cluster_id: str
     step_id: str
@@ -51,22 +55,28 @@ class StepRun:
     exit_code: int
 
 
-class EmulatedEmrCluster(threading.Thread):
-    """Run moto's EMR steps locally (see the module docstring); use as a context manager.
+class LocalSparkRunner(threading.Thread):
+    """What the emulated EMR cluster and the emulated EMR Serverless application share: run one
+    cluster-side ``spark-submit`` command line here (see the module docstring); a context manager.
+
+    Subclasses implement :meth:`run` (watch moto's objects, call :meth:`execute`, move states).
 
     :param aws: the in-process emulator (:func:`tests.support.moto_aws.moto_aws`).
     :param workdir: a directory of the test's for staged code and the drivers' working directories.
-    :param poll: seconds between looks at moto's steps.
+    :param poll: seconds between looks at moto's objects.
     """
 
-    def __init__(self, aws: MotoAws, workdir: Path, poll: float = 0.2) -> None:
-        super().__init__(name="emulated-emr", daemon=True)
+    #: ``--conf`` prefixes whose values become the driver's environment (YARN; EMR Serverless).
+    DRIVER_ENV_PREFIXES = ("spark.yarn.appMasterEnv.", "spark.emr-serverless.driverEnv.")
+
+    def __init__(self, aws: MotoAws, workdir: Path, poll: float = 0.2, name: str = "emulated-emr") -> None:
+        super().__init__(name=name, daemon=True)
         self.aws, self.workdir, self.poll = aws, Path(workdir), poll
         self.ran: list[StepRun] = []
         self._seen: set[str] = set()
         self._halt = threading.Event()
 
-    def __enter__(self) -> EmulatedEmrCluster:
+    def __enter__(self) -> LocalSparkRunner:
         self.start()
         return self
 
@@ -74,20 +84,6 @@ class EmulatedEmrCluster(threading.Thread):
         self._halt.set()
         self.join(60)
 
-    def run(self) -> None:
-        while not self._halt.is_set():
-            for cluster in list(self.aws.emr().clusters.values()):
-                if cluster.state in ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"):
-                    continue
-                for step in list(cluster.steps):
-                    if step.id not in self._seen and step.state in _ACTIVE:
-                        self._seen.add(step.id)
-                        self._run_step(cluster, step)
-                if cluster.state == "RUNNING" and not any(s.state in _ACTIVE for s in cluster.steps):
-                    cluster.state = "WAITING"  # as EMR: a cluster with no step to run waits
-            self._halt.wait(self.poll)
-
-    # -- one step ------------------------------------------------------------------------------
     def _fetch(self, uri: str, into: Path) -> str:
         bucket, _, key = uri[len("s3://") :].partition("/")
         local = into / key.rsplit("/", 1)[-1]
@@ -96,17 +92,23 @@ class EmulatedEmrCluster(threading.Thread):
         return str(local)
 
     def command(self, args: list[str], into: Path) -> tuple[list[str], dict[str, str]]:
-        """The local spark-submit command line and driver environment for the step's ``args``."""
+        """The local spark-submit command line and driver environment for the cluster-side ``args``.
+
+        ``--deploy-mode``/``--master`` give way to ``--master local[2]``; driver-environment confs become
+        the environment; staged ``s3://`` ``.py``/``.zip`` are fetched into ``into``.
+        """
         if not args or args[0] != "spark-submit":
-            raise ValueError(f"not a spark-submit step: {args[:3]}")
-        cmd, env, rest = [str(Path(sys.executable).parent / "spark-submit")], {}, list(args[1:])
+            raise ValueError(f"not a spark-submit command: {args[:3]}")
+        cmd = [str(Path(sys.executable).parent / "spark-submit"), "--master", LOCAL_MASTER]
+        env, rest = {}, list(args[1:])
         while rest:
             arg = rest.pop(0)
-            if arg == "--deploy-mode":
+            if arg in ("--deploy-mode", "--master"):
                 rest.pop(0)
-                cmd += ["--master", LOCAL_MASTER]
-            elif arg == "--conf" and rest[0].startswith("spark.yarn.appMasterEnv."):
-                name, _, value = rest.pop(0)[len("spark.yarn.appMasterEnv.") :].partition("=")
+            elif arg == "--conf" and rest[0].startswith(self.DRIVER_ENV_PREFIXES):
+                conf = rest.pop(0)
+                prefix = next(p for p in self.DRIVER_ENV_PREFIXES if conf.startswith(p))
+                name, _, value = conf[len(prefix) :].partition("=")
                 env[name] = value
             elif arg.startswith("s3://") and arg.endswith((".py", ".zip")):
                 cmd.append(self._fetch(arg, into))  # the staged application or --py-files zip
@@ -131,36 +133,60 @@ class EmulatedEmrCluster(threading.Thread):
         }
         return env | extra
 
-    def _run_step(self, cluster, step) -> None:
-        into = self.workdir / step.id
+    def execute(self, args: list[str], into: Path, cancelled: Callable[[], bool]) -> tuple[int, bytes]:
+        """Run ``args`` here in ``into``; kill it when ``cancelled()`` turns true.
+
+        Returns spark-submit's exit code and its output (stdout and stderr, as the driver's log); a
+        command this runner cannot run is exit code 1 with the reason as the log.
+        """
         into.mkdir(parents=True, exist_ok=True)
-        step.state = "RUNNING"
-        step.start()
-        log.warning("emulated EMR: step %s (%s) on %s RUNNING", step.id, step.name, cluster.id)
         out = into / "stderr"
         try:
-            cmd, extra = self.command(list(step.args), into)
+            cmd, extra = self.command(args, into)
             with open(out, "wb") as sink:
                 proc = subprocess.Popen(
                     cmd, cwd=into, env=self.driver_env(extra), stdout=sink, stderr=sink, start_new_session=True
                 )
                 while proc.poll() is None:
-                    if step.state == "CANCELLED" or self._halt.is_set():  # CancelSteps, or the test ends
+                    if cancelled() or self._halt.is_set():  # cancelled at the endpoint, or the test ends
                         os.killpg(proc.pid, signal.SIGKILL)  # the JVM and its Python driver
                         proc.wait()
                         break
                     time.sleep(self.poll)
             code = proc.returncode
-        except Exception as err:  # a step this cluster cannot run fails, as on EMR, with the reason in its log
-            out.write_text(f"emulated EMR could not run the step: {err}\n")
+        except Exception as err:  # a job this runner cannot run fails, as on EMR, with the reason in its log
+            out.write_text(f"emulated EMR could not run the job: {err}\n")
             code = 1
+        return code, out.read_bytes()
+
+
+class EmulatedEmrCluster(LocalSparkRunner):
+    """Run moto's EMR steps locally (see the module docstring); use as a context manager."""
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            for cluster in list(self.aws.emr().clusters.values()):
+                if cluster.state in ("TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"):
+                    continue
+                for step in list(cluster.steps):
+                    if step.id not in self._seen and step.state in _ACTIVE:
+                        self._seen.add(step.id)
+                        self._run_step(cluster, step)
+                if cluster.state == "RUNNING" and not any(s.state in _ACTIVE for s in cluster.steps):
+                    cluster.state = "WAITING"  # as EMR: a cluster with no step to run waits
+            self._halt.wait(self.poll)
+
+    def _run_step(self, cluster, step) -> None:
+        step.state = "RUNNING"
+        step.start()
+        log.warning("emulated EMR: step %s (%s) on %s RUNNING", step.id, step.name, cluster.id)
+        code, output = self.execute(list(step.args), self.workdir / step.id, lambda: step.state == "CANCELLED")
         if cluster.log_uri:
             log_uri = cluster.log_uri.replace("s3n://", "s3://").rstrip("/")
-            self.aws.put_object(f"{log_uri}/{cluster.id}/steps/{step.id}/stderr.gz", gzip.compress(out.read_bytes()))
+            self.aws.put_object(f"{log_uri}/{cluster.id}/steps/{step.id}/stderr.gz", gzip.compress(output))
         if step.state != "CANCELLED":
             step.state = "COMPLETED" if code == 0 else "FAILED"
             step.last_state_change_reason = None if code == 0 else f"spark-submit exited {code}"
         step.end_date_time = step.start_date_time
         self.ran.append(StepRun(cluster.id, step.id, step.name, code))
         log.warning("emulated EMR: step %s %s (exit %s)", step.id, step.state, code)
-        shutil.rmtree(into / "code", ignore_errors=True)

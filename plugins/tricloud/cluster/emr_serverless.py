@@ -8,7 +8,8 @@ application this call created that does not become ready is deleted before the e
 still active.
 
 Jobs: the application and ``include/`` (zipped) are staged under ``TRICLOUD_CODE_URI``; a job run has
-``clientToken`` = ``name`` = the job key, ``entryPoint`` = the staged ``.py``, ``--py-files`` = the zip.
+``clientToken`` = ``name`` = the job key, ``entryPoint`` = the staged ``.py``, ``--py-files`` = the zip;
+confs whose value holds whitespace (``extraJavaOptions``) go to the run's ``spark-defaults`` classification.
 AWS makes ``StartJobRun`` idempotent on the client token; the backend also returns an active or
 succeeded run of that name before asking (the token's window is limited, and moto ignores it). Logs go
 to ``logUri`` of ``s3MonitoringConfiguration``: the driver's are under
@@ -253,15 +254,35 @@ class EmrServerlessBackend(ClusterBackend):
         ids = [r["id"] for r in self._runs(app_id, REUSABLE_RUN_STATES) if r.get("name") == key]
         return ids[0] if ids else None
 
-    def job_driver(self, job: SparkJob, staged: aws.StagedCode) -> dict[str, Any]:
-        """The ``jobDriver.sparkSubmit`` of ``job``.
+    @staticmethod
+    def _options(job: SparkJob) -> tuple[list[str], dict[str, str]]:
+        """``job``'s spark-submit options split in two: those ``sparkSubmitParameters`` can carry, and the
+        confs whose value holds whitespace (e.g. ``extraJavaOptions``), which go to ``spark-defaults``.
 
-        :raises ValueError: a conf value contains whitespace (``sparkSubmitParameters`` is one string).
+        ``sparkSubmitParameters`` is one string split on whitespace by EMR Serverless; a ``spark-defaults``
+        property of ``applicationConfiguration`` is passed as it is (AWS, "Using Spark configurations
+        when you run EMR Serverless jobs").
+
+        :raises ValueError: a non-conf option's value contains whitespace.
         """
-        options = ["--py-files", staged.py_files, *aws.spark_submit_options(job, DRIVER_ENV)]
-        bad = [o for o in options if any(c.isspace() for c in o)]
-        if bad:
-            raise ValueError(f"EMR Serverless cannot pass spark-submit values with whitespace: {bad}")
+        flat, defaults = aws.spark_submit_options(job, DRIVER_ENV), {}
+        options: list[str] = []
+        for flag, value in zip(flat[::2], flat[1::2], strict=True):
+            if not any(c.isspace() for c in value):
+                options += [flag, value]
+            elif flag == "--conf":
+                key, _, val = value.partition("=")
+                defaults[key] = val
+            else:
+                raise ValueError(f"EMR Serverless cannot pass {flag} {value!r}: it contains whitespace")
+        return options, defaults
+
+    def job_driver(self, job: SparkJob, staged: aws.StagedCode) -> dict[str, Any]:
+        """The ``jobDriver.sparkSubmit`` of ``job`` (confs holding whitespace are in :meth:`spark_defaults`).
+
+        :raises ValueError: a non-conf option's value contains whitespace.
+        """
+        options = ["--py-files", staged.py_files, *self._options(job)[0]]
         return {
             "sparkSubmit": {
                 "entryPoint": staged.application,
@@ -269,6 +290,10 @@ class EmrServerlessBackend(ClusterBackend):
                 "sparkSubmitParameters": " ".join(["--name", job.name.replace(" ", "_"), *options]),
             }
         }
+
+    def spark_defaults(self, job: SparkJob) -> dict[str, str]:
+        """The confs of ``job`` whose value holds whitespace, for the run's ``spark-defaults`` classification."""
+        return self._options(job)[1]
 
     def submit(self, job: SparkJob, cluster_id: str | None = None) -> JobHandle:
         """Stage the code and start the run (client token = job key); an existing run of that key is returned.
@@ -294,13 +319,20 @@ class EmrServerlessBackend(ClusterBackend):
             name=job.key,
             executionRoleArn=self.settings.execution_role_arn,
             jobDriver=self.job_driver(job, staged),
-            configurationOverrides={
-                "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": self.settings.log_uri + "/"}}
-            },
+            configurationOverrides=self._overrides(job),
             tags={aws.MANAGED_TAG: "true", aws.CREATED_BY_TAG: self.settings.created_by},
         )["jobRunId"]
         self.hook.log.info("Started EMR Serverless job run %s on %s (%s)", run_id, app_id, job.key)
         return self._handle(job, app_id, run_id, {"application": staged.application, "py_files": staged.py_files})
+
+    def _overrides(self, job: SparkJob) -> dict[str, Any]:
+        overrides: dict[str, Any] = {
+            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": self.settings.log_uri + "/"}}
+        }
+        defaults = self.spark_defaults(job)
+        if defaults:
+            overrides["applicationConfiguration"] = [{"classification": "spark-defaults", "properties": defaults}]
+        return overrides
 
     def _handle(self, job: SparkJob, app_id: str, run_id: str, details: dict) -> JobHandle:
         return JobHandle(
