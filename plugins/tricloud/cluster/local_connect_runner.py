@@ -26,9 +26,9 @@ import time
 import traceback
 import urllib.parse
 
-from include.lake_fs import read_json_or_none
 from tricloud.cluster.base import JobState
 from tricloud.cluster.local_connect import listening
+from tricloud.cluster.local_driver import record_success
 from tricloud.cluster.local_jobs import JobRecord, JobStore, now
 
 log = logging.getLogger("tricloud.local_driver")
@@ -127,17 +127,4 @@ def run_connect(store: JobStore, record: JobRecord) -> int:
         store.update(key, state=JobState.FAILED.value, exit_code=exit_code, error=message, finished_at=now())
         log.error("Job %s failed: %s", key, message)
         return 1
-    try:
-        result = read_json_or_none(job.result_uri) or {}
-    except Exception as err:  # the job succeeded: unreadable metrics must not fail it here
-        log.warning("Job %s succeeded but its metrics at %s are unreadable: %s", key, job.result_uri, err)
-        result = {}
-    store.update(
-        key,
-        state=JobState.SUCCEEDED.value,
-        exit_code=0,
-        application_id=result.get("application_id"),
-        finished_at=now(),
-    )
-    log.info("Job %s succeeded", key)
-    return 0
+    return record_success(store, key, job.result_uri)

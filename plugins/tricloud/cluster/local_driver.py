@@ -128,10 +128,19 @@ def run(record_path: Path) -> int:
         if watchdog:
             watchdog.done.set()
         kill_children()  # a Python driver that outlived spark-submit must not keep running
-    try:  # spark-submit succeeded: unreadable metrics must not turn it into a "runner died" failure
-        result = read_json_or_none(job.result_uri) or {}
+    return record_success(store, key, job.result_uri)
+
+
+def record_success(store: JobStore, key: str, result_uri: str) -> int:
+    """Record job ``key`` as SUCCEEDED with the application id from its metrics at ``result_uri``; returns 0.
+
+    Unreadable metrics are logged, not fatal: the job did succeed, and recording it as failed would turn
+    it into a "runner died" failure (both runners, spark-submit and Spark Connect, end here).
+    """
+    try:
+        result = read_json_or_none(result_uri) or {}
     except Exception as err:
-        log.warning("Job %s succeeded but its metrics at %s are unreadable: %s", key, job.result_uri, err)
+        log.warning("Job %s succeeded but its metrics at %s are unreadable: %s", key, result_uri, err)
         result = {}
     store.update(
         key,
