@@ -22,10 +22,14 @@ import os
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tricloud.cluster.base import ClusterBackend, JobHandle
+
 if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsGenericHook
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from tricloud.cluster.base import SparkJob
@@ -220,3 +224,66 @@ def normalise_s3(uri: str | None) -> str | None:
         if uri.startswith(scheme):
             uri = "s3://" + uri[len(scheme) :]
     return uri.rstrip("/")
+
+
+class AwsBackend(ClusterBackend):
+    """What ``emr`` and ``emr-serverless`` share: the S3 hook, the region, job handles, results and logs
+    read from S3, and the S3 console links of a driver log.
+
+    A subclass sets ``name``, ``settings`` (with ``aws_conn_id``) and ``hook`` (its service's hook) and
+    implements :meth:`driver_log`.
+    """
+
+    settings: Any
+    hook: AwsGenericHook
+
+    @cached_property
+    def s3(self) -> S3Hook:
+        """``S3Hook`` on the deployment's AWS connection (staging, results, logs)."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=self.settings.aws_conn_id)
+
+    @property
+    def region(self) -> str:
+        """The connection's region; ``us-east-1`` when it names none (boto3's default)."""
+        return self.hook.conn_region_name or "us-east-1"
+
+    def _handle(self, job: SparkJob, cluster_id: str, job_id: str, details: dict[str, Any]) -> JobHandle:
+        return JobHandle(
+            backend=self.name,
+            job_id=job_id,
+            key=job.key,
+            result_uri=job.result_uri,
+            cluster_id=cluster_id,
+            details={"region": self.region, **details},
+        )
+
+    def driver_log(self, handle: JobHandle) -> str | None:
+        """The ``s3://`` URI of the job's driver log, None when the service names no log location."""
+        raise NotImplementedError
+
+    def _error_with_log_tail(self, head: str, handle: JobHandle, missing: str) -> str:
+        """``head``, then the last lines of the driver log (or where it will be; ``missing`` when unknown)."""
+        where = self.driver_log(handle)
+        tail = read_log_tail(self.s3, where) if where and where.startswith("s3://") else None
+        if tail:
+            return f"{head}\n--- {where} (last lines) ---\n{tail}"
+        return f"{head}\n(driver log: {where or missing})"
+
+    def read_result(self, handle: JobHandle) -> dict[str, Any]:
+        """The job's metrics at ``handle.result_uri``, read with the backend's AWS connection."""
+        if handle.result_uri.startswith("s3://"):
+            return read_s3_json(self.s3, handle.result_uri) or {}
+        return super().read_result(handle)
+
+    def _log_links(self, log: str | None, folder_levels: int) -> dict[str, str]:
+        """S3 console links to a driver log object and to the folder ``folder_levels`` above it."""
+        if not log or not log.startswith("s3://"):
+            return {}
+        bucket, _, key = log[len("s3://") :].partition("/")
+        folder = key.rsplit("/", folder_levels)[0] + "/"
+        return {
+            "job": f"{CONSOLE}/s3/buckets/{bucket}?region={self.region}&prefix={folder}",
+            "driver_log": f"{CONSOLE}/s3/object/{bucket}?region={self.region}&prefix={key}",
+        }

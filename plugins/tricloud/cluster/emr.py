@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from tricloud.cluster import aws
 from tricloud.cluster.aws_settings import EmrSettings, emr_settings
 from tricloud.cluster.base import (
-    ClusterBackend,
     ClusterInfo,
     ClusterStatus,
     JobHandle,
@@ -34,7 +33,6 @@ from tricloud.cluster.base import (
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.emr import EmrHook
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from tricloud.cluster.triggers import EmrStepTrigger
 
@@ -55,7 +53,7 @@ STEP_STATES = {
 REUSABLE_STEP_STATES = ["PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED"]
 
 
-class EmrBackend(ClusterBackend):
+class EmrBackend(aws.AwsBackend):
     """EMR on EC2 through ``EmrHook`` and ``S3Hook``. See the module docstring for the rules."""
 
     name = "emr"
@@ -78,16 +76,6 @@ class EmrBackend(ClusterBackend):
         from airflow.providers.amazon.aws.hooks.emr import EmrHook
 
         return EmrHook(aws_conn_id=self.settings.aws_conn_id, emr_conn_id=self.settings.emr_conn_id)
-
-    @cached_property
-    def s3(self) -> S3Hook:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.settings.aws_conn_id)
-
-    @property
-    def region(self) -> str:
-        return self.hook.conn_region_name or "us-east-1"
 
     # -- the cluster ---------------------------------------------------------------------------
     @property
@@ -302,16 +290,6 @@ class EmrBackend(ClusterBackend):
         (step_id,) = self.hook.add_job_flow_steps(cluster_id, [self.step_definition(job, staged)])
         return self._handle(job, cluster_id, step_id, {"application": staged.application, "py_files": staged.py_files})
 
-    def _handle(self, job: SparkJob, cluster_id: str, step_id: str, details: dict) -> JobHandle:
-        return JobHandle(
-            backend=self.name,
-            job_id=step_id,
-            key=job.key,
-            result_uri=job.result_uri,
-            cluster_id=cluster_id,
-            details={"region": self.region, **details},
-        )
-
     def _step(self, handle: JobHandle) -> dict[str, Any]:
         return self.hook.conn.describe_step(ClusterId=handle.cluster_id, StepId=handle.job_id)["Step"]
 
@@ -351,17 +329,7 @@ class EmrBackend(ClusterBackend):
     def driver_error(self, handle: JobHandle, status: JobStatus) -> str:
         """EMR's failure reason, then the tail of the driver log (EMR writes logs ~5 minutes late)."""
         head = status.message or f"step {handle.job_id} ended {status.raw}"
-        where = self.driver_log(handle)
-        tail = aws.read_log_tail(self.s3, where) if where and where.startswith("s3://") else None
-        if tail:
-            return f"{head}\n--- {where} (last lines) ---\n{tail}"
-        return f"{head}\n(driver log: {where or 'no LogUri on the cluster'})"
-
-    def read_result(self, handle: JobHandle) -> dict[str, Any]:
-        """The job's metrics at ``handle.result_uri``, read with the backend's AWS connection."""
-        if handle.result_uri.startswith("s3://"):
-            return aws.read_s3_json(self.s3, handle.result_uri) or {}
-        return super().read_result(handle)
+        return self._error_with_log_tail(head, handle, "no LogUri on the cluster")
 
     def trigger(self, handle: JobHandle, poll_interval: float) -> EmrStepTrigger:
         """The provider's step trigger, with cancel-on-kill (:class:`tricloud.cluster.triggers.EmrStepTrigger`)."""
@@ -383,14 +351,7 @@ class EmrBackend(ClusterBackend):
         if not cluster_id:
             return {}
         links = {"cluster": self._cluster_link(cluster_id)}
-        if handle:
-            log = self.driver_log(handle)
-            if log and log.startswith("s3://"):
-                bucket, _, key = log[len("s3://") :].partition("/")
-                folder = key.rsplit("/", 1)[0] + "/"
-                links["job"] = f"{aws.CONSOLE}/s3/buckets/{bucket}?region={self.region}&prefix={folder}"
-                links["driver_log"] = f"{aws.CONSOLE}/s3/object/{bucket}?region={self.region}&prefix={key}"
-        return links
+        return links | (self._log_links(self.driver_log(handle), 1) if handle else {})
 
     def log_info(self, msg: str, *args: Any) -> None:
         self.hook.log.info(msg, *args)

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 from tricloud.cluster import aws
 from tricloud.cluster.aws_settings import EmrServerlessSettings, emr_serverless_settings
 from tricloud.cluster.base import (
-    ClusterBackend,
     ClusterInfo,
     ClusterStatus,
     JobHandle,
@@ -36,7 +35,6 @@ from tricloud.cluster.base import (
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.amazon.aws.triggers.emr import EmrServerlessStartJobTrigger
 
 #: Application states that are neither gone nor going.
@@ -59,7 +57,7 @@ REUSABLE_RUN_STATES = [*ACTIVE_RUN_STATES, "SUCCESS"]
 DRIVER_ENV = "spark.emr-serverless.driverEnv."
 
 
-class EmrServerlessBackend(ClusterBackend):
+class EmrServerlessBackend(aws.AwsBackend):
     """EMR Serverless through ``EmrServerlessHook`` and ``S3Hook``. See the module docstring."""
 
     name = "emr-serverless"
@@ -82,16 +80,6 @@ class EmrServerlessBackend(ClusterBackend):
         from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
 
         return EmrServerlessHook(aws_conn_id=self.settings.aws_conn_id)
-
-    @cached_property
-    def s3(self) -> S3Hook:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return S3Hook(aws_conn_id=self.settings.aws_conn_id)
-
-    @property
-    def region(self) -> str:
-        return self.hook.conn_region_name or "us-east-1"
 
     # -- the application -----------------------------------------------------------------------
     @property
@@ -334,16 +322,6 @@ class EmrServerlessBackend(ClusterBackend):
             overrides["applicationConfiguration"] = [{"classification": "spark-defaults", "properties": defaults}]
         return overrides
 
-    def _handle(self, job: SparkJob, app_id: str, run_id: str, details: dict) -> JobHandle:
-        return JobHandle(
-            backend=self.name,
-            job_id=run_id,
-            key=job.key,
-            result_uri=job.result_uri,
-            cluster_id=app_id,
-            details={"region": self.region, **details},
-        )
-
     def _run(self, handle: JobHandle) -> dict[str, Any]:
         return self.hook.conn.get_job_run(applicationId=handle.cluster_id, jobRunId=handle.job_id)["jobRun"]
 
@@ -371,17 +349,7 @@ class EmrServerlessBackend(ClusterBackend):
     def driver_error(self, handle: JobHandle, status: JobStatus) -> str:
         """EMR Serverless's ``stateDetails``, then the tail of the driver's stderr."""
         head = status.message or f"job run {handle.job_id} ended {status.raw}"
-        where = self.driver_log(handle)
-        tail = aws.read_log_tail(self.s3, where) if where else None
-        if tail:
-            return f"{head}\n--- {where} (last lines) ---\n{tail}"
-        return f"{head}\n(driver log: {where or 'no logUri on the job run'})"
-
-    def read_result(self, handle: JobHandle) -> dict[str, Any]:
-        """The job's metrics at ``handle.result_uri``, read with the backend's AWS connection."""
-        if handle.result_uri.startswith("s3://"):
-            return aws.read_s3_json(self.s3, handle.result_uri) or {}
-        return super().read_result(handle)
+        return self._error_with_log_tail(head, handle, "no logUri on the job run")
 
     def trigger(self, handle: JobHandle, poll_interval: float) -> EmrServerlessStartJobTrigger:
         """The provider's job-run trigger with ``cancel_on_kill=True``."""
@@ -404,10 +372,4 @@ class EmrServerlessBackend(ClusterBackend):
         if not app_id:
             return {}
         links = {"cluster": self._app_link(app_id)}
-        log = self.driver_log(handle) if handle else None
-        if log:
-            bucket, _, key = log[len("s3://") :].partition("/")
-            folder = key.rsplit("/", 2)[0] + "/"
-            links["job"] = f"{aws.CONSOLE}/s3/buckets/{bucket}?region={self.region}&prefix={folder}"
-            links["driver_log"] = f"{aws.CONSOLE}/s3/object/{bucket}?region={self.region}&prefix={key}"
-        return links
+        return links | (self._log_links(self.driver_log(handle), 2) if handle else {})
