@@ -11,8 +11,9 @@ The server is ``spark-submit --class org.apache.spark.sql.connect.service.SparkC
 ships the jar, not the start script), bound to the connection ``spark_connect_default`` (type
 ``spark_connect``, host 127.0.0.1); its pid file ``connect.pid`` and log ``connect.log`` sit beside the
 master's, so ``stop`` (and ``make stop``) stop it with the cluster. Its executors are dynamic (at most
-one 1-core executor, released when idle): the cores it leaves are what spark-submit jobs (the athlete DAG)
-get beside it. Why these settings: docs/design.md, "A warm Spark session: Spark Connect".
+one 1-core executor, kept warm unless ``TRICLOUD_CONNECT_MIN_EXECUTORS=0``): the cores it leaves are what
+spark-submit jobs (the athlete DAG) get beside it. Why these settings: docs/design.md, "A warm Spark
+session: Spark Connect" and "Spark Connect: where the time goes".
 """
 
 from __future__ import annotations
