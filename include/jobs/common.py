@@ -14,12 +14,13 @@ The lake is a local directory or an object store (``--lake-root s3://bucket/pref
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import logging
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -287,6 +288,23 @@ def run(main: Callable[[Sequence[str]], None], argv: Sequence[str]) -> None:
     except (NoInputError, InputFormatError) as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr, flush=True)
         sys.exit(DATA_ERROR_EXIT)
+
+
+@contextlib.contextmanager
+def cached(df: DataFrame) -> Iterator[DataFrame]:
+    """``df`` cached for the block, unpersisted when it ends (also on an error).
+
+    Spark's cache is shared by every session of one application (``CacheManager`` in the shared state)
+    and matched by plan: a read of the same path in the next job's session, on a long-running Spark
+    Connect server, would return the rows this job cached, not the file as it is now (found by
+    ``tests/faults/test_spark_reattach.py::TestClearAfterSuccess`` in ``connect`` mode: a cleared run
+    re-read the old 1,500 rows of a file that now held 2,500).
+    """
+    df = df.cache()
+    try:
+        yield df
+    finally:
+        df.unpersist()
 
 
 def count_by_reason(rejects: DataFrame) -> dict[str, int]:

@@ -106,29 +106,29 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     source = inputs.input_location(args.lake_root, lake.RAW_CUSTOMERS, args.start, lake.RAW_CUSTOMERS_FILE)
     path = inputs.readable_input(source, args.lake_root)
     inputs.check_csv_header(path, RAW_COLUMNS)
-    raw = extract(spark, paths.hadoop_literal(path)).cache()
-    clean, rejects = transform(raw, args.start, args.end)
-    out = common.publish(clean, args.lake_root, lake.CLEAN_CUSTOMERS, args.start, ["order_id"], args)
-    # Rejects have no unique key: sort by every column so re-runs write identical bytes.
-    rej = common.publish(rejects, args.lake_root, lake.REJECTS_CUSTOMERS, args.start, rejects.columns, args)
-    # Count what landed, not what we meant to write.
-    rows_clean = common.read_back(spark, out).count()
-    rejected = common.read_back(spark, rej)
-    metrics = {
-        "dataset": "customer_activity",
-        "hour": args.start.isoformat(),
-        "input": str(source),
-        "output": str(out),
-        "rejects": str(rej),
-        "rows_in": raw.count(),
-        "rows_clean": rows_clean,
-        "rows_rejected": rejected.count(),
-        "rejected_by_reason": common.count_by_reason(rejected),
-    }
-    if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
-        raise RuntimeError(f"row accounting broken: {metrics}")
-    common.finish(args, metrics, out, application_id=common.application_id(spark))
-    return metrics
+    with common.cached(extract(spark, paths.hadoop_literal(path))) as raw:  # released for the next job
+        clean, rejects = transform(raw, args.start, args.end)
+        out = common.publish(clean, args.lake_root, lake.CLEAN_CUSTOMERS, args.start, ["order_id"], args)
+        # Rejects have no unique key: sort by every column so re-runs write identical bytes.
+        rej = common.publish(rejects, args.lake_root, lake.REJECTS_CUSTOMERS, args.start, rejects.columns, args)
+        # Count what landed, not what we meant to write.
+        rows_clean = common.read_back(spark, out).count()
+        rejected = common.read_back(spark, rej)
+        metrics = {
+            "dataset": "customer_activity",
+            "hour": args.start.isoformat(),
+            "input": str(source),
+            "output": str(out),
+            "rejects": str(rej),
+            "rows_in": raw.count(),
+            "rows_clean": rows_clean,
+            "rows_rejected": rejected.count(),
+            "rejected_by_reason": common.count_by_reason(rejected),
+        }
+        if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
+            raise RuntimeError(f"row accounting broken: {metrics}")
+        common.finish(args, metrics, out, application_id=common.application_id(spark))
+        return metrics
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -118,34 +118,34 @@ def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     source = inputs.input_location(args.lake_root, lake.RAW_PRODUCTS, args.start, lake.RAW_PRODUCTS_FILE)
     path = inputs.readable_input(source, args.lake_root)
     inputs.check_jsonl_not_empty(path)
-    raw = extract(spark, paths.hadoop_literal(path)).cache()
-    clean, rejects = transform(raw)
-    if clean.isEmpty():
-        # As a zero-byte file: publishing it would reject every order of the hour as unknown_product_id.
-        raise inputs.InputFormatError(
-            f"{source} holds no valid product ({raw.count()} lines, rejected by reason: "
-            f"{common.count_by_reason(rejects)}): fix the producer and re-send the snapshot; "
-            "nothing was published for this hour"
-        )
-    out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"], args)
-    # Rejects have no unique key: sort by every column so re-runs write identical bytes.
-    rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns, args)
-    rejected = common.read_back(spark, rej)
-    metrics = {
-        "dataset": "product_catalog",
-        "hour": args.start.isoformat(),
-        "input": str(source),
-        "output": str(out),
-        "rejects": str(rej),
-        "rows_in": raw.count(),
-        "rows_clean": common.read_back(spark, out).count(),
-        "rows_rejected": rejected.count(),
-        "rejected_by_reason": common.count_by_reason(rejected),
-    }
-    if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
-        raise RuntimeError(f"row accounting broken: {metrics}")
-    common.finish(args, metrics, out, application_id=common.application_id(spark))
-    return metrics
+    with common.cached(extract(spark, paths.hadoop_literal(path))) as raw:  # released for the next job
+        clean, rejects = transform(raw)
+        if clean.isEmpty():
+            # As a zero-byte file: publishing it would reject every order of the hour as unknown_product_id.
+            raise inputs.InputFormatError(
+                f"{source} holds no valid product ({raw.count()} lines, rejected by reason: "
+                f"{common.count_by_reason(rejects)}): fix the producer and re-send the snapshot; "
+                "nothing was published for this hour"
+            )
+        out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"], args)
+        # Rejects have no unique key: sort by every column so re-runs write identical bytes.
+        rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns, args)
+        rejected = common.read_back(spark, rej)
+        metrics = {
+            "dataset": "product_catalog",
+            "hour": args.start.isoformat(),
+            "input": str(source),
+            "output": str(out),
+            "rejects": str(rej),
+            "rows_in": raw.count(),
+            "rows_clean": common.read_back(spark, out).count(),
+            "rows_rejected": rejected.count(),
+            "rejected_by_reason": common.count_by_reason(rejected),
+        }
+        if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
+            raise RuntimeError(f"row accounting broken: {metrics}")
+        common.finish(args, metrics, out, application_id=common.application_id(spark))
+        return metrics
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from include import generate, lake
-from tests.support.cluster import scratch_cluster, scratch_port, stop_scratch
+from tests.support.cluster import LAUNCH_LINES, cluster_roles, scratch_cluster, scratch_port, stop_scratch
 from tricloud import settings
 from tricloud.operators import SparkJobOperator, StartClusterOperator
 
@@ -60,7 +60,7 @@ def outputs(root) -> dict[str, object]:
 
 
 def cluster_jvms(port: str) -> set[int]:
-    """The JVMs (master, workers) serving the cluster on ``port``."""
+    """The JVMs (master, workers, the Connect server in ``connect`` mode) serving the cluster on ``port``."""
     return {
         p.pid
         for p in psutil.process_iter(["cmdline"])
@@ -70,6 +70,22 @@ def cluster_jvms(port: str) -> set[int]:
 
 def spark_submits(application: str) -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if application in " ".join(p.info["cmdline"] or [])]
+
+
+def job_started(scratch: dict, root) -> bool:
+    """The job on ``root`` runs on the cluster: spark-submit's application is registered with the master, or
+    (``connect`` mode: the server is registered all along) its runner opens a session on the Connect server."""
+    from tricloud.cluster.local_connect import CONNECT, SERVER_APP_NAME, submit_mode
+
+    if submit_mode() == CONNECT:
+        for record in (scratch["state_dir"] / "spark" / "jobs").glob("*.json"):
+            job = json.loads(record.read_text())
+            log = record.with_suffix(".log")
+            if str(root) in job["job"]["args"] and log.exists() and LAUNCH_LINES[1] in log.read_text():
+                return True
+        return False
+    apps = json.load(urllib.request.urlopen(f"http://127.0.0.1:{scratch['webui_port']}/json/"))["activeapps"]
+    return any(a.get("name") != SERVER_APP_NAME for a in apps)
 
 
 class TestWorkerKilledMidJob:
@@ -95,7 +111,7 @@ class TestWorkerKilledMidJob:
         thread = threading.Thread(target=run)
         thread.start()
         deadline = time.monotonic() + 120
-        while not json.load(urllib.request.urlopen(f"http://127.0.0.1:{scratch['webui_port']}/json/"))["activeapps"]:
+        while not job_started(scratch, faulty_root):
             assert time.monotonic() < deadline and thread.is_alive(), "the job never registered"
             time.sleep(0.2)
         os.killpg(worker_pid, signal.SIGKILL)
@@ -131,7 +147,7 @@ class TestMasterGoneBetweenRuns:
         again = StartClusterOperator(task_id="start", conn_id="spark_scratch", backend_kwargs=scratch).execute({})
         assert again["started"] is True and again["workers"] == 1
         new = {p.stem: int(p.read_text()) for p in state.glob("*.pid")}
-        assert set(new) == {"master", "worker-0"}
+        assert set(new) == cluster_roles()
         # Exactly the master and worker JVMs named by the pid files serve this cluster: the surviving worker
         # re-registered with the new master, nothing runs unaccounted for.
         assert cluster_jvms(str(scratch_port())) == set(new.values())
@@ -159,5 +175,5 @@ class TestConcurrentStarts:
         assert errors == []
         assert sorted(r.started for r in results) == [False, False, True]  # one started it, two reused it
         pids = {p.stem: int(p.read_text()) for p in (scratch["state_dir"] / "spark").glob("*.pid")}
-        assert set(pids) == {"master", "worker-0"}
+        assert set(pids) == cluster_roles()
         assert cluster_jvms(str(scratch_port())) == set(pids.values())  # no JVM without a pid file

@@ -16,8 +16,10 @@ import psutil
 import pytest
 
 from include import generate
+from tests.support.cluster import launches
 from tricloud import settings
 from tricloud.cluster import JobState, SparkJob, job_key
+from tricloud.cluster.local_connect import MODE_ENV, SPARK_SUBMIT
 from tricloud.links import ClusterConsoleLink, DriverLogLink, JobPageLink
 from tricloud.operators import SparkJobOperator
 
@@ -95,7 +97,9 @@ class TestFailure:
 
 
 class TestCancel:
-    def test_killing_the_task_cancels_the_job_and_its_driver(self, spark_cluster, lake):
+    def test_killing_the_task_cancels_the_job_and_its_driver(self, spark_cluster, lake, monkeypatch):
+        """spark-submit mode: its Python driver is a process of its own (a Connect job's cancel: test_spark_connect)."""
+        monkeypatch.setenv(MODE_ENV, SPARK_SUBMIT)
         generate.generate_hour(lake, HOUR, rows=800, products=150)
         op = ingest_products(lake)
         errors: list[BaseException] = []
@@ -153,5 +157,5 @@ class TestIdempotentSubmit:
         record = json.loads((spark_backend.jobs.dir / f"{key}.json").read_text())
         assert record["launches"] == 1
         log = Path(record["driver_log"]).read_text()
-        assert log.count("spark-submit of") == 1  # one runner ever started for the key
+        assert launches(log) == 1  # one runner ever started for the key
         assert spark_backend.read_result(again)["rows_in"] > 0

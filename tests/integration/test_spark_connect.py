@@ -65,11 +65,11 @@ def rows(partition: Path) -> list[tuple]:
     return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
 
 
-def wait_for(predicate, timeout: float, what: str):
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.2)
+        time.sleep(poll)
     return value
 
 
@@ -115,6 +115,59 @@ class TestSameOutputsBothWays:
         assert results["connect"]["rows_in"] > 0
         # Each ran as its own Spark application: the Connect job's is the server's.
         assert results["connect"]["application_id"] != results["spark-submit"]["application_id"]
+
+
+class TestDataErrors:
+    @pytest.mark.parametrize(
+        ("broken", "error"),
+        [(None, "NoInputError"), ("", "InputFormatError")],  # no file; an empty file (no header line)
+    )
+    def test_a_bad_input_exits_with_the_data_error_code_and_is_not_retried(
+        self, connect_backend, tmp_path, monkeypatch, broken, error
+    ):
+        from include.jobs import DATA_ERROR_EXIT
+        from tricloud.operators.spark import SparkJobDataError
+
+        lake = tmp_path / "lake"
+        if broken is not None:
+            raw = lake_layout.partition(lake, lake_layout.RAW_CUSTOMERS, lake_layout.parse_hour(HOUR)).path
+            raw.mkdir(parents=True)
+            (raw / lake_layout.RAW_CUSTOMERS_FILE).write_text(broken)
+        op = ingest("ingest_customers", lake, monkeypatch, "connect")
+        with pytest.raises(SparkJobDataError, match=error):
+            op.execute({})
+        record = record_of(op)
+        assert record["mode"] == "connect"
+        # The same exit code as spark-submit's `common.run`: the operator decides on the code, not the text.
+        assert record["exit_code"] == DATA_ERROR_EXIT
+        assert record["error"].startswith(f"{error}: ")
+
+
+class TestTimings:
+    def test_a_connect_job_records_each_phase_in_order_and_no_airflow_is_loaded_for_it(
+        self, connect_backend, lake, monkeypatch
+    ):
+        import subprocess
+        import sys
+
+        generate.generate_hour(lake, HOUR, rows=2000, products=200)
+        op = ingest("ingest_customers", lake, monkeypatch, "connect")
+        op.execute({})
+        timings = record_of(op)["timings"]
+        order = ["submit", "spawned", "runner", "imported", "session", "ran", "stopped", "recorded"]
+        assert [t for t in order if t in timings] == order
+        assert [timings[t] for t in order] == sorted(timings[t] for t in order)
+        # What the Connect runner imports (its modules, pyspark's client, the job): no Airflow among them.
+        code = (
+            "import sys; import tricloud.cluster.local_driver, tricloud.cluster.local_connect_runner, "
+            "include.jobs.ingest_customers, pyspark.sql; print(sorted(m for m in sys.modules if m.startswith('airflow')))"
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(settings.PROJECT_ROOT / "plugins"), str(settings.PROJECT_ROOT)]),
+        }
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert out.stdout.strip() == "[]"
 
 
 class TestServerLifecycle:
@@ -166,7 +219,9 @@ class TestCancel:
         op._handle = handle
         log = Path(op.backend.driver_log(handle))
         wait_for(lambda: "Spark Connect session" in log.read_text(), 60, "the runner to start the job")
-        time.sleep(1.0)  # let its first operation reach the server
+        # The server's write of the clean partition has begun: Spark creates its staging directory.
+        zone, dataset = lake_layout.CLEAN_CUSTOMERS
+        wait_for(lambda: any((lake / "_staging").glob(f"{zone}.{dataset}.*")), 120, "the job's write to start", 0.05)
         runner = psutil.Process(record_of(op)["pid"])
         op.backend.cancel(handle)
         assert not runner.is_running() or runner.status() == psutil.STATUS_ZOMBIE

@@ -30,3 +30,41 @@ class TestEntryModule:
         other = tmp_path / "ingest_customers.py"
         other.write_text("def run(spark, argv):\n    return {}\n")
         assert entry_module(other) is None  # not under include/jobs: never imported by name
+
+
+class TestWarmExecutor:
+    def test_one_executor_is_kept_warm_unless_set_to_zero(self):
+        from tricloud.cluster.local_connect import MIN_EXECUTORS_ENV, server_conf
+
+        assert server_conf({})["spark.dynamicAllocation.minExecutors"] == "1"
+        assert server_conf({MIN_EXECUTORS_ENV: "0"})["spark.dynamicAllocation.minExecutors"] == "0"
+        # Never more than the one executor the server may have (the other core stays for spark-submit jobs).
+        assert server_conf({})["spark.dynamicAllocation.maxExecutors"] == "1"
+
+    def test_another_value_fails_naming_the_setting_and_its_values(self):
+        from tricloud.cluster.local_connect import MIN_EXECUTORS_ENV, min_executors
+
+        with pytest.raises(ValueError, match=r"TRICLOUD_CONNECT_MIN_EXECUTORS='2'.*set it to 1 .* or 0"):
+            min_executors({MIN_EXECUTORS_ENV: "2"})
+
+
+class TestConnectRunnerExitCodes:
+    """The Connect runner records the exit codes spark-submit's ``common.run`` exits with."""
+
+    URL = "sc://127.0.0.1:9/"  # nothing listens: a failure there is never "the server died" for these errors
+
+    @pytest.mark.parametrize("error", ["NoInputError", "InputFormatError"])
+    def test_a_bad_input_is_the_data_error_exit(self, error):
+        from include.jobs import DATA_ERROR_EXIT, inputs
+        from tricloud.cluster.local_connect_runner import failure
+
+        message, code = failure(getattr(inputs, error)("no input for hour 2026-11-24T10:00Z"), self.URL)
+        assert code == DATA_ERROR_EXIT
+        assert message == f"{error}: no input for hour 2026-11-24T10:00Z"
+
+    def test_a_lost_lease_and_any_other_error(self):
+        from include.lease import LEASE_LOST_EXIT, LeaseLostError
+        from tricloud.cluster.local_connect_runner import failure
+
+        assert failure(LeaseLostError("held by run 2"), self.URL)[1] == LEASE_LOST_EXIT
+        assert failure(KeyError("boom"), "sc://127.0.0.1:9/")[1] is None

@@ -239,6 +239,16 @@ class ClusterBackend(ABC):
         """
         return [], offset
 
+    def wait(self, handle: JobHandle, seconds: float) -> None:
+        """Pause between two status polls: ``seconds``, or less when the backend sees the job end sooner.
+
+        The default sleeps; a backend whose status is cheap to read (the local one: a file) returns as soon
+        as the job ended, so a poll interval does not add to every job's wall time.
+        """
+        import time
+
+        time.sleep(seconds)
+
     def trigger(self, handle: JobHandle, poll_interval: float) -> BaseTrigger | None:
         """A trigger that waits for the job in the triggerer (deferrable mode); None: cannot defer."""
         return None

@@ -40,6 +40,8 @@ class LocalStandaloneBackend(LocalJobsMixin, ConnectServerMixin, ClusterBackend)
     :param lost_cluster_timeout: seconds a job's runner waits without a live worker before stopping it.
     :param mode: ``spark-submit`` or ``connect`` (default: ``TRICLOUD_SPARK_SUBMIT_MODE``); in ``connect``
         mode :meth:`start` also starts the Spark Connect server (:mod:`tricloud.cluster.local_connect`).
+    :param connect_conn_id: the server's ``spark_connect`` connection (default ``spark_connect_default``);
+        a second cluster on this machine needs one of its own (another port).
     """
 
     name = "local"
@@ -57,8 +59,10 @@ class LocalStandaloneBackend(LocalJobsMixin, ConnectServerMixin, ClusterBackend)
         conn_id: str = "spark_default",
         lost_cluster_timeout: float = 60.0,
         mode: str | None = None,
+        connect_conn_id: str | None = None,
     ) -> None:
         env = os.environ
+        self.connect_conn_id = connect_conn_id or self.connect_conn_id
         self.mode = submit_mode({"TRICLOUD_SPARK_SUBMIT_MODE": mode} if mode else None)
         self.conn_id = conn_id
         self.lost_cluster_timeout = float(lost_cluster_timeout)
@@ -103,6 +107,7 @@ class LocalStandaloneBackend(LocalJobsMixin, ConnectServerMixin, ClusterBackend)
             "state_dir": str(self.state_root),
             "conn_id": self.conn_id,
             "mode": self.mode,
+            "connect_conn_id": self.connect_conn_id,
         }
 
     # -- inspection -------------------------------------------------------------------------

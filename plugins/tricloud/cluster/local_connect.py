@@ -11,8 +11,9 @@ The server is ``spark-submit --class org.apache.spark.sql.connect.service.SparkC
 ships the jar, not the start script), bound to the connection ``spark_connect_default`` (type
 ``spark_connect``, host 127.0.0.1); its pid file ``connect.pid`` and log ``connect.log`` sit beside the
 master's, so ``stop`` (and ``make stop``) stop it with the cluster. Its executors are dynamic (at most
-one 1-core executor, released when idle): the cores it leaves are what spark-submit jobs (the athlete DAG)
-get beside it. Why these settings: docs/design.md, "A warm Spark session: Spark Connect".
+one 1-core executor, kept warm unless ``TRICLOUD_CONNECT_MIN_EXECUTORS=0``): the cores it leaves are what
+spark-submit jobs (the athlete DAG) get beside it. Why these settings: docs/design.md, "A warm Spark
+session: Spark Connect" and "Spark Connect: where the time goes".
 """
 
 from __future__ import annotations
@@ -35,9 +36,16 @@ SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 #: The server's application name on the master: :meth:`status` does not count it as a job.
 SERVER_APP_NAME = "tricloud-connect-server"
 
+#: How many executors the server keeps while idle: 1 (default) keeps one warm, so a job does not wait for
+#: an executor JVM to start and register (measured 4-6 s per job after an idle spell: docs/design.md,
+#: "Spark Connect: where the time goes"); 0 gives its core and memory back after ``IDLE``.
+MIN_EXECUTORS_ENV = "TRICLOUD_CONNECT_MIN_EXECUTORS"
+DEFAULT_MIN_EXECUTORS = 1
+
 #: The server's Spark settings (measured on 2 cores: docs/design.md). Executors come and go with the work
 #: (dynamic allocation; shuffle tracking instead of an external shuffle service), one core at most, so a
-#: spark-submit job always finds a core beside it, and all cores once the server idled ``IDLE``.
+#: spark-submit job always finds a core beside it; with ``TRICLOUD_CONNECT_MIN_EXECUTORS=0`` all cores
+#: once the server idled ``IDLE``.
 IDLE = "15s"
 SERVER_CONF: dict[str, str] = {
     "spark.app.name": SERVER_APP_NAME,
@@ -57,6 +65,27 @@ SERVER_CONF: dict[str, str] = {
     "spark.log.level": "WARN",
     "spark.sql.session.timeZone": "UTC",
 }
+
+
+def min_executors(environ: dict[str, str] | None = None) -> int:
+    """Executors the Connect server keeps while idle (``TRICLOUD_CONNECT_MIN_EXECUTORS``: 0 or 1, default 1).
+
+    :raises ValueError: any other value, naming the setting and the values it takes.
+    """
+    value = (os.environ if environ is None else environ).get(MIN_EXECUTORS_ENV, "").strip()
+    if not value:
+        return DEFAULT_MIN_EXECUTORS
+    if value not in ("0", "1"):
+        raise ValueError(
+            f"{MIN_EXECUTORS_ENV}={value!r}: set it to 1 (keep one executor warm, faster jobs) or 0 "
+            "(give its core and memory back when the server idles)"
+        )
+    return int(value)
+
+
+def server_conf(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """:data:`SERVER_CONF` with the configured :func:`min_executors`."""
+    return {**SERVER_CONF, "spark.dynamicAllocation.minExecutors": str(min_executors(environ))}
 
 
 def submit_mode(environ: dict[str, str] | None = None) -> str:
@@ -150,7 +179,11 @@ class ConnectServerMixin:
             return False
         if running:
             kill_group(running)
-        conf = {**SERVER_CONF, "spark.connect.grpc.binding.address": host, "spark.connect.grpc.binding.port": str(port)}
+        conf = {
+            **server_conf(),
+            "spark.connect.grpc.binding.address": host,
+            "spark.connect.grpc.binding.port": str(port),
+        }
         args = ["--master", self.master_url, "--class", SERVER_CLASS, "--name", SERVER_APP_NAME]
         for key, value in conf.items():
             args += ["--conf", f"{key}={value}"]

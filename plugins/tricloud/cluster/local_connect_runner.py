@@ -11,7 +11,11 @@ UDF, so nothing of it runs in the server's Python (a job that adds one must ship
 - A server that died mid-job fails the job with a message that says so; the retry's ``submit`` starts it
   again (:meth:`tricloud.cluster.local_jobs.LocalJobsMixin.submit`).
 - A lost hour lease (:class:`include.lease.LeaseLostError`) is recorded with exit code
-  :data:`include.lease.LEASE_LOST_EXIT`, as the spark-submit path reports it.
+  :data:`include.lease.LEASE_LOST_EXIT`, a missing or unusable input (``NoInputError``,
+  ``InputFormatError``) with :data:`include.jobs.DATA_ERROR_EXIT`, as the spark-submit path's
+  ``common.run`` exits, so the operator raises the same ``SparkJobDataError`` (not retried) either way.
+- The runner imports no Airflow, and records when each phase ended (``timings``: ``imported``,
+  ``session``, ``ran``, ``stopped``, ``recorded``), for :mod:`bench.connect`.
 """
 
 from __future__ import annotations
@@ -46,10 +50,14 @@ def server_down(url: str) -> bool:
 
 def failure(err: BaseException, url: str) -> tuple[str, int | None]:
     """(message, exit code) recorded for a job that raised ``err``."""
+    from include.jobs import DATA_ERROR_EXIT
+    from include.jobs.inputs import InputFormatError, NoInputError
     from include.lease import LEASE_LOST_EXIT, LeaseLostError
 
     if isinstance(err, LeaseLostError):
         return f"LeaseLostError: {err}", LEASE_LOST_EXIT
+    if isinstance(err, NoInputError | InputFormatError):
+        return f"{type(err).__name__}: {err}", DATA_ERROR_EXIT
     if server_down(url):
         return (
             f"the Spark Connect server at {url} died during the job ({type(err).__name__}: "
@@ -66,6 +74,7 @@ def run_connect(store: JobStore, record: JobRecord) -> int:
 
     key, url, job = record.key, str(record.connect_url), record.spark_job
     module = importlib.import_module(str(record.entry_module))
+    timings = {**record.timings, "imported": time.time()}
     log.info("Job %s: %s.run in a Spark Connect session at %s (launch %d)", key, module.__name__, url, record.launches)
     outcome: dict = {}
     session: list = []
@@ -75,7 +84,9 @@ def run_connect(store: JobStore, record: JobRecord) -> int:
             spark = SparkSession.builder.remote(url).create()
             session.append(spark)
             common.configure(spark, job.conf)
+            timings["session"] = time.time()
             outcome["metrics"] = module.run(spark, job.submitted_args)
+            timings["ran"] = time.time()
         except BaseException as err:  # reported by the main thread
             outcome["error"] = err
             outcome["traceback"] = traceback.format_exc()
@@ -119,12 +130,15 @@ def run_connect(store: JobStore, record: JobRecord) -> int:
     for spark in session:  # release the session on the server (temp views, cached data)
         with contextlib.suppress(Exception):
             spark.stop()
+    timings["stopped"] = time.time()
     if "error" in outcome:
         print(outcome["traceback"], flush=True)
         message, exit_code = failure(outcome["error"], url)
         if watchdog and watchdog.reason:
             message = f"{watchdog.reason}; its operations were interrupted. {message}"
-        store.update(key, state=JobState.FAILED.value, exit_code=exit_code, error=message, finished_at=now())
+        store.update(
+            key, state=JobState.FAILED.value, exit_code=exit_code, error=message, finished_at=now(), timings=timings
+        )
         log.error("Job %s failed: %s", key, message)
         return 1
-    return record_success(store, key, job.result_uri)
+    return record_success(store, key, job.result_uri, timings)

@@ -73,20 +73,25 @@ class Watchdog(threading.Thread):
                 return
 
 
-def run(record_path: Path) -> int:
-    """Run the job of ``record_path`` to its end; returns 0 when it succeeded."""
-    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
-    from airflow.sdk.exceptions import AirflowException
+def run(record_path: Path, started: float | None = None) -> int:
+    """Run the job of ``record_path`` to its end; returns 0 when it succeeded.
 
+    :param started: when this process reached ``main`` (epoch seconds), recorded as the ``runner`` timing.
+    """
     store = JobStore(record_path.parent)
     key = record_path.name.removesuffix(".json")
     with store.locked(key):  # submit holds it until our pid is recorded
         pass
-    record: JobRecord = store.update(key, state=JobState.RUNNING.value, submitted_at=now())
+    current = store.read(key)
+    timings = {**(current.timings if current else {}), "runner": started or time.time()}
+    record: JobRecord = store.update(key, state=JobState.RUNNING.value, submitted_at=now(), timings=timings)
     if record.mode == "connect":
         from tricloud.cluster.local_connect_runner import run_connect
 
         return run_connect(store, record)
+    from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
+    from airflow.sdk.exceptions import AirflowException
+
     job = record.spark_job
     hook = SparkSubmitHook(
         conn_id=record.conn_id,
@@ -131,42 +136,60 @@ def run(record_path: Path) -> int:
     return record_success(store, key, job.result_uri)
 
 
-def record_success(store: JobStore, key: str, result_uri: str) -> int:
+def record_success(store: JobStore, key: str, result_uri: str, timings: dict[str, float] | None = None) -> int:
     """Record job ``key`` as SUCCEEDED with the application id from its metrics at ``result_uri``; returns 0.
 
     Unreadable metrics are logged, not fatal: the job did succeed, and recording it as failed would turn
     it into a "runner died" failure (both runners, spark-submit and Spark Connect, end here).
+
+    :param timings: the runner's phase timings (epoch seconds) to record with the outcome.
     """
     try:
         result = read_json_or_none(result_uri) or {}
     except Exception as err:
         log.warning("Job %s succeeded but its metrics at %s are unreadable: %s", key, result_uri, err)
         result = {}
+    extra = {"timings": {**timings, "recorded": time.time()}} if timings else {}
     store.update(
         key,
         state=JobState.SUCCEEDED.value,
         exit_code=0,
         application_id=result.get("application_id"),
         finished_at=now(),
+        **extra,
     )
     log.info("Job %s succeeded", key)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m tricloud.cluster.local_driver <jobs dir>/<key>.json", file=sys.stderr)
         return 2
-    # Airflow configures logging on import: import it first, then send every record to stdout (the
-    # driver log), the provider hook's spark-submit output included.
-    import airflow.providers.apache.spark.hooks.spark_submit  # noqa: F401
+    record_path = Path(args[0])
+    spark_submit = connect_mode(record_path) is not True
+    if spark_submit:
+        # Airflow configures logging on import: import it first, then send every record to stdout (the
+        # driver log), the provider hook's spark-submit output included. A Connect job needs no Airflow
+        # at all: not importing it saves 2.4-2.9 s per job (docs/design.md, "Spark Connect: where the time goes").
+        import airflow.providers.apache.spark.hooks.spark_submit  # noqa: F401
 
     logging.basicConfig(
         level=logging.INFO, stream=sys.stdout, format="[%(asctime)s] %(levelname)s - %(message)s", force=True
     )
-    _plain_structlog()
-    return run(Path(args[0]))
+    if spark_submit:
+        _plain_structlog()
+    return run(record_path, started)
+
+
+def connect_mode(record_path: Path) -> bool | None:
+    """Whether the record at ``record_path`` is a Connect job (None: unreadable, ``run`` reports it)."""
+    try:
+        return JobStore(record_path.parent).read(record_path.name.removesuffix(".json")).mode == "connect"
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def _plain_structlog() -> None:

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Lines of the driver log quoted in a failure (the provider hook quotes its own tail too).
 ERROR_TAIL_LINES = 40
+#: Seconds between two reads of a job's record while :meth:`LocalJobsMixin.wait` waits for its end.
+RECORD_POLL = 0.1
 #: Seconds a cancelled Connect runner gets to interrupt its operations on the server before it is killed.
 CONNECT_CANCEL_TIMEOUT = 15.0
 
@@ -78,6 +80,9 @@ class JobRecord:
     :param lost_cluster_timeout: seconds without a live worker before the runner gives up (0: no watch).
     :param mode: ``spark-submit``, or ``connect`` (the runner calls ``entry_module.run`` in a session of
         the Connect server at ``connect_url``).
+    :param timings: when each phase of the launch ended (epoch seconds, by phase: ``submit``, ``spawned``,
+        ``runner``, then the runner's own, e.g. ``session`` and ``ran``); :mod:`bench.connect` breaks a
+        job's wall time down with them.
     """
 
     key: str
@@ -98,6 +103,7 @@ class JobRecord:
     mode: str = "spark-submit"
     connect_url: str | None = None
     entry_module: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def spark_job(self) -> SparkJob:
@@ -201,7 +207,8 @@ def spawn_runner(store: JobStore, record: JobRecord, env: dict[str, str]) -> Job
         )
     finally:
         log_file.close()
-    started = replace(record, pid=proc.pid, create_time=identity(proc.pid))
+    spawned = {**record.timings, "spawned": time.time()}
+    started = replace(record, pid=proc.pid, create_time=identity(proc.pid), timings=spawned)
     store.write(started)
     return started
 
@@ -326,6 +333,7 @@ class LocalJobsMixin:
         from tricloud.connections import require_connection, require_reachable
 
         store = self.jobs
+        submitted = time.time()
         with store.locked(job.key):
             existing = store.read(job.key)
             if existing is not None:
@@ -362,6 +370,7 @@ class LocalJobsMixin:
                 mode="connect" if module else "spark-submit",
                 connect_url=connect_url,
                 entry_module=module,
+                timings={"submit": submitted},
             )
             store.write(record)
             record = spawn_runner(store, record, runner_env(job, conn.get_uri(), self.conn_id))
@@ -370,6 +379,17 @@ class LocalJobsMixin:
 
     def job_status(self, handle: JobHandle) -> JobStatus:
         return status_of(self.jobs, handle.key)
+
+    def wait(self, handle: JobHandle, seconds: float) -> None:
+        """Sleep up to ``seconds``, returning as soon as the job's record says it ended (read every
+        :data:`RECORD_POLL` s: one small file; the operator's 2 s poll added 1 s per job on average)."""
+        store = self.jobs
+
+        def ended() -> bool:
+            record = store.read(handle.key)
+            return record is None or not JobState(record.state).active
+
+        wait_until(ended, seconds, poll=RECORD_POLL)
 
     def cancel(self, handle: JobHandle) -> None:
         cancel_job(self.jobs, handle.key)

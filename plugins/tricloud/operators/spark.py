@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Sequence
 from functools import cached_property
@@ -282,7 +281,7 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
                 self.log.info("%s", line)
             if status.state.terminal:
                 break
-            time.sleep(self.poll_interval)
+            self.backend.wait(handle, self.poll_interval)  # the local backend returns once the job ended
         lines, offset = self.backend.log_lines(handle, offset)
         for line in lines:
             self.log.info("%s", line)
