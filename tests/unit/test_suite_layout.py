@@ -72,9 +72,13 @@ class TestSuiteTime:
         path = tmp_path / "junit.xml"
         path.write_text(JUNIT)
         suite_time.record(suite_time.read_junit(path, "before"), results=tmp_path)
-        runs = suite_time.record(suite_time.read_junit(path, "after"), note="two files", results=tmp_path)
+        after = suite_time.read_junit(path, "after")
+        after.partial = True
+        runs = suite_time.record(after, note="two files", results=tmp_path)
         assert list(runs) == ["before", "after"]
         md = (tmp_path / "suite.md").read_text()
+        assert "| before | 4 | 1 | 1 | 100 | 1.7 | met |" in md
+        assert "| after | 4 | 1 | 1 | 100 | 1.7 | partial run |" in md
         assert "| tests/faults/test_x.py | 80 (2) | 80 (2) |" in md
         assert "- after: two files" in md
 
