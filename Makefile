@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | md5sum | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test stop status lint format lock java build-deps test-deps stack-prod screenshots stop-prod clean bench
+.PHONY: demo test suite-time stop status lint format lock java build-deps test-deps stack-prod screenshots stop-prod clean bench
 
 NODE_STAMP := stack/node_modules/.installed
 $(NODE_STAMP): stack/package.json
@@ -22,9 +22,15 @@ demo: $(STAMP) $(NODE_STAMP) java .env
 # The suite, the screenshots and the benchmarks build a world of their own (stack/world.py: own ports,
 # emulators, buckets, Spark, Airflow home, lake) and never read .env; they refuse to start when a
 # connection exported in the shell is not on 127.0.0.1.
+# Each run leaves its JUnit file in .stack/; `make suite-time` records its per-module times into
+# bench/results/suite.{json,md} (LABEL=... names the run, default full-run).
+TEST_JUNIT ?= .stack/pytest-junit.xml
 test: $(STAMP) $(NODE_STAMP) java test-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest --junitxml=$(TEST_JUNIT)
+
+suite-time: $(STAMP)
+	$(PY) -m bench.suite_time $(TEST_JUNIT) --label $(or $(LABEL),full-run)
 
 stop: $(STAMP)
 	$(PY) -m stack down

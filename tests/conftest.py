@@ -45,6 +45,31 @@ def pytest_configure(config: pytest.Config) -> None:
     subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
 
 
+#: Package-scoped stacks (a private Airflow several modules share, see tests/faults/conftest.py).
+SHARED_STACKS = frozenset({"shared_fault_airflow"})
+
+
+def shared_stack_last(items: list[pytest.Item]) -> list[pytest.Item]:
+    """``items`` with, inside each directory, the modules that use a shared stack after the others.
+
+    A stable sort by (directory's first position, module uses a shared stack, position): modules stay
+    whole and in their order otherwise, so the shared stack starts late and its package-scoped teardown
+    comes right after its last user instead of leaving it idle beside unrelated modules.
+    """
+    first_of_dir: dict[Path, int] = {}
+    shared_module: dict[Path, bool] = {}
+    for i, item in enumerate(items):
+        first_of_dir.setdefault(item.path.parent, i)
+        uses = bool(SHARED_STACKS.intersection(getattr(item, "fixturenames", ())))
+        shared_module[item.path] = shared_module.get(item.path, False) or uses
+    order = {id(item): i for i, item in enumerate(items)}
+    return sorted(items, key=lambda it: (first_of_dir[it.path.parent], shared_module[it.path], order[id(it)]))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items[:] = shared_stack_last(items)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     line = session.config.stash.get(DROPPED, "")
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -1,8 +1,18 @@
-"""One hour of customer_enrichment through Airflow (dag.test) on the real Spark cluster."""
+"""One hour of customer_enrichment through Airflow (dag.test) on the real Spark cluster, on a hostile lake root.
+
+One scenario, one hour run (each full hour is about a minute of Spark work on two cores; this module and
+the hostile-root module used to run one each): both ingest jobs by spark-submit on the standalone cluster,
+enrichment (DuckDB), the warehouse load (SQLite, its file under the same root) and replication to the S3,
+GCS and Azure emulators, on a lake root full of characters that mean something to some layer. A decoy
+sibling that the root would match as a glob holds a different hour: reading it would change the counts.
+Then, in this order (pytest runs a module's tests in file order): the checks that only read the hour, a
+re-run of the hour (byte-identical, nothing sent again), and a restore of the wiped lake from one cloud.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 
 import pendulum
@@ -14,6 +24,9 @@ from tests.support import reference
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 ROWS = 5000
+#: quote, double quote, space, Hadoop glob [ ] { } * ? \, URL % and #, shell $ ; non-ASCII (':' is refused).
+HOSTILE = 'o\'brien "lake" [eu] {a,b} *?\\ 100%20 $HOME;#1 ünï 東京'
+DECOY = 'o\'brien "lake" e a XY 100%20 $HOME;#1 ünï 東京'  # what [eu] {a,b} *?\ would match
 
 
 def run_hour(dag):
@@ -31,6 +44,13 @@ def output_digests(root) -> dict[str, str]:
     return files
 
 
+def parquet_files(root, dataset) -> list[str]:
+    """The partition's Parquet files, listed here and handed to DuckDB as data (the root is no glob or SQL)."""
+    files = sorted(str(f) for f in lake.partition(root, dataset, HOUR).path.glob("*.parquet"))
+    assert files, dataset
+    return files
+
+
 @pytest.fixture(scope="module")
 def dag():
     from airflow.dag_processing.dagbag import DagBag
@@ -42,18 +62,93 @@ def dag():
 
 @pytest.fixture(scope="module")
 def first_run(dag, spark_cluster, emulators, tmp_path_factory):
-    root = tmp_path_factory.mktemp("lake")
-    # This module's own lake for its tests; the session's LAKE_ROOT is back once the module is done.
+    """(root, generated input, dag run, task states, warehouse) of the module's one hour."""
+    base = tmp_path_factory.mktemp("paths")
+    root, decoy = base / HOSTILE, base / DECOY
+    root.mkdir()
+    generate.generate_hour(decoy, HOUR, rows=ROWS // 2, products=50, seed=99)
+    gen = generate.generate_hour(root, HOUR, rows=ROWS, products=300)
+    warehouse = root / "warehouse.sqlite"
+    # This module's own lake and warehouse; the session's are back once the module is done.
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LAKE_ROOT", str(root))
-        gen = generate.generate_hour(root, HOUR, rows=ROWS, products=300)
+        mp.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({"conn_type": "sqlite", "host": str(warehouse)}))
         dr = run_hour(dag)
-        yield root, gen, dr
+        tis = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+        yield root, gen, dr, tis, warehouse
+
+
+class TestHostileLakeRoot:
+    def test_every_task_succeeds(self, first_run):
+        _, _, dr, tis, _ = first_run
+        stages = {"ingest_customer_data", "ingest_product_data", "enrich_customer_data", "load_warehouse"}
+        stages |= {"replicate_to_s3", "replicate_to_gcs", "replicate_to_azure", "verify_replicas"}
+        assert stages <= tis.keys()  # the whole pipeline ran, not part of it
+        assert tis == {t: "success" for t in tis}, tis
+        assert dr.state == "success"
+
+    def test_outputs_match_the_reference_and_ignore_the_decoy(self, first_run):
+        from include.paths import read_parquet_files
+
+        root, gen, _, _, _ = first_run
+        orders, order_reasons = reference.clean_customers(gen.customer_file, HOUR)
+        products, product_reasons = reference.clean_products(gen.product_file)
+        expected, unknown = reference.enrich(orders, products)
+
+        def rows(dataset) -> list[dict]:
+            part = lake.partition(root, dataset, HOUR).path
+            return read_parquet_files(sorted(part.glob("*.parquet"))).to_pylist()
+
+        assert len(rows(lake.CLEAN_CUSTOMERS)) + len(rows(lake.REJECTS_CUSTOMERS)) == ROWS
+        assert len(rows(lake.CLEAN_PRODUCTS)) + len(rows(lake.REJECTS_PRODUCTS)) == gen.product_rows
+        summary = lake.read_json(lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path / lake.SUMMARY_FILE)
+        assert summary["upstream"]["customer_activity"]["rejected_by_reason"] == order_reasons
+        assert summary["upstream"]["product_catalog"]["rejected_by_reason"] == product_reasons
+        assert summary["orders_rejected_unknown_product"] == unknown
+        assert summary["output"] == str(lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path)
+        actual = {r["customer_id"]: r for r in rows(lake.ENRICHED_CUSTOMERS)}
+        assert actual.keys() == expected.keys()
+        for cid, exp in expected.items():
+            got = actual[cid]
+            assert (got["order_count"], got["items"], got["favourite_category"]) == (
+                exp["order_count"],
+                exp["items"],
+                exp["favourite_category"],
+            ), cid
+            assert got["spend"] == pytest.approx(exp["spend"], abs=0.011), cid
+
+    def test_nothing_landed_beside_the_root(self, first_run):
+        root = first_run[0]
+        # e.g. SqliteHook's URI cut the path at '?' and created the database beside the lake
+        assert sorted(p.name for p in root.parent.iterdir()) == sorted([HOSTILE, DECOY])
+
+    def test_warehouse_under_the_root_holds_the_hour(self, first_run):
+        import sqlite3
+
+        root, _, _, _, warehouse = first_run
+        customers = lake.read_json(lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path / lake.SUMMARY_FILE)
+        with sqlite3.connect(warehouse) as con:
+            (n,) = con.execute("SELECT count(*) FROM customer_hourly").fetchone()
+        assert n == customers["customers_out"] > 0
+
+    def test_replica_keys_are_relative_to_the_root_whatever_it_holds(self, first_run):
+        # (the replicas' bytes: TestOneHour::test_replicas_equal_the_lake_in_all_three_clouds)
+        from include.replication import build_manifest, hour_prefixes
+        from tricloud.replication.stores import stores_from_env
+
+        root, _, _, _, _ = first_run
+        wanted = {entry["path"] for entry in build_manifest(root, HOUR)["files"]}
+        assert wanted and not [p for p in wanted if "brien" in p]
+        for store in stores_from_env():
+            keys = {k for prefix in hour_prefixes(HOUR) for k in store.list_keys(prefix)}
+            assert wanted <= keys, (store.name, wanted - keys)
+            # nowhere in the bucket a key carrying a piece of the root (quoted, escaped or cut at a glob character)
+            assert [k for k in store.list_keys("") if "brien" in k] == [], store.name
 
 
 class TestOneHour:
     def test_run_succeeds_with_a_one_hour_interval(self, first_run):
-        _, _, dr = first_run
+        _, _, dr, _, _ = first_run
         assert dr.state == "success"
         assert dr.data_interval_end - dr.data_interval_start == pendulum.duration(hours=1)
         assert dr.data_interval_start == pendulum.datetime(2026, 11, 24, 10, tz="UTC")
@@ -61,25 +156,23 @@ class TestOneHour:
     def test_cleaned_plus_rejected_equals_input(self, first_run):
         import duckdb
 
-        root, gen, _ = first_run
+        root, gen, _, _, _ = first_run
 
         def count(dataset):
-            return duckdb.execute(
-                f"SELECT count(*) FROM '{lake.partition(root, dataset, HOUR).path}/*.parquet'"
-            ).fetchone()[0]
+            return duckdb.execute("SELECT count(*) FROM read_parquet(?)", [parquet_files(root, dataset)]).fetchone()[0]
 
         assert count(lake.CLEAN_CUSTOMERS) + count(lake.REJECTS_CUSTOMERS) == ROWS
         assert count(lake.CLEAN_PRODUCTS) + count(lake.REJECTS_PRODUCTS) == gen.product_rows
         rejects_without_reason = duckdb.execute(
-            f"SELECT count(*) FROM '{lake.partition(root, lake.REJECTS_CUSTOMERS, HOUR).path}/*.parquet' "
-            "WHERE reject_reason IS NULL"
+            "SELECT count(*) FROM read_parquet(?) WHERE reject_reason IS NULL",
+            [parquet_files(root, lake.REJECTS_CUSTOMERS)],
         ).fetchone()[0]
         assert rejects_without_reason == 0
 
     def test_matches_an_independent_computation_from_the_raw_files(self, first_run):
         import duckdb
 
-        root, gen, _ = first_run
+        root, gen, _, _, _ = first_run
         orders, order_reasons = reference.clean_customers(gen.customer_file, HOUR)
         products, product_reasons = reference.clean_products(gen.product_file)
         expected, unknown = reference.enrich(orders, products)
@@ -90,8 +183,8 @@ class TestOneHour:
         assert summary["orders_rejected_unknown_product"] == unknown
 
         rows = duckdb.execute(
-            "SELECT customer_id, order_count, items, spend, favourite_category "
-            f"FROM '{lake.partition(root, lake.ENRICHED_CUSTOMERS, HOUR).path}/*.parquet'"
+            "SELECT customer_id, order_count, items, spend, favourite_category FROM read_parquet(?)",
+            [parquet_files(root, lake.ENRICHED_CUSTOMERS)],
         ).fetchall()
         actual = {r[0]: {"order_count": r[1], "items": r[2], "spend": r[3], "favourite_category": r[4]} for r in rows}
         assert actual.keys() == expected.keys()
@@ -108,7 +201,7 @@ class TestOneHour:
         from include.replication import build_manifest, read_manifest, remote_sha256
         from tricloud.replication.stores import stores_from_env
 
-        root, _, _ = first_run
+        root, _, _, _, _ = first_run
         local = build_manifest(root, HOUR)
         assert local["rows"]["clean/customer_activity"] + local["rows"]["rejects/customer_activity"] == ROWS
         for store in stores_from_env():
@@ -117,7 +210,7 @@ class TestOneHour:
                 assert remote_sha256(store, entry["path"]) == entry["sha256"], (store.name, entry["path"])
 
     def test_rerun_gives_identical_outputs(self, first_run, dag):
-        root, _, _ = first_run
+        root, _, _, _, _ = first_run
         before = output_digests(root)
         # A stale file in a partition must disappear: a re-run replaces the hour, it does not add to it.
         stale = lake.partition(root, lake.CLEAN_CUSTOMERS, HOUR).path / "part-00099.parquet"
@@ -157,7 +250,7 @@ class TestRestoreLakeDag:
     def test_wiped_lake_is_restored_byte_identical_from_one_cloud(self, first_run, restore_dag):
         import shutil
 
-        root, _, _ = first_run
+        root, _, _, _, _ = first_run
         before = output_digests(root)
         for zone in ("clean", "rejects", "enriched", "_manifests"):
             shutil.rmtree(root / zone)
@@ -171,3 +264,26 @@ class TestRestoreLakeDag:
         )
         assert dr.state == "success"
         assert output_digests(root) == before
+
+
+class TestUnsupportedRoot:
+    @pytest.mark.parametrize(
+        ("char", "message"),
+        [
+            (":", "contains ':' at position 10: Hadoop reads 'a:b' in a path as a URI scheme"),
+            ("\n", "control character U\\+000A at position 10"),
+            ("\t", "control character U\\+0009"),
+            ("\r", "control character U\\+000D"),
+            ("\x7f", "control character U\\+007F"),
+        ],
+    )
+    def test_is_refused_at_start_up_naming_the_character(self, char, message, monkeypatch):
+        from include.jobs.common import hour_args
+        from tricloud import settings
+
+        monkeypatch.setenv("LAKE_ROOT", f"/data/lake{char}x")
+        with pytest.raises(ValueError, match=message):
+            settings.lake_root()  # what every task and template reads
+        args = ["--lake-root", f"/data/lake{char}x", "--start", "2026-11-24T10:00Z", "--end", "2026-11-24T11:00Z"]
+        with pytest.raises(ValueError, match=message):
+            hour_args("job", args)  # what every Spark job reads

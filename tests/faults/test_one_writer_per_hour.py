@@ -1,8 +1,8 @@
 """Two runs of the same hour at once (issue 13): they never interleave, and every store ends up holding
 exactly one run's output; a crashed holder does not block the hour.
 
-A private local Airflow (own home and ports; scheduled runs off, only ours), sharing the session's
-Spark cluster, emulators and test lake. The input of the hour is replaced between the two runs, so
+The package's private local Airflow (tests/faults/conftest.py: own home and ports; scheduled runs off,
+only ours), on the session's Spark cluster, emulators and test lake. The input of the hour is replaced between the two runs, so
 the two outputs differ and a mix of them (or the first run's output anywhere) is visible.
 """
 
@@ -19,20 +19,14 @@ import pytest
 from include import generate, lake
 from include.lease import LEASE_LOST_EXIT, HourLease
 from tests.support import reference
-from tests.support.stack import DAG_ID, private_stack, task_states, wait_for_run
+from tests.support.stack import DAG_ID, task_states, wait_for_run, warehouse_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
-NAME = "test-lease-airflow"
 
 
 @pytest.fixture(scope="module")
-def lease_stack(spark_cluster, emulators):
-    with private_stack(
-        NAME,
-        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
-        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",
-    ) as stack:
-        yield stack
+def lease_stack(fault_airflow):
+    return fault_airflow
 
 
 def task_instances(client, run_id: str) -> dict[str, dict]:
@@ -119,7 +113,7 @@ def assert_every_store_holds_the_output_of(root, hour: datetime, gen, warehouse)
 
 class TestTwoRunsOfOneHour:
     def test_started_together_they_run_one_after_the_other_and_every_store_holds_one_output(self, lease_stack):
-        _, client, _, root = lease_stack
+        _, client, env, root = lease_stack
         hour = datetime(2026, 11, 19, 7, tzinfo=UTC)
         first_input = write_input(root, hour, rows=3000, seed=1)
         # Two ways people name the same hour: the trigger form's `hour`, the CLI's logical date.
@@ -160,14 +154,14 @@ class TestTwoRunsOfOneHour:
         assert second_began >= first_done, f"the two runs of the hour interleaved: {states}"
         assert states == {r: "success" for r in runs}, {r: task_states(client, r) for r in runs}
 
-        assert_every_store_holds_the_output_of(root, hour, second_input, root / f"{NAME}.sqlite")
+        assert_every_store_holds_the_output_of(root, hour, second_input, warehouse_of(env))
         history = HourLease(root, DAG_ID, hour).history()
         assert [(r.run_id, r.released) for r in history] == [(first, True), (second, True)]
 
 
 class TestCrashedHolder:
     def test_a_run_waiting_for_a_holder_that_is_marked_failed_mid_run_completes(self, lease_stack):
-        _, client, _, root = lease_stack
+        _, client, env, root = lease_stack
         hour = datetime(2026, 11, 19, 8, tzinfo=UTC)
         write_input(root, hour, rows=60_000, seed=3)  # big enough to still be mid-job when it is failed
         holder, waiter = "holder", "waiter"
@@ -201,7 +195,7 @@ class TestCrashedHolder:
         # the run a success: the hour is freed by the release, or else by the run's terminal state.)
         print(f"holder run ended {client.call('GET', f'/dags/{DAG_ID}/dagRuns/{holder}')['state']}")
 
-        assert_every_store_holds_the_output_of(root, hour, later_input, root / f"{NAME}.sqlite")
+        assert_every_store_holds_the_output_of(root, hour, later_input, warehouse_of(env))
         history = HourLease(root, DAG_ID, hour).history()
         assert [r.run_id for r in history] == [holder, waiter]
         assert history[-1].released
@@ -210,7 +204,7 @@ class TestCrashedHolder:
         # What a holder killed for good leaves (its release never ran): an unreleased lease whose run is
         # over. The next run asks Airflow for that run's state (Task SDK) and takes the hour at once,
         # long before the lease's TTL.
-        _, client, _, root = lease_stack
+        _, client, env, root = lease_stack
         hour = datetime(2026, 11, 19, 9, tzinfo=UTC)
         gen = write_input(root, hour, rows=1500, seed=5)
         dead = "dead_holder"
@@ -237,7 +231,7 @@ class TestCrashedHolder:
             "the run to take over the hour (not wait for the lease's 1 h TTL)",
         )
         assert wait_for_run(client, run_id, timeout=900) == "success", task_states(client, run_id)
-        assert_every_store_holds_the_output_of(root, hour, gen, root / f"{NAME}.sqlite")
+        assert_every_store_holds_the_output_of(root, hour, gen, warehouse_of(env))
         assert [(r.run_id, r.released) for r in lease.history()] == [(dead, False), (run_id, True)]
 
 

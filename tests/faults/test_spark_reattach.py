@@ -1,7 +1,7 @@
 """A Spark task's process dies mid-job (issue 15): its retry re-attaches to the job still running and
 starts no second one (Airflow 3.3's ResumableJobMixin + the local backend's detached runner).
 
-A private local Airflow (own home and ports, scheduled runs off) runs ``customer_enrichment``
+The package's private local Airflow (tests/faults/conftest.py: own home and ports, scheduled runs off) runs ``customer_enrichment``
 unchanged on the session's Spark cluster, emulators and test lake. The test SIGKILLs the task's own
 process (the Task SDK's ``airflow worker -- <ti id>``) while its job runs, and holds the job's process
 group stopped (SIGSTOP, visibly, by the test) until the retry has started, so that the retry meets a
@@ -23,17 +23,15 @@ import pytest
 
 from include import generate, lake
 from tests.support.cluster import launches
-from tests.support.stack import DAG_ID, private_stack, task_states, wait_for_run
+from tests.support.stack import DAG_ID, task_states, wait_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
-NAME = "test-reattach-airflow"
 TASK = "ingest_customer_data"
 
 
 @pytest.fixture(scope="module")
-def reattach_stack(spark_cluster, emulators):
-    with private_stack(NAME, AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False") as stack:
-        yield stack
+def reattach_stack(fault_airflow):
+    return fault_airflow
 
 
 def wait_for(predicate, timeout: float, what: str):

@@ -2,7 +2,8 @@
 with what landed in the lake: nothing lost, nothing duplicated. (The backfill with a missing hour runs
 on the production topology: tests/e2e/test_prod_topology.py.)
 
-A private local Airflow (own home and ports), sharing the session's Spark cluster and emulators.
+The package's private local Airflow (tests/faults/conftest.py: own home and ports, only our runs), on the
+session's Spark cluster and emulators.
 """
 
 from __future__ import annotations
@@ -19,21 +20,15 @@ from tests.support.lake_checks import (
     assert_partition_absent_or_complete,
     hour_digests,
 )
-from tests.support.stack import DAG_ID, private_stack, task_states, wait_for_run
+from tests.support.stack import DAG_ID, task_states, wait_for_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
 BIG = 60_000  # rows: the job is killed as soon as spark-submit runs; enough to be mid-job
 
 
 @pytest.fixture(scope="module")
-def fault_stack(spark_cluster, emulators):
-    with private_stack(
-        "test-fault-airflow",
-        # Only our runs (no scheduled hour competing); a killed task's heartbeat is missed in 30 s.
-        AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
-        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",
-    ) as stack:
-        yield stack
+def fault_stack(fault_airflow):
+    return fault_airflow
 
 
 def trigger_hour(client, hour: datetime, prefix: str) -> str:

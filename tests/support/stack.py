@@ -87,6 +87,45 @@ def production_stack() -> Iterator[tuple]:
     assert topo.pids() == []  # nothing left running
 
 
+#: The settings of a local Airflow that runs only the runs a test triggers (no scheduled hour competing)
+#: and notices a killed task's missing heartbeat within 30 s.
+ONLY_OUR_RUNS = {
+    "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+}
+
+
+def warehouse_of(env: dict[str, str]) -> Path:
+    """The SQLite warehouse file a private stack's ``warehouse_default`` connection points at."""
+    return Path(json.loads(env["AIRFLOW_CONN_WAREHOUSE_DEFAULT"])["host"])
+
+
+def active_runs(client: RestClient) -> list[tuple[str, str, str]]:
+    """(dag id, run id, state) of every run, of any DAG, still queued or running."""
+    runs = client.call("GET", "/dags/~/dagRuns?state=queued&state=running&limit=100")["dag_runs"]
+    return [(r["dag_id"], r["dag_run_id"], r["state"]) for r in runs]
+
+
+def hand_over_idle(airflow: LocalAirflow, client: RestClient, timeout: float = 300) -> list[tuple[str, str, str]]:
+    """Make a shared private stack ready for the next module: healthy, with no run queued or running.
+
+    Restarts a stack that a test killed and did not bring back; marks failed any run a failed test left
+    behind and waits until none is active, so that no module's outcome depends on what an earlier one
+    left running. :returns: the runs that had been left active (empty after a clean module).
+    """
+    airflow.start()  # a no-op on a healthy stack
+    left = active_runs(client)
+    for dag_id, run_id, _ in left:
+        client.call("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", {"state": "failed"})
+    deadline = time.monotonic() + timeout
+    while active_runs(client):
+        assert time.monotonic() < deadline, (
+            f"runs still active {timeout:.0f}s after being failed: {active_runs(client)}"
+        )
+        time.sleep(2)
+    return left
+
+
 def wait_for_run(client: RestClient, run_id: str, dag_id: str = DAG_ID, timeout: float = 600) -> str:
     deadline = time.monotonic() + timeout
     while (state := client.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"]) not in ("success", "failed"):

@@ -1,0 +1,37 @@
+"""One private local Airflow for every test module of this package that runs the DAG on a live stack.
+
+Starting a local Airflow (metadata DB migration, four processes, first DAG parse) is most of a small
+scenario's fixed cost, and the fault modules each used to start their own. They now share one, started
+when the first of them needs it and stopped when the package is done (``scope="package"``), so the
+modules that do not use it (Spark faults, a full disk) never pay for it.
+
+Independence: every test uses its own hours and run ids; :func:`fault_airflow` hands the stack over
+healthy (restarted if a test killed it) and idle (a run a failed test left active is failed and waited
+for), so no module's outcome depends on what ran before it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from tests.support.stack import ONLY_OUR_RUNS, hand_over_idle, private_stack
+
+
+@pytest.fixture(scope="package")
+def shared_fault_airflow(spark_cluster, emulators):
+    """(airflow, rest client, env, lake root) of the package's private Airflow: only our runs, 30 s heartbeat."""
+    with private_stack("test-faults-airflow", **ONLY_OUR_RUNS) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def fault_airflow(shared_fault_airflow):
+    """The shared stack, healthy and idle at the start and at the end of each module that uses it."""
+    airflow, client, _, _ = shared_fault_airflow
+    hand_over_idle(airflow, client)
+    yield shared_fault_airflow
+    if left := hand_over_idle(airflow, client):
+        # RuntimeWarning: the suite ignores UserWarning (pyproject's filterwarnings), this must show.
+        warnings.warn(f"runs left active by the module were failed: {left}", RuntimeWarning, stacklevel=1)
