@@ -57,7 +57,7 @@ class TestSettings:
             ({"extra": {"worker_vms": None}}, "worker_vms"),
             ({"password": None}, "spark.authenticate secret"),
             ({"host": "20.50.1.2"}, "not a private network address"),
-            ({"host": "0.0.0.0"}, "not a private network address"),  # noqa: S104 (the refused value)
+            ({"host": "0.0.0.0"}, "not a private network address"),
             ({"extra": {"driver_host": "52.1.2.3"}}, "driver_host"),
         ],
     )
@@ -87,7 +87,7 @@ class TestSettings:
 
 
 class TestSparkService:
-    @pytest.mark.parametrize("host", ["0.0.0.0", "20.1.2.3", "127.0.0.1", "spark-master", "169.254.1.1"])  # noqa: S104
+    @pytest.mark.parametrize("host", ["0.0.0.0", "20.1.2.3", "127.0.0.1", "spark-master", "169.254.1.1"])
     def test_the_service_refuses_to_listen_beyond_the_private_network(self, host):
         with pytest.raises(ValueError, match="--host"):
             spark_service.require_private(host)
