@@ -25,7 +25,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from include import generate, lake
-from tests.support.azure_vm_cluster import CONN_ID, RESOURCE_GROUP, VMS, AzureVmCluster, open_cluster
+from tests.support.azure_arm import FakeArm
+from tests.support.azure_vm_cluster import CONN_ID, RESOURCE_GROUP, VMS, AzureVmCluster, backend_env, open_cluster
 from tests.support.lake_checks import assert_every_row_accounted_once
 from tests.support.netns import netns_permitted
 from tricloud import settings
@@ -118,6 +119,23 @@ def get_json(url: str) -> dict | None:
             return json.load(resp)
     except OSError:
         return None
+
+
+class TestControlPlane:
+    def test_a_vm_missing_from_the_resource_group_fails_naming_it_before_any_start(self, tmp_path, monkeypatch):
+        arm = FakeArm(tmp_path).start()
+        try:
+            arm.add_vm(RESOURCE_GROUP, VMS["master"])
+            arm.add_vm(RESOURCE_GROUP, VMS["w1"])  # spark-w2 was never created (or was deleted)
+            env = backend_env(arm, "10.255.255.4", "s3cret", driver_host="10.255.255.9")
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            with pytest.raises(ValueError, match="VM 'spark-w2' is not in resource group 'rg-tricloud'"):
+                backend_from_settings(conn_id=CONN_ID).start(timeout=5)
+            assert not [call for call in arm.calls if call[0] == "POST"]  # nothing was started
+            assert arm.calls[("GET", VMS["master"], "instanceView")] == 1  # the hook did reach the fake
+        finally:
+            arm.close()
 
 
 class TestLifecycle:

@@ -85,6 +85,13 @@ def open_cluster(state_dir: Path) -> AzureVmCluster:
     except BaseException:
         net.close()
         raise
+    env = backend_env(arm, net.hosts["master"].ip, secret, no_proxy=f"{net.prefix}.0/24")
+    return AzureVmCluster(net, arm, env, secret)
+
+
+def backend_env(arm: FakeArm, master_ip: str, secret: str, no_proxy: str = "", **extra_fields) -> dict[str, str]:
+    """The backend's two connections (Spark: the master and the VMs; Azure: the fake's subscription),
+    ``TRICLOUD_CLUSTER_BACKEND`` and the SDK's route to the fake."""
     extra = {
         "deploy-mode": "client",
         "spark-binary": "spark-submit",
@@ -93,21 +100,15 @@ def open_cluster(state_dir: Path) -> AzureVmCluster:
         "worker_vms": [VMS["w1"], VMS["w2"]],
         "azure_conn_id": AZURE_CONN_ID,
         "webui_port": 8080,
+        **extra_fields,
     }
-    spark_conn = {
-        "conn_type": "spark",
-        "host": net.hosts["master"].ip,
-        "port": 7077,
-        "password": secret,
-        "extra": extra,
-    }
+    spark_conn = {"conn_type": "spark", "host": master_ip, "port": 7077, "password": secret, "extra": extra}
     azure_conn = {"conn_type": "azure_compute", "extra": {"subscriptionId": arm.subscription}}
-    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost", f"{net.prefix}.0/24"]))
-    env = {
+    bypass = [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost", no_proxy]
+    return {
         **arm.client_env(),
-        "NO_PROXY": no_proxy,
+        "NO_PROXY": ",".join(filter(None, bypass)),
         "TRICLOUD_CLUSTER_BACKEND": "azure-vm",
         f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(spark_conn),
         f"AIRFLOW_CONN_{AZURE_CONN_ID.upper()}": json.dumps(azure_conn),
     }
-    return AzureVmCluster(net, arm, env, secret)
