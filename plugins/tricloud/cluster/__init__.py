@@ -47,6 +47,7 @@ BACKENDS = {
     "local": "tricloud.cluster.local:LocalStandaloneBackend",
     "emr": "tricloud.cluster.emr:EmrBackend",
     "emr-serverless": "tricloud.cluster.emr_serverless:EmrServerlessBackend",
+    "azure-vm": "tricloud.cluster.azure_vm:AzureVmBackend",
 }
 
 
