@@ -42,7 +42,7 @@ from include.replication.objects import (
     remote_sha256,
 )
 from include.replication.primary import ObjectLakeStore, primary_store
-from include.replication.replicate import replicate_dataset, replicate_hour
+from include.replication.replicate import replicate_dataset, replicate_hour, replicate_hour_to
 from include.replication.restore import list_hours, restore_hour
 from include.replication.results import Problem, Replicated, Restored, VerifyReport
 from include.replication.verify import verify_hour
@@ -81,6 +81,7 @@ __all__ = [
     "remote_sha256",
     "replicate_dataset",
     "replicate_hour",
+    "replicate_hour_to",
     "restore_hour",
     "validate_manifest",
     "verify_hour",
