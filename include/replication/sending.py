@@ -134,6 +134,13 @@ def send_local_files(
             put(pending[0])
         elif pending:
             parallel(put, pending, len(pending))
+        if pending and _stat_key(path.stat()) != _stat_key(st):
+            # What was sent is the bytes read (object and metadata agree), but the lake moved on: no manifest
+            # for a file in flux; the re-run sends the new bytes.
+            raise ReplicationError(
+                f"{path} changed while replicating (after it was read and sent as SHA-256 "
+                f"{loaded.sha256[:12]}…): no manifest written; re-run the task"
+            )
         return rel, digest, [loaded.size if any(s is p for p in pending) else 0 for s in stores]
 
     results = parallel(send, files, workers)
