@@ -152,7 +152,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mib", type=int, default=230, help="size of the hour's outputs")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--label", choices=("before", "after"), default="after")
+    parser.add_argument("--render", action="store_true", help="only rewrite the .md/.png from the .json files")
     args = parser.parse_args(argv)
+    if args.render:
+        payload = json.loads((RESULTS / "replication.json").read_text())
+        before_file = RESULTS / "replication_before.json"
+        payload["before"] = json.loads(before_file.read_text()) if before_file.exists() else None
+        write_results("replication", payload, markdown(payload))
+        plot(payload)
+        return
     with own_world("replication") as env:
         run(env, args)
 
