@@ -48,8 +48,10 @@ class RemoteObject:
 class ObjectStore(Protocol):
     """One bucket (or container) of one cloud, or the local lake.
 
-    ``upload_stream`` reads ``stream`` once, front to back (``size`` bytes), and stores ``sha256`` as
-    object metadata and ``md5`` (raw digest) for the cloud's own upload check where it has one.
+    ``upload_stream`` sends ``stream`` (``size`` bytes) and stores ``sha256`` as object metadata and ``md5``
+    (raw digest) for the cloud's own upload check where it has one. The stream is either seekable (the
+    file's bytes in memory, read and hashed once: the SDK may send parts in parallel and retry a part) or
+    not (a :class:`HashingReader`: read once, front to back).
     """
 
     name: str
