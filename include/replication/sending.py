@@ -1,7 +1,7 @@
 """Send a local lake's files to one or more stores, reading and hashing each file once.
 
 One read per file, whatever the number of clouds: the file is read into memory once, SHA-256 and MD5
-computed over those very bytes as they are read, and the same immutable bytes are then handed to every
+computed over those very bytes, and the same immutable bytes are then handed to every
 store that lacks them (S3, GCS and Azure side by side). So the bytes sent are the bytes hashed by
 construction, each cloud gets the MD5 to check the upload itself (GCS and Azure refuse a mismatch) and
 the SHA-256 as object metadata, and each SDK receives a seekable in-memory stream (parallel parts and
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from include.replication.digests import checked_name, load_cache, save_cache, trusted
 from include.replication.objects import (
-    CHUNK,
     LocalStore,
     ObjectStore,
+    RemoteObject,
     ReplicationError,
     file_digests,
     md5_b64,
@@ -51,15 +51,10 @@ class Loaded:
 
 
 def read_hashed(path: Path) -> Loaded:
-    """Read ``path`` once into memory, hashing (SHA-256 and MD5) each chunk as it is read."""
-    sha, md5, parts = hashlib.sha256(), hashlib.md5(usedforsecurity=False), []
+    """Read ``path`` once into memory (one ``read``, no chunk joining) and hash those bytes (SHA-256, MD5)."""
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            sha.update(chunk)
-            md5.update(chunk)
-            parts.append(chunk)
-    data = b"".join(parts)
-    return Loaded(data, sha.hexdigest(), md5.digest(), len(data))
+        data = f.read()
+    return Loaded(data, hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).digest(), len(data))
 
 
 def _stat_key(st) -> tuple[int, int, int, int]:
@@ -71,8 +66,10 @@ def _holds(store: ObjectStore, rel: str, digest: dict) -> bool:
     return bool(remote and remote.size == digest["size"] and remote.sha256 == digest["sha256"])
 
 
-def _landed(store: ObjectStore, rel: str, digest: dict) -> None:
-    after = store.stat(rel)
+def _landed(store: ObjectStore, rel: str, digest: dict, reported: RemoteObject | None = None) -> None:
+    """The object's metadata as the cloud holds it now: ``reported`` (the object resource the upload call
+    returned, GCS) or else read back with ``stat``; its size and SHA-256 must be the file's."""
+    after = reported or store.stat(rel)
     sha_ok = after is not None and (after.sha256 == digest["sha256"] or isinstance(store, LocalStore))
     if not after or after.size != digest["size"] or not sha_ok:
         raise ReplicationError(f"{store.name}: {rel} did not land intact ({after})")
@@ -127,8 +124,8 @@ def send_local_files(
             pending = [s for s in stores if not _holds(s, rel, digest)]
 
         def put(store: ObjectStore) -> None:
-            store.upload_stream(io.BytesIO(loaded.data), rel, loaded.size, loaded.sha256, loaded.md5)
-            _landed(store, rel, digest)
+            reported = store.upload_stream(io.BytesIO(loaded.data), rel, loaded.size, loaded.sha256, loaded.md5)
+            _landed(store, rel, digest, reported)
 
         if len(pending) == 1:
             put(pending[0])

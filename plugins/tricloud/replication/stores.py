@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 META_KEY = "sha256"
 #: Chunk of a non-seekable upload (S3 part, GCS resumable chunk): bounds what an SDK buffers per upload.
 CHUNK = 16 * 1024 * 1024
-#: boto3's defaults for ``upload_file`` (the raw SDK reference): 8 MiB parts, 10 threads per object.
+#: An in-memory object up to this size goes to S3 in one PUT (replication holds at most 32 MiB per file).
+SINGLE_PUT_MAX = 64 * 1024 * 1024
+#: boto3's defaults for ``upload_file`` (the raw SDK reference) for larger in-memory objects: 8 MiB parts,
+#: 10 threads per object.
 S3_PART = 8 * 1024 * 1024
 S3_THREADS = 10
 
@@ -75,14 +78,17 @@ class S3Store:
 
         from boto3.s3.transfer import TransferConfig
 
-        if stream.seekable() and size < S3_PART:
-            # One PUT with Content-MD5: S3 refuses bytes that are not the ones we hashed (moto does not check).
+        if stream.seekable() and size <= SINGLE_PUT_MAX:
+            # One PUT carrying the SHA-256 and MD5 of the bytes we read: S3 refuses the upload if the bytes it
+            # receives have other digests (moto checks neither) and keeps ChecksumSHA256 as the object's own
+            # checksum. Given a checksum, botocore computes none of its own (no CRC32 pass over the body).
             self.client.put_object(
                 Bucket=self.bucket,
                 Key=key,
                 Body=stream,
                 Metadata={META_KEY: sha256},
                 ContentMD5=base64.b64encode(md5).decode(),
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
             )
             return
         # Multipart: each part carries the SDK's CRC32 of its bytes, checked by S3; never reads the whole file.
@@ -160,7 +166,7 @@ class GCSStore:
             return None
         return RemoteObject(key, blob.size, (blob.metadata or {}).get(META_KEY))
 
-    def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> None:
+    def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> RemoteObject | None:
         import base64
 
         from include.replication import ReplicationError
@@ -179,6 +185,8 @@ class GCSStore:
                 f"gcs: {key} arrived as {blob.size} bytes with MD5 {blob.md5_hash}, not the {size} bytes with MD5 "
                 f"{sent_md5} sent: corrupted in transit; re-run the task"
             )
+        # The resource returned is the object as stored: no second request to read its metadata back.
+        return RemoteObject(key, blob.size, (blob.metadata or {}).get(META_KEY))
 
     def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None:
         self.hook.upload(self.bucket, key, data=data, metadata={META_KEY: sha256})
