@@ -144,3 +144,22 @@ class TestACorruptedUploadIsCaught:
         report = replication.verify_hour([lossy, good], root, HOUR)
         assert {(p.cloud, p.problem) for p in report.problems} == {("s3", "checksum mismatch")}
         assert {p.object for p in report.problems} == set(expected)  # ...and every such object is found
+
+
+class TestSeveralCloudsFromOneRead:
+    def test_one_cloud_failing_leaves_no_manifest_anywhere_and_the_rerun_completes(self, tmp_path):
+        root, expected = _lake(tmp_path / "lake", 6)
+        good, cut = MemoryStore("s3"), MemoryStore("azure")
+        cut.fail_after = 3
+        with pytest.raises(ConnectionResetError):
+            replication.replicate_hour_to([good, cut], root, HOUR, workers=1)
+        assert good.stat(KEY) is None and cut.stat(KEY) is None  # an hour half sent is complete nowhere
+        held = set(cloud_files(good))
+        assert 3 <= len(held) < len(expected)
+        cut.fail_after = None
+        good.writes.clear()
+        results = replication.replicate_hour_to([good, cut], root, HOUR)
+        assert [cloud_files(s) for s in (good, cut)] == [expected, expected]
+        assert set(good.uploads) == set(expected) - held  # what had landed is not sent again
+        assert [(r.cloud, r.objects) for r in results] == [("s3", len(expected)), ("azure", len(expected))]
+        assert good.writes[-1] == KEY and cut.writes[-1] == KEY
