@@ -85,7 +85,9 @@ def send_local_files(
     (in the order of ``stores``), the bytes sent for each file (0 = already there).
 
     :raises ReplicationError: a file name a cloud would rewrite (before anything is sent), a file that
-        changed while it was read (nothing of it sent), or an object that did not land intact.
+        changed while it was read (nothing of it sent) or after it was sent (no manifest may list it), a
+        trusted cache digest that is not the one of the bytes read, or an object that did not land intact.
+        An error of a store's SDK (a refused MD5, a cut connection) propagates as raised.
     """
     names = {path: checked_name(root, path) for path in files}  # every name refused before a byte is sent
     cache = load_cache(cache_file)
