@@ -88,6 +88,7 @@ class S3Store:
                 Body=stream,
                 Metadata={META_KEY: sha256},
                 ContentMD5=base64.b64encode(md5).decode(),
+                ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
             )
             return
