@@ -4,8 +4,10 @@ Pure logic over a tiny object-store interface (:class:`ObjectStore`); the Airflo
 provider hooks (S3Hook, GCSHook, WasbHook) into it. Nothing here knows which cloud, or emulator, it
 talks to. Modules by concern: ``objects`` (the interface, the lake as a store, hashing I/O),
 ``manifests`` (layout, versions, validation of untrusted manifests), ``digests`` (the digest cache),
-``replicate``, ``verify`` (and repair), ``restore``, ``primary`` (the primary lake as a store, local or on
-an object store), ``results`` (the typed values returned).
+``sending`` (one read per file, hashed as read, sent to every cloud that lacks it), ``uploads`` (streaming
+one file or committed object to one store, hashed as streamed), ``replicate``, ``verify`` (and repair),
+``restore``, ``primary`` (the primary lake as a store, local or on an object store), ``results`` (the
+typed values returned).
 
 Object layout in every bucket: the lake's own relative paths, plus one manifest per hour at
 ``_manifests/<pipeline>/date=YYYY-MM-DD/hour=HH.json`` listing path, size and SHA-256 of every file
@@ -42,7 +44,7 @@ from include.replication.objects import (
     remote_sha256,
 )
 from include.replication.primary import ObjectLakeStore, primary_store
-from include.replication.replicate import replicate_dataset, replicate_hour
+from include.replication.replicate import replicate_dataset, replicate_hour, replicate_hour_to
 from include.replication.restore import list_hours, restore_hour
 from include.replication.results import Problem, Replicated, Restored, VerifyReport
 from include.replication.verify import verify_hour
@@ -81,6 +83,7 @@ __all__ = [
     "remote_sha256",
     "replicate_dataset",
     "replicate_hour",
+    "replicate_hour_to",
     "restore_hour",
     "validate_manifest",
     "verify_hour",

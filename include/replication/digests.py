@@ -44,11 +44,12 @@ def _local_only(root: str | Path) -> None:
         )
 
 
-def _digest_cache_path(root: Path, h: datetime, pipeline: Pipeline) -> Path:
+def digest_cache_path(root: Path, h: datetime, pipeline: Pipeline) -> Path:
     return root / ".cache" / "digests" / pipeline.name / f"date={h:%Y-%m-%d}" / f"hour={h:%H}.json"
 
 
-def _checked_name(root: Path, path: Path) -> str:
+def checked_name(root: Path, path: Path) -> str:
+    """``path`` relative to ``root``; :class:`ReplicationError` when a cloud would rewrite that name."""
     rel = str(path.relative_to(root))
     if problem := lake.object_name_problem(rel):
         raise ReplicationError(
@@ -90,7 +91,7 @@ def hour_digests(
     else:
         root = Path(the_lake.root)
         files = hour_files(root, h, pipeline)
-        found = digests(root, files, _digest_cache_path(root, h, pipeline), workers) if files else {}
+        found = digests(root, files, digest_cache_path(root, h, pipeline), workers) if files else {}
     if not found:
         raise ReplicationError(f"nothing to replicate for hour {h:%Y-%m-%dT%H:00Z}: no outputs under {the_lake.root}")
     return found
@@ -126,7 +127,8 @@ def build_manifest(
     return manifest_from_digests(the_lake.root, hour, hour_digests(the_lake, hour, pipeline=pipeline), pipeline)
 
 
-def _trusted(hit: dict | None, st: os.stat_result) -> bool:
+def trusted(hit: dict | None, st: os.stat_result) -> bool:
+    """Whether the cache entry ``hit`` still describes the file whose stat is ``st`` (see the module doc)."""
     if not hit:
         return False
     now = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
@@ -143,17 +145,13 @@ def digests(root: Path, files: list[Path], cache_file: Path, workers: int) -> di
     :raises ReplicationError: ``root`` or ``cache_file`` is on an object store, or a file changed while hashed.
     """
     _local_only(root)
-    _local_only(cache_file)
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        cache = {}
+    cache = load_cache(cache_file)
 
     def digest(path: Path) -> tuple[str, dict]:
-        rel = _checked_name(root, path)
+        rel = checked_name(root, path)
         st = path.stat()
         hit = cache.get(rel)
-        if _trusted(hit, st):
+        if trusted(hit, st):
             return rel, hit
         hashed_ns = time.time_ns()  # before reading: a change during the read is later than this
         sha, md5, size = file_digests(path)
@@ -176,7 +174,21 @@ def digests(root: Path, files: list[Path], cache_file: Path, workers: int) -> di
         }
 
     result = dict(parallel(digest, files, workers))
-    if result != cache:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        lake.write_json(cache_file, result)
+    save_cache(cache_file, result, cache)
     return result
+
+
+def load_cache(cache_file: Path) -> dict[str, dict]:
+    """The digest cache's entries by lake-relative path ({} when absent or unreadable: hash again)."""
+    _local_only(cache_file)
+    try:
+        return json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_cache(cache_file: Path, entries: dict[str, dict], previous: dict[str, dict]) -> None:
+    """Write ``entries`` as the cache (atomically), unless they equal what it already holds."""
+    if entries != previous:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        lake.write_json(cache_file, entries)

@@ -48,15 +48,18 @@ class RemoteObject:
 class ObjectStore(Protocol):
     """One bucket (or container) of one cloud, or the local lake.
 
-    ``upload_stream`` reads ``stream`` once, front to back (``size`` bytes), and stores ``sha256`` as
-    object metadata and ``md5`` (raw digest) for the cloud's own upload check where it has one.
+    ``upload_stream`` sends ``stream`` (``size`` bytes) and stores ``sha256`` as object metadata and ``md5``
+    (raw digest) for the cloud's own upload check where it has one. The stream is either seekable (the
+    file's bytes in memory, read and hashed once: the SDK may send parts in parallel and retry a part) or
+    not (a :class:`HashingReader`: read once, front to back). It may return the object as the cloud
+    reports it in the upload's response (GCS returns the object resource); None means "stat it".
     """
 
     name: str
     bucket: str
 
     def stat(self, key: str) -> RemoteObject | None: ...
-    def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> None: ...
+    def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> RemoteObject | None: ...
     def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None: ...
     def download_to(self, key: str, writer: BinaryIO) -> None: ...
     def list_keys(self, prefix: str) -> list[str]: ...

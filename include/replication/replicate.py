@@ -1,10 +1,11 @@
-"""Replicate an hour (or a dataset directory) to one cloud: by content, verified as sent, manifest last.
+"""Replicate an hour (or a dataset directory) to one cloud or several: by content, manifest last.
 
-Order of a run: every object (skipped when the cloud already holds it by size and SHA-256), each hashed
-from the very bytes streamed to the cloud and compared with the manifest; then the manifest, to the
-lake and to the cloud, unless a newer version is already there; then the objects of the hour the
-manifest no longer lists are removed, and the hour is listed once more: a listed object that is not
-there fails the run.
+Order of a run: every object (skipped when the cloud already holds it by size and SHA-256); from a local
+lake each file is read once, its SHA-256 and MD5 computed over the bytes read, and those same bytes sent
+to every cloud that lacks them (:mod:`include.replication.sending`); then the manifest, to the lake and
+to the cloud, unless a newer version is already there; then the objects of the hour the manifest no
+longer lists are removed, and the hour is listed once more: a listed object that is not there fails the
+run.
 """
 
 from __future__ import annotations
@@ -12,33 +13,31 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
-from functools import partial
 from pathlib import Path
-from typing import BinaryIO
 
 from include import lake
-from include.lake_commit import Lake
+from include.lake_commit import Lake, ObjectLake
 from include.lake_fs import is_object_store
-from include.replication.digests import digests as file_digest_cache
-from include.replication.digests import hour_digests
+from include.replication.digests import checked_name, digest_cache_path, hour_digests, hour_files
 from include.replication.manifests import (
     CUSTOMER_ENRICHMENT,
     Pipeline,
     content_sha256,
     dataset_manifest_key,
+    entry_problem,
     hour_prefixes,
     manifest_bytes,
     manifest_from_digests,
     manifest_key,
     parse_manifest,
+    pipeline_named,
     published_at,
     validate_manifest,
     version,
 )
 from include.replication.objects import (
-    HashingReader,
     LocalStore,
     ManifestError,
     ObjectStore,
@@ -47,10 +46,22 @@ from include.replication.objects import (
     parallel,
     put_bytes,
     read_bytes,
-    remote_sha256,
 )
 from include.replication.primary import ObjectLakeStore, as_lake, primary_store
 from include.replication.results import Replicated
+from include.replication.sending import send_local_files
+from include.replication.uploads import changed_error, upload_verified, upload_verified_from
+
+__all__ = [
+    "changed_error",
+    "publish_manifest",
+    "remove_strays",
+    "replicate_dataset",
+    "replicate_hour",
+    "replicate_hour_to",
+    "upload_verified",
+    "upload_verified_from",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +77,63 @@ def replicate_hour(
 
     The primary lake is a local directory or an object-store lake (``s3://…``, read through its commit
     pointers and streamed from there). Objects whose size and SHA-256 metadata already match are skipped
-    (by content, not by name).
+    (by content, not by name). From a local lake each file sent is read once (hashed as it is read).
 
-    :raises ReplicationError: a file changed while it was sent, a listed object is missing afterwards,
-        or a file name a cloud would rewrite; :class:`StaleRunError` when a newer version of the hour is
-        already in the lake's or the cloud's manifest (this run is older and must not overwrite it).
+    :raises ReplicationError: a file changed while it was read or sent, a listed object is missing
+        afterwards, or a file name a cloud would rewrite; :class:`StaleRunError` when a newer version of
+        the hour is already in the lake's or the cloud's manifest (this run is older and must not
+        overwrite it).
+    """
+    return replicate_hour_to([store], lake_root, hour, workers, pipeline)[0]
+
+
+def replicate_hour_to(
+    stores: Sequence[ObjectStore],
+    lake_root: str | Path | Lake,
+    hour: str | datetime,
+    workers: int = 4,
+    pipeline: str | Pipeline = CUSTOMER_ENRICHMENT,
+) -> list[Replicated]:
+    """:func:`replicate_hour` to several clouds at once: each file of a local lake is read and hashed
+    once and sent to every cloud side by side. One result per store, in the order given.
+
+    All or nothing per call: the first failure (one cloud down) stops the run for every store, and no
+    manifest is written where the objects did not all land. The DAG keeps one task per cloud instead, so
+    that a cloud that is down is retried on its own; this is for replicating from one process (tools,
+    the benchmark).
+
+    :raises ReplicationError: as :func:`replicate_hour`.
     """
     t0 = time.perf_counter()
-    h, the_lake = lake.parse_hour(hour), as_lake(lake_root)
-    digests = hour_digests(the_lake, h, workers, pipeline)
-    manifest = manifest_from_digests(the_lake.root, h, digests, pipeline)
+    stores = list(stores)
+    h, the_lake, pipeline = lake.parse_hour(hour), as_lake(lake_root), pipeline_named(pipeline)
     prefixes, key = hour_prefixes(h, pipeline), manifest_key(h, pipeline)
-    validate_manifest(manifest, cloud="local", key=key, prefixes=prefixes, hour=h)
     checks = {"prefixes": prefixes, "hour": h}
-    return _sync(store, primary_store(the_lake), manifest, digests, key, checks, workers, t0)
+    if isinstance(the_lake, ObjectLake):
+        digests = hour_digests(the_lake, h, workers, pipeline)
+        manifest = manifest_from_digests(the_lake.root, h, digests, pipeline)
+        validate_manifest(manifest, cloud="local", key=key, prefixes=prefixes, hour=h)
+        primary = primary_store(the_lake)
+        sent = parallel(lambda s: _stream_all(s, primary, manifest, digests, workers), stores, len(stores))
+    else:
+        root = Path(the_lake.root)
+        files = hour_files(root, h, pipeline)
+        if not files:
+            raise ReplicationError(
+                f"nothing to replicate for hour {h:%Y-%m-%dT%H:00Z}: no outputs under {the_lake.root}"
+            )
+        _refuse_paths(root, files, prefixes)
+        digests, sent = send_local_files(stores, root, files, digest_cache_path(root, h, pipeline), workers)
+        manifest = manifest_from_digests(root, h, digests, pipeline)
+        validate_manifest(manifest, cloud="local", key=key, prefixes=prefixes, hour=h)
+        primary = LocalStore(root)
+    return _finish(stores, primary, manifest, key, checks, sent, t0)
 
 
 def replicate_dataset(store: ObjectStore, lake_root: str | Path, relpath: str, workers: int = 4) -> Replicated:
     """Replicate a whole, non-hourly dataset directory (e.g. ``athletes/mean_age_by_year``) the same way:
-    incremental by SHA-256, its manifest ``_manifests/datasets/<relpath>.json`` written last.
+    incremental by SHA-256, one read per file sent, its manifest ``_manifests/datasets/<relpath>.json``
+    written last.
 
     Local lakes only (the athletes job writes a local directory).
     """
@@ -103,7 +152,10 @@ def replicate_dataset(store: ObjectStore, lake_root: str | Path, relpath: str, w
     )
     if not files:
         raise ReplicationError(f"nothing to replicate: {root / relpath} has no files")
-    digests = file_digest_cache(root, files, root / ".cache" / "digests" / "datasets" / f"{relpath}.json", workers)
+    checks = {"prefixes": [relpath + "/"], "nested": True}
+    _refuse_paths(root, files, **checks)
+    cache = root / ".cache" / "digests" / "datasets" / f"{relpath}.json"
+    digests, sent = send_local_files([store], root, files, cache, workers)
     entries = [{"path": r, "size": d["size"], "sha256": d["sha256"]} for r, d in sorted(digests.items())]
     manifest = {
         "dataset": relpath,
@@ -111,52 +163,32 @@ def replicate_dataset(store: ObjectStore, lake_root: str | Path, relpath: str, w
         "bytes": sum(d["size"] for d in digests.values()),
         "version": version(entries, max(d["ctime_ns"] for d in digests.values())),
     }
-    checks = {"prefixes": [relpath + "/"], "nested": True}
     key = dataset_manifest_key(relpath)
     validate_manifest(manifest, cloud="local", key=key, **checks)
-    return _sync(store, LocalStore(root), manifest, digests, key, checks, workers, t0)
+    return _finish([store], LocalStore(root), manifest, key, checks, sent, t0)[0]
 
 
-def upload_verified(store: ObjectStore, path: Path, entry: dict, md5: bytes) -> None:
-    """Send the local file ``path`` as ``entry['path']`` (see :func:`upload_verified_from`)."""
-    upload_verified_from(store, partial(open, path, "rb"), path, entry, md5)
+def _refuse_paths(root: Path, files: list[Path], prefixes: list[str], nested: bool = False) -> None:
+    """Refuse, before anything is sent, a file the manifest could not list (its own check, applied early)."""
+    for path in files:
+        rel = checked_name(root, path)
+        if problem := entry_problem(rel, prefixes, nested):
+            raise ReplicationError(f"{rel!r}: {problem}; nothing was replicated")
 
 
-def upload_verified_from(
-    store: ObjectStore, opener: Callable[[], BinaryIO], source: object, entry: dict, md5: bytes
-) -> None:
-    """Send the stream ``opener()`` returns as ``entry['path']``, hashing the bytes as they are streamed
-    (one pass). ``source`` names where they come from, in errors.
+def _stream_all(store: ObjectStore, primary: ObjectLakeStore, manifest: dict, digests: dict, workers: int) -> list[int]:
+    """An object-store primary lake: stream each object the store lacks from its commit (hashed as sent)."""
 
-    :raises ReplicationError: "changed while replicating" when the bytes sent are not the ones the
-        manifest lists; the object just written is deleted, so the cloud holds no object that
-        disagrees with its manifest.
-    """
-    key, path = entry["path"], source
-    with opener() as f:
-        reader = HashingReader(f)
-        try:
-            store.upload_stream(reader, key, entry["size"], entry["sha256"], md5)
-        except Exception as err:
-            # A cloud that checks Content-MD5 refuses the changed bytes itself: say what happened.
-            if not reader.reread and reader.size >= entry["size"] and reader.hexdigest() != entry["sha256"]:
-                raise _changed(store, path, entry, reader.hexdigest()) from err
-            raise
-    sent = reader.hexdigest() if not reader.reread else remote_sha256(store, key)
-    if reader.size != entry["size"] or sent != entry["sha256"]:
-        store.delete([key])
-        raise _changed(store, path, entry, sent)
-    after = store.stat(key)
-    sha_ok = after is not None and (after.sha256 == entry["sha256"] or isinstance(store, LocalStore))
-    if not after or after.size != entry["size"] or not sha_ok:
-        raise ReplicationError(f"{store.name}: {key} did not land intact ({after})")
+    def sync(entry: dict) -> int:
+        remote = store.stat(entry["path"])
+        if remote and remote.size == entry["size"] and remote.sha256 == entry["sha256"]:
+            return 0
+        md5 = base64.b64decode(digests[entry["path"]]["md5"])
+        key = entry["path"]
+        upload_verified_from(store, lambda: primary.open_committed(key), f"{primary.bucket}/{key}", entry, md5)
+        return entry["size"]
 
-
-def _changed(store: ObjectStore, path: object, entry: dict, sent: str | None) -> ReplicationError:
-    return ReplicationError(
-        f"{store.name}: {path} changed while replicating (manifest SHA-256 {entry['sha256'][:12]}…, bytes sent "
-        f"{(sent or '?')[:12]}…): the object was not kept and no manifest written; re-run the task"
-    )
+    return parallel(sync, manifest["files"], workers)
 
 
 def publish_manifest(
@@ -210,54 +242,44 @@ def remove_strays(store: ObjectStore, prefixes: list[str], manifest: dict, key: 
     return len(stale), wanted - listed
 
 
-def _sync(
-    store: ObjectStore,
+def _finish(
+    stores: list[ObjectStore],
     primary: ObjectStore,
     manifest: dict,
-    digests: dict,
     key: str,
     checks: dict,
-    workers: int,
+    sent: list[list[int]],
     t0: float,
-) -> dict:
-    def sync(entry: dict) -> int:
-        remote = store.stat(entry["path"])
-        if remote and remote.size == entry["size"] and remote.sha256 == entry["sha256"]:
-            return 0
-        md5 = base64.b64decode(digests[entry["path"]]["md5"])
-        if isinstance(primary, ObjectLakeStore):
-            key = entry["path"]
-            upload_verified_from(store, lambda: primary.open_committed(key), f"{primary.bucket}/{key}", entry, md5)
-        else:
-            upload_verified(store, primary.path(entry["path"]), entry, md5)
-        return entry["size"]
-
-    sent = parallel(sync, manifest["files"], workers)
-
+) -> list[Replicated]:
+    """With every object in place: the manifest to the lake, then to each store; strays removed last."""
     # The lake keeps the manifest too: it is the reference verify_hour checks every copy against.
     manifest, _ = publish_manifest(primary, manifest, key, checks, adopt=True)
-    manifest, manifest_sent = publish_manifest(store, manifest, key, checks)
 
-    # Only now, with the new manifest in place, remove objects of the hour it no longer lists.
-    stale, missing = remove_strays(store, checks["prefixes"], manifest, key)
-    if missing:
-        raise ReplicationError(
-            f"{store.name}: {len(missing)} object(s) the manifest lists are not in the bucket after replication "
-            f"(e.g. {sorted(missing)[0]!r}): the cloud rewrote or lost them; re-run the task"
+    def close(i: int) -> Replicated:
+        store = stores[i]
+        final, manifest_sent = publish_manifest(store, manifest, key, checks)
+        # Only now, with the new manifest in place, remove objects of the hour it no longer lists.
+        stale, missing = remove_strays(store, checks["prefixes"], final, key)
+        if missing:
+            raise ReplicationError(
+                f"{store.name}: {len(missing)} object(s) the manifest lists are not in the bucket after "
+                f"replication (e.g. {sorted(missing)[0]!r}): the cloud rewrote or lost them; re-run the task"
+            )
+        result = Replicated(
+            cloud=store.name,
+            bucket=store.bucket,
+            hour=final.get("hour"),
+            dataset=final.get("dataset"),
+            objects=len(final["files"]),
+            uploaded=sum(1 for s in sent[i] if s),
+            skipped=sum(1 for s in sent[i] if not s),
+            bytes_uploaded=sum(sent[i]) + manifest_sent,
+            stale_deleted=stale,
+            manifest=key,
+            seconds=round(time.perf_counter() - t0, 3),
         )
-    result = Replicated(
-        cloud=store.name,
-        bucket=store.bucket,
-        hour=manifest.get("hour"),
-        dataset=manifest.get("dataset"),
-        objects=len(manifest["files"]),
-        uploaded=sum(1 for s in sent if s),
-        skipped=sum(1 for s in sent if not s),
-        bytes_uploaded=sum(sent) + manifest_sent,
-        stale_deleted=stale,
-        manifest=key,
-        seconds=round(time.perf_counter() - t0, 3),
-    )
-    if not result.bytes_uploaded:
-        log.info("%s: %s already in sync", store.name, manifest.get("hour") or manifest.get("dataset"))
-    return result
+        if not result.bytes_uploaded:
+            log.info("%s: %s already in sync", store.name, final.get("hour") or final.get("dataset"))
+        return result
+
+    return parallel(close, range(len(stores)), len(stores))

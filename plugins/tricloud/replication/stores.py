@@ -1,8 +1,17 @@
 """S3, GCS and Azure Blob behind one small interface, each through its unchanged provider hook.
 
 The SHA-256 of every object travels as object metadata (``sha256``); the cloud also checks an MD5
-of each upload where it can (GCS, Azure), and our own read-back verification covers the rest.
-Large files are streamed: S3 multipart via the hook's client, GCS resumable chunks, Azure blocks.
+of each upload where it can (GCS, Azure, S3 single-part PUTs; moto does not), and our own read-back
+verification covers the rest. Large files are streamed: S3 multipart via the hook's client, GCS resumable
+chunks, Azure blocks.
+
+Transfer settings (issue 16, profiled against the raw SDK calls on the emulators, docs/design.md
+"Replication throughput"): an in-memory (seekable) upload goes as the SDK's own defaults send a file —
+S3 8 MiB parts on up to 10 threads, GCS one request per object up to 100 MiB, Azure one Put Blob up to
+64 MiB; a non-seekable stream (a file above the replication memory bound, an object lake's commit) keeps
+16 MiB chunks so the SDK never buffers more than that per upload. The GCS client's own MD5 of the bytes
+sent (``checksum="md5"``, a second MD5 pass on the CPU) is replaced by comparing the MD5 GCS computed
+(returned with the upload) with the one we computed while reading.
 """
 
 from __future__ import annotations
@@ -19,7 +28,14 @@ from tricloud.connections import require_connection
 log = logging.getLogger(__name__)
 
 META_KEY = "sha256"
+#: Chunk of a non-seekable upload (S3 part, GCS resumable chunk): bounds what an SDK buffers per upload.
 CHUNK = 16 * 1024 * 1024
+#: An in-memory object up to this size goes to S3 in one PUT (replication holds at most 32 MiB per file).
+SINGLE_PUT_MAX = 64 * 1024 * 1024
+#: boto3's defaults for ``upload_file`` (the raw SDK reference) for larger in-memory objects: 8 MiB parts,
+#: 10 threads per object.
+S3_PART = 8 * 1024 * 1024
+S3_THREADS = 10
 
 #: cloud name -> (default connection id, allowed connection types)
 CLOUDS = {
@@ -58,15 +74,36 @@ class S3Store:
         return RemoteObject(key, head["ContentLength"], head.get("Metadata", {}).get(META_KEY))
 
     def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> None:
+        import base64
+
         from boto3.s3.transfer import TransferConfig
 
-        # upload_fileobj streams in parts above the threshold; never reads the whole file.
+        if stream.seekable() and size <= SINGLE_PUT_MAX:
+            # One PUT carrying the SHA-256 and MD5 of the bytes we read: S3 refuses the upload if the bytes it
+            # receives have other digests (moto checks neither) and keeps ChecksumSHA256 as the object's own
+            # checksum. Given a checksum, botocore computes none of its own (no CRC32 pass over the body).
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=stream,
+                Metadata={META_KEY: sha256},
+                ContentMD5=base64.b64encode(md5).decode(),
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
+            )
+            return
+        # Multipart: each part carries the SDK's CRC32 of its bytes, checked by S3; never reads the whole file.
+        part = S3_PART if stream.seekable() else CHUNK
         self.client.upload_fileobj(
             stream,
             self.bucket,
             key,
             ExtraArgs={"Metadata": {META_KEY: sha256}},
-            Config=TransferConfig(multipart_threshold=CHUNK, multipart_chunksize=CHUNK, max_concurrency=4),
+            Config=TransferConfig(
+                multipart_threshold=part,
+                multipart_chunksize=part,
+                max_concurrency=S3_THREADS if stream.seekable() else 4,
+            ),
         )
 
     def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None:
@@ -130,19 +167,27 @@ class GCSStore:
             return None
         return RemoteObject(key, blob.size, (blob.metadata or {}).get(META_KEY))
 
-    def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> None:
+    def upload_stream(self, stream: BinaryIO, key: str, size: int, sha256: str, md5: bytes) -> RemoteObject | None:
         import base64
 
-        blob = self._bucket.blob(key, chunk_size=CHUNK if size > CHUNK else None)
+        from include.replication import ReplicationError
+
+        # In memory (seekable): the client's default, one request per object up to 100 MiB (the emulator
+        # serves one request at a time: fewer, larger requests). A stream: 16 MiB resumable chunks.
+        chunk = CHUNK if not stream.seekable() and size > CHUNK else None
+        blob = self._bucket.blob(key, chunk_size=chunk)
         blob.metadata = {META_KEY: sha256}
-        blob.md5_hash = base64.b64encode(md5).decode()  # GCS rejects the upload if the bytes differ
-        blob.upload_from_file(
-            stream,
-            size=size,
-            checksum="md5" if blob.chunk_size is None else None,
-            retry=self._retry,
-            timeout=self.retry_timeout,
-        )
+        sent_md5 = base64.b64encode(md5).decode()
+        blob.md5_hash = sent_md5  # GCS rejects the upload if the bytes differ
+        blob.upload_from_file(stream, size=size, checksum=None, retry=self._retry, timeout=self.retry_timeout)
+        # The object resource GCS returns holds the MD5 of what it stored: the bytes we hashed, or a failure.
+        if blob.md5_hash != sent_md5 or blob.size != size:
+            raise ReplicationError(
+                f"gcs: {key} arrived as {blob.size} bytes with MD5 {blob.md5_hash}, not the {size} bytes with MD5 "
+                f"{sent_md5} sent: corrupted in transit; re-run the task"
+            )
+        # The resource returned is the object as stored: no second request to read its metadata back.
+        return RemoteObject(key, blob.size, (blob.metadata or {}).get(META_KEY))
 
     def upload_bytes(self, data: bytes, key: str, sha256: str, md5: bytes) -> None:
         self.hook.upload(self.bucket, key, data=data, metadata={META_KEY: sha256})
