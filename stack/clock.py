@@ -33,7 +33,8 @@ class PhaseClock:
             try:
                 t0, t1 = float(start), float(times)
             except ValueError:
-                raise ValueError(f"TRICLOUD_DEMO_CLOCK: {entry!r} is not name:start:end (seconds since the epoch)")
+                msg = f"TRICLOUD_DEMO_CLOCK: {entry!r} is not name:start:end (seconds since the epoch)"
+                raise ValueError(msg) from None
             clock.started = min(clock.started, t0)
             clock.phases.append((name, t1 - t0))
         return clock
