@@ -100,7 +100,9 @@ def status(env: dict[str, str]) -> None:
         print(f"{proc.name + ':':<8} pid={proc.pid()} listening={proc.ready()} port={proc.port}")
 
 
-def demo(env: dict[str, str], rows: int | None) -> None:
+def demo(env: dict[str, str], rows: int | None) -> PhaseClock:
+    """Run the latest complete hour through the DAG on the embedded stack and print its summary and the
+    time of each phase; returns the phases (for bench.demo_phases)."""
     from include.generate import generate_hour
 
     # The install phase, timed by the Makefile (absent when run as `python -m stack demo`).
@@ -134,6 +136,7 @@ def demo(env: dict[str, str], rows: int | None) -> None:
     with clock.phase("summary"):
         print_summary(env, client, airflow, json.loads(summary_file.read_text()), hour, run_id)
     print(clock.table())
+    return clock
 
 
 def print_summary(env: dict[str, str], client: RestClient, airflow: LocalAirflow, summary: dict, hour, run_id) -> None:
