@@ -84,6 +84,27 @@ def stack_env(
     return {**values, **_absolute_sqlite(values), **derived}
 
 
+#: Airflow and Spark settings of every embedded stack (demo, tests, benchmarks, production topology) that
+#: cut Airflow's scheduling latency and the stack's memory. A value in ``.env`` (or the shell) wins.
+#: Measured by ``python -m bench.hour_profile`` (bench/results/airflow_latency.md, stack_memory.md): one
+#: 100k-row hour with these settings against Airflow's and Spark's defaults, same machine, same run.
+LEAN_SETTINGS: dict[str, str] = {
+    # The scheduler sleeps this long after a loop with nothing to do (default 1 s); a finished task's
+    # downstream is queued by the next loop, so each stage waited up to a second for it.
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+    # Five DAG files: one parsing process (default 2) is enough and one Python process fewer.
+    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+    # Spark master and worker: a 256 MiB heap cap (Spark's default SPARK_DAEMON_MEMORY is 1g), a small
+    # initial heap (the JVM default is 1/64 of RAM, 384 MiB here), the serial GC and the C1 compiler only.
+    "SPARK_DAEMON_MEMORY": "256m",
+    "SPARK_DAEMON_JAVA_OPTS": "-Xms32m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=64m",
+    # spark-submit drivers (client mode, one JVM per job): 512 MiB heap cap (Spark's default 1g; a
+    # job's spark.driver.memory still wins), small initial heap. The Spark Connect server sets its own.
+    "SPARK_DRIVER_MEMORY": "512m",
+    "SPARK_SUBMIT_OPTS": "-Xms32m -XX:ReservedCodeCacheSize=64m",
+}
+
+
 def derived_settings(
     values: dict[str, str], *, home: Path, state: Path, lake: Path, jwt_secret: str, fernet_key: str
 ) -> dict[str, str]:
@@ -107,6 +128,7 @@ def derived_settings(
         "PYSPARK_PYTHON": sys.executable,
         "NO_PROXY": "localhost,127.0.0.1",
         "no_proxy": "localhost,127.0.0.1",
+        **{k: v for k, v in LEAN_SETTINGS.items() if k not in values},
     }
 
 
