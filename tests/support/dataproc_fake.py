@@ -170,7 +170,10 @@ class FakeDataproc:
             self._polls[key] += 1
             if self._polls[key] >= self.creating_polls:
                 plan = cluster["plan"]
-                cluster["status"] = {"state": plan, "detail": "scripted: the cluster failed to start" * (plan == "ERROR")}
+                cluster["status"] = {
+                    "state": plan,
+                    "detail": "scripted: the cluster failed to start" * (plan == "ERROR"),
+                }
         return {k: v for k, v in cluster.items() if k != "plan"}
 
     def _submit(self, project: str, region: str, body: dict) -> dict:

@@ -19,7 +19,6 @@ second job of that id anyway. The driver runs in YARN cluster mode (its environm
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from functools import cached_property
@@ -50,15 +49,6 @@ CLUSTER_USABLE = ("RUNNING", "UPDATING")
 CLUSTER_COMING = ("CREATING", "STARTING", "REPAIRING")
 CLUSTER_BROKEN = ("ERROR", "ERROR_DUE_TO_UPDATE")
 DRIVER_ENV = "spark.yarn.appMasterEnv."
-
-
-class ClusterVanished(RuntimeError):
-    """The cluster was NOT_FOUND while we waited for it (deleted while being created)."""
-
-
-def request_id(*parts: str) -> str:
-    """A Dataproc request id (≤ 40 of ``[A-Za-z0-9_-]``) for ``parts``: the same parts, the same id."""
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
 
 
 class DataprocBackend(ClusterBackend):
@@ -147,26 +137,6 @@ class DataprocBackend(ClusterBackend):
             cluster_id=cluster.cluster_name,
         )
 
-    def cluster_config(self) -> dict[str, Any]:
-        """The ``ClusterConfig`` tricloud creates: staging bucket, machines, image, idle-delete TTL."""
-        s = self.settings
-        gce: dict[str, Any] = {"internal_ip_only": True}
-        if s.service_account:
-            gce["service_account"] = s.service_account
-        return {
-            "config_bucket": s.staging_bucket,
-            "gce_cluster_config": gce,
-            "master_config": {"num_instances": 1, "machine_type_uri": s.machine_type},
-            "worker_config": {"num_instances": s.workers, "machine_type_uri": s.machine_type},
-            "software_config": {"image_version": s.image_version},
-            # The cluster must outlive a job; Dataproc deletes it after this long without one.
-            "lifecycle_config": {"idle_delete_ttl": {"seconds": s.idle_delete_ttl}},
-        }
-
-    def labels(self) -> dict[str, str]:
-        s = self.settings
-        return s.labels | {gcp.MANAGED_LABEL: "true", gcp.CREATED_BY_LABEL: gcp.label_value(s.created_by)}
-
     def start(self, timeout: float = 900.0) -> ClusterInfo:
         """Reuse the cluster of this name when it is (or becomes) RUNNING, else create it and wait.
 
@@ -199,8 +169,8 @@ class DataprocBackend(ClusterBackend):
                 )
         self.hook.create_cluster(
             cluster_name=name,
-            cluster_config=self.cluster_config(),
-            labels=self.labels(),
+            cluster_config=gcp.cluster_config(self.settings),
+            labels=gcp.labels(self.settings),
             request_id=uuid.uuid4().hex,
             **self._where,
         )
@@ -226,7 +196,7 @@ class DataprocBackend(ClusterBackend):
         while True:
             cluster = self.get_cluster(name)
             if cluster is None or (cluster_uuid and cluster.cluster_uuid != cluster_uuid):
-                raise ClusterVanished(f"cluster {name} was deleted while it was being created: not a success")
+                raise gcp.ClusterVanished(f"cluster {name} was deleted while it was being created: not a success")
             state = self._state(cluster)
             if state in CLUSTER_USABLE:
                 return cluster
@@ -252,7 +222,7 @@ class DataprocBackend(ClusterBackend):
             self.hook.delete_cluster(
                 cluster_name=name,
                 cluster_uuid=cluster_uuid,
-                request_id=request_id("delete", name, cluster_uuid or ""),
+                request_id=gcp.request_id("delete", name, cluster_uuid or ""),
                 **self._where,
             )
         except NotFound:
@@ -334,7 +304,7 @@ class DataprocBackend(ClusterBackend):
         staged = gcp.stage_code(self.gcs, self.settings.code_uri, job)
         try:
             submitted = self.hook.submit_job(
-                job=self.job_definition(job, staged, cluster), request_id=request_id("submit", dp_id), **self._where
+                job=self.job_definition(job, staged, cluster), request_id=gcp.request_id("submit", dp_id), **self._where
             )
         except Conflict:  # ALREADY_EXISTS (HTTP 409): another process submitted it between our GetJob and SubmitJob
             submitted = self.get_job(dp_id)

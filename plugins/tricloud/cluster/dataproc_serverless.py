@@ -12,12 +12,12 @@ as ``gcloud dataproc batches cancel`` does.
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from tricloud.cluster import gcp
 from tricloud.cluster.base import ClusterBackend, ClusterInfo, ClusterStatus, JobHandle, JobState, JobStatus, SparkJob
-from tricloud.cluster.dataproc import request_id
 from tricloud.cluster.gcp_settings import DataprocSettings, dataproc_settings
 
 if TYPE_CHECKING:
@@ -139,15 +139,14 @@ class DataprocServerlessBackend(ClusterBackend):
             return self._handle(job, b_id, {})
         gcp.require_gcs_lake(self.name, job)
         staged = gcp.stage_code(self.gcs, self.settings.code_uri, job)
-        try:
+        # ALREADY_EXISTS (HTTP 409): another process created it between our GetBatch and CreateBatch.
+        with contextlib.suppress(Conflict):
             self.hook.create_batch(
                 batch=self.batch_definition(job, staged),
                 batch_id=b_id,
-                request_id=request_id("batch", b_id),
+                request_id=gcp.request_id("batch", b_id),
                 **self._where,
             )
-        except Conflict:  # ALREADY_EXISTS (HTTP 409): another process created it between our GetBatch and CreateBatch
-            pass
         self.hook.log.info("Created Dataproc Serverless batch %s (%s)", b_id, job.key)
         return self._handle(job, b_id, {"application": staged.application, "py_files": staged.py_files})
 

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -96,6 +97,36 @@ def require_gcs_lake(backend: str, job: SparkJob | None = None) -> None:
                 f"LAKE_ROOT is {value}, but the {backend} backend runs the jobs on Google Cloud's machines, "
                 "which reach the lake through the GCS connector: set LAKE_ROOT=gs://<bucket>/<prefix>"
             )
+
+
+class ClusterVanished(RuntimeError):
+    """The cluster was NOT_FOUND while we waited for it (deleted while being created)."""
+
+
+def request_id(*parts: str) -> str:
+    """A Dataproc request id (≤ 40 of ``[A-Za-z0-9_-]``) for ``parts``: the same parts, the same id."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+
+
+def cluster_config(s: Any) -> dict[str, Any]:
+    """The ``ClusterConfig`` tricloud creates: staging bucket, machines, image, idle-delete TTL."""
+    gce: dict[str, Any] = {"internal_ip_only": True}
+    if s.service_account:
+        gce["service_account"] = s.service_account
+    return {
+        "config_bucket": s.staging_bucket,
+        "gce_cluster_config": gce,
+        "master_config": {"num_instances": 1, "machine_type_uri": s.machine_type},
+        "worker_config": {"num_instances": s.workers, "machine_type_uri": s.machine_type},
+        "software_config": {"image_version": s.image_version},
+        # The cluster must outlive a job; Dataproc deletes it after this long without one.
+        "lifecycle_config": {"idle_delete_ttl": {"seconds": s.idle_delete_ttl}},
+    }
+
+
+def labels(s: Any) -> dict[str, str]:
+    """The labels of what tricloud creates: the configured ones, ``tricloud-managed=true`` and who created it."""
+    return s.labels | {MANAGED_LABEL: "true", CREATED_BY_LABEL: label_value(s.created_by)}
 
 
 @dataclass(frozen=True)
