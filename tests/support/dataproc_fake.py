@@ -209,7 +209,7 @@ class FakeDataproc:
         found = [j for k, j in self.jobs.items() if k.startswith(f"{project}/{region}/")]
         if query.get("clusterName"):
             found = [j for j in found if j["placement"]["clusterName"] == query["clusterName"]]
-        if query.get("jobStateMatcher") == "ACTIVE":
+        if query.get("jobStateMatcher") in ("ACTIVE", "1"):  # the client sends enums as numbers (enum-encoding=int)
             found = [j for j in found if j["status"]["state"] in ACTIVE_JOB_STATES]
         return {"jobs": found}
 

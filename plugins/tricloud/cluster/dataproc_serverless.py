@@ -141,11 +141,15 @@ class DataprocServerlessBackend(ClusterBackend):
         staged = gcp.stage_code(self.gcs, self.settings.code_uri, job)
         # ALREADY_EXISTS (HTTP 409): another process created it between our GetBatch and CreateBatch.
         with contextlib.suppress(Conflict):
-            self.hook.create_batch(
-                batch=self.batch_definition(job, staged),
-                batch_id=b_id,
-                request_id=gcp.request_id("batch", b_id),
-                **self._where,
+            # Not DataprocHook.create_batch: it names the parent projects/P/regions/R, which the REST
+            # binding refuses (the API's parent is projects/P/locations/L; gRPC does not check it).
+            self.hook.get_batch_client(self.settings.region).create_batch(
+                request={
+                    "parent": f"projects/{self.settings.project}/locations/{self.settings.region}",
+                    "batch": self.batch_definition(job, staged),
+                    "batch_id": b_id,
+                    "request_id": gcp.request_id("batch", b_id),
+                }
             )
         self.hook.log.info("Created Dataproc Serverless batch %s (%s)", b_id, job.key)
         return self._handle(job, b_id, {"application": staged.application, "py_files": staged.py_files})
@@ -172,7 +176,9 @@ class DataprocServerlessBackend(ClusterBackend):
         batch = self._batch(handle)
         if BATCH_STATES.get(batch.state.name, JobState.RUNNING).terminal:
             return
-        self.hook.get_operations_client(self.settings.region).cancel_operation(name=batch.operation)
+        # The batch client's own CancelOperation (the hook's get_operations_client is api_core's REST
+        # operations client, whose cancel fails before sending: its binding has no body).
+        self.hook.get_batch_client(self.settings.region).cancel_operation(request={"name": batch.operation})
         self.hook.log.info("Cancelled Dataproc Serverless batch %s (operation %s)", handle.job_id, batch.operation)
 
     def driver_log(self, handle: JobHandle) -> str | None:
