@@ -69,6 +69,8 @@ def cloud(dataproc, gcs, monkeypatch):
         dataproc.calls.clear()
         dataproc.created.clear()
         dataproc.next_cluster, dataproc.creating_polls = "RUNNING", 2
+    for name in gcs.list(BUCKET):  # the emulator lives for the session: no metrics left by another test
+        gcs.delete(BUCKET, name)
     extra = {"is_anonymous": True, "project": PROJECT, "api_endpoint": dataproc.endpoint}
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({"conn_type": "google_cloud_platform", "extra": extra})
