@@ -1,6 +1,7 @@
 """Cluster backends behind one interface, chosen by configuration, not by DAG code.
 
-``TRICLOUD_CLUSTER_BACKEND`` (``local`` by default; ``emr``, ``emr-serverless``) names the backend a
+``TRICLOUD_CLUSTER_BACKEND`` (``local`` by default; ``emr``, ``emr-serverless``,
+``dataproc``, ``dataproc-serverless``) names the backend a
 deployment uses; each backend reads its own settings (connections and ``TRICLOUD_*`` variables) in
 ``from_settings`` and fails fast naming what to set. The same DAG files run on every backend.
 """
@@ -48,6 +49,8 @@ BACKENDS = {
     "emr": "tricloud.cluster.emr:EmrBackend",
     "emr-serverless": "tricloud.cluster.emr_serverless:EmrServerlessBackend",
     "azure-vm": "tricloud.cluster.azure_vm:AzureVmBackend",
+    "dataproc": "tricloud.cluster.dataproc:DataprocBackend",
+    "dataproc-serverless": "tricloud.cluster.dataproc_serverless:DataprocServerlessBackend",
 }
 
 

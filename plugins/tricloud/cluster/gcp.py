@@ -1,0 +1,255 @@
+"""What the two Google Cloud backends (``dataproc``, ``dataproc-serverless``) share: ids, labels, staging, GCS reads.
+
+* Ids: a Dataproc job id allows ``[A-Za-z0-9_-]`` (≤ 100), a batch id ``[a-z0-9-]`` (4–63): both are
+  derived from the job key (:func:`tricloud.cluster.base.job_key`), so the same key is the same id and
+  Dataproc itself refuses a second job of that id.
+* Labels: keys and values ``[a-z0-9_-]`` (≤ 63 characters, lower case), :func:`label_value` folds a
+  value into that alphabet.
+* Code staging: the same content-addressed objects as on AWS (:func:`tricloud.cluster.aws.project_zip`),
+  uploaded through the google provider's ``GCSHook`` under ``<code_uri>/code/``; an object already there
+  is not uploaded again.
+* :class:`DataprocEndpointHook`: the provider's ``DataprocHook`` always talks gRPC to
+  ``<region>-dataproc.googleapis.com:443``; no connection field changes that. This subclass honours an
+  ``api_endpoint`` (REST) when one is configured — a private endpoint, or the local fake of the tests —
+  and is the provider's hook unchanged otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.google.cloud.hooks.dataproc import DataprocHook
+
+from tricloud.cluster import aws
+
+if TYPE_CHECKING:
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    from tricloud.cluster.base import SparkJob
+
+#: Label every resource a tricloud backend creates carries; teardown deletes only such resources.
+MANAGED_LABEL = "tricloud-managed"
+#: Label naming the DAG run (or process) that created the resource.
+CREATED_BY_LABEL = "tricloud-created-by"
+#: The Google Cloud console.
+CONSOLE = "https://console.cloud.google.com"
+
+_LABEL_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+_JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_BATCH_ID_UNSAFE = re.compile(r"[^a-z0-9-]+")
+
+
+def label_value(value: str) -> str:
+    """``value`` in the label alphabet (lower case ``[a-z0-9_-]``, ≤ 63 characters)."""
+    return _LABEL_UNSAFE.sub("-", str(value).lower())[:63]
+
+
+def job_id(key: str) -> str:
+    """The Dataproc job id of a job key (``.`` becomes ``_``; Dataproc allows ``[A-Za-z0-9_-]``, ≤ 100)."""
+    return _JOB_ID_UNSAFE.sub("_", key)[:100]
+
+
+def batch_id(key: str) -> str:
+    """The Dataproc Serverless batch id of a job key: ``[a-z0-9-]``, 4–63 characters, starting with a letter.
+
+    Lower-casing cannot make two keys collide: the key ends with 12 hex digits of its own hash.
+    """
+    value = _BATCH_ID_UNSAFE.sub("-", key.lower()).strip("-")[:63].rstrip("-")
+    return value if value[:1].isalpha() else f"b-{value}"[:63]
+
+
+def gs_uri(value: str, env: str) -> str:
+    """``value`` without a trailing slash; ``ValueError`` naming ``env`` unless it is ``gs://bucket[/prefix]``."""
+    if not str(value).startswith("gs://") or len(str(value)) <= len("gs://"):
+        raise ValueError(f"{env}={value!r} must be a GCS URI such as gs://my-bucket/tricloud")
+    return str(value).rstrip("/")
+
+
+def split_gs(uri: str) -> tuple[str, str]:
+    """``gs://bucket/key`` → ``(bucket, key)``."""
+    bucket, _, key = uri[len("gs://") :].partition("/")
+    return bucket, key
+
+
+def require_gcs_lake(backend: str, job: SparkJob | None = None) -> None:
+    """Fail fast unless the lake (and a job's metrics) are on GCS: Dataproc's machines reach ``gs://`` through
+    the GCS connector; a local path would be a node's own disk, and there is no S3 connector.
+
+    :raises ValueError: naming ``LAKE_ROOT`` and what to set it to.
+    """
+    # Read as given, not through tricloud.settings.lake_root(): the project's lake layer (include/paths.py,
+    # lake_fs) does not accept gs:// yet, and these backends accept nothing else (docs/design.md).
+    root = os.environ.get("LAKE_ROOT") or ""
+    if not root:
+        raise ValueError(f"LAKE_ROOT is not set: the {backend} backend needs LAKE_ROOT=gs://<bucket>/<prefix>")
+    candidates = [root]
+    if job is not None:
+        candidates.append(job.result_uri)
+    for value in filter(None, candidates):
+        if not str(value).startswith("gs://"):
+            raise ValueError(
+                f"LAKE_ROOT is {value}, but the {backend} backend runs the jobs on Google Cloud's machines, "
+                "which reach the lake through the GCS connector: set LAKE_ROOT=gs://<bucket>/<prefix>"
+            )
+
+
+class ClusterVanished(RuntimeError):
+    """The cluster was NOT_FOUND while we waited for it (deleted while being created)."""
+
+
+def request_id(*parts: str) -> str:
+    """A Dataproc request id (≤ 40 of ``[A-Za-z0-9_-]``) for ``parts``: the same parts, the same id."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:40]
+
+
+def cluster_config(s: Any) -> dict[str, Any]:
+    """The ``ClusterConfig`` tricloud creates: staging bucket, machines, image, idle-delete TTL."""
+    gce: dict[str, Any] = {"internal_ip_only": True}
+    if s.service_account:
+        gce["service_account"] = s.service_account
+    return {
+        "config_bucket": s.staging_bucket,
+        "gce_cluster_config": gce,
+        "master_config": {"num_instances": 1, "machine_type_uri": s.machine_type},
+        "worker_config": {"num_instances": s.workers, "machine_type_uri": s.machine_type},
+        "software_config": {"image_version": s.image_version},
+        # The cluster must outlive a job; Dataproc deletes it after this long without one.
+        "lifecycle_config": {"idle_delete_ttl": {"seconds": s.idle_delete_ttl}},
+    }
+
+
+def labels(s: Any) -> dict[str, str]:
+    """The labels of what tricloud creates: the configured ones, ``tricloud-managed=true`` and who created it."""
+    return s.labels | {MANAGED_LABEL: "true", CREATED_BY_LABEL: label_value(s.created_by)}
+
+
+@dataclass(frozen=True)
+class StagedCode:
+    """Where the cluster reads a job's code: the application and the project zip (``gs://`` URIs)."""
+
+    application: str
+    py_files: str
+
+
+def stage_code(gcs: GCSHook, code_uri: str, job: SparkJob) -> StagedCode:
+    """Upload the job's application and ``include/`` (zipped) under ``<code_uri>/code/``, content-addressed.
+
+    :raises FileNotFoundError: the application file does not exist.
+    """
+    app = Path(job.application)
+    app_bytes = app.read_bytes()
+    zip_bytes = aws.project_zip()
+    staged = StagedCode(
+        application=f"{code_uri}/code/{app.stem}-{aws.digest(app_bytes)}.py",
+        py_files=f"{code_uri}/code/include-{aws.digest(zip_bytes)}.zip",
+    )
+    for uri, data in ((staged.application, app_bytes), (staged.py_files, zip_bytes)):
+        bucket, key = split_gs(uri)
+        if not gcs.exists(bucket, key):
+            gcs.upload(bucket, key, data=data)
+    return staged
+
+
+def spark_properties(job: SparkJob, driver_env: str) -> dict[str, str]:
+    """``job``'s conf, memory and environment as Spark properties (Dataproc takes a map, not argv).
+
+    :param driver_env: property prefix of the driver's environment (YARN cluster mode:
+        ``spark.yarn.appMasterEnv.``; Dataproc Serverless: ``spark.dataproc.driverEnv.``).
+    """
+    props = dict(job.conf)
+    if job.driver_memory:
+        props.setdefault("spark.driver.memory", job.driver_memory)
+    if job.executor_memory:
+        props.setdefault("spark.executor.memory", job.executor_memory)
+    for name, value in job.env.items():
+        props.setdefault(f"{driver_env}{name}", value)
+        props.setdefault(f"spark.executorEnv.{name}", value)
+    return dict(sorted(props.items()))
+
+
+def read_gcs_json(gcs: GCSHook, uri: str) -> dict[str, Any] | None:
+    """The JSON object at ``uri``, None when absent; ``ValueError`` when it is not JSON."""
+    bucket, key = split_gs(uri)
+    if not gcs.exists(bucket, key):
+        return None
+    return json.loads(gcs.download(bucket, key))
+
+
+def read_output(gcs: GCSHook, uri: str) -> bytes:
+    """The driver output under ``uri``: Dataproc writes it as ``<uri>.000000000``, ``.000000001``, … in order."""
+    bucket, key = split_gs(uri)
+    names = sorted(gcs.list(bucket, prefix=key) or [])
+    return b"".join(gcs.download(bucket, name) for name in names)
+
+
+def log_tail(gcs: GCSHook, uri: str | None, lines: int = aws.LOG_TAIL_LINES) -> str | None:
+    """The last ``lines`` lines of the driver output at ``uri``; None when there is none (yet)."""
+    if not uri:
+        return None
+    text = read_output(gcs, uri).decode("utf-8", errors="replace").rstrip("\n")
+    return "\n".join(text.splitlines()[-lines:]) or None
+
+
+def new_lines(gcs: GCSHook, uri: str | None, offset: int) -> tuple[list[str], int]:
+    """Complete lines of the driver output after byte ``offset``, and the next offset (a partial last line waits)."""
+    if not uri:
+        return [], offset
+    data = read_output(gcs, uri)[offset:]
+    end = data.rfind(b"\n") + 1
+    return data[:end].decode("utf-8", errors="replace").splitlines(), offset + end
+
+
+def storage_link(uri: str) -> str:
+    """The Cloud Storage console page of a ``gs://`` object or prefix."""
+    bucket, key = split_gs(uri)
+    return f"{CONSOLE}/storage/browser/_details/{bucket}/{key}"
+
+
+class DataprocEndpointHook(DataprocHook):
+    """``DataprocHook`` whose clients use ``api_endpoint`` over REST when given, the provider's clients otherwise.
+
+    :param api_endpoint: e.g. ``https://dataproc.example.internal`` or, in tests, ``http://127.0.0.1:PORT``;
+        None or empty: the provider's own endpoint and transport.
+    """
+
+    def __init__(self, *, api_endpoint: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.api_endpoint = api_endpoint or None
+
+    def _rest_client(self, client_class: type) -> Any:
+        from airflow.providers.google.common.consts import CLIENT_INFO
+        from google.api_core.client_options import ClientOptions
+
+        return client_class(
+            credentials=self.get_credentials(),
+            client_info=CLIENT_INFO,
+            transport="rest",
+            client_options=ClientOptions(api_endpoint=self.api_endpoint),
+        )
+
+    def get_cluster_client(self, region: str | None = None):
+        from google.cloud.dataproc_v1 import ClusterControllerClient
+
+        if self.api_endpoint:
+            return self._rest_client(ClusterControllerClient)
+        return super().get_cluster_client(region)
+
+    def get_job_client(self, region: str | None = None):
+        from google.cloud.dataproc_v1 import JobControllerClient
+
+        if self.api_endpoint:
+            return self._rest_client(JobControllerClient)
+        return super().get_job_client(region)
+
+    def get_batch_client(self, region: str | None = None):
+        from google.cloud.dataproc_v1 import BatchControllerClient
+
+        if self.api_endpoint:
+            return self._rest_client(BatchControllerClient)
+        return super().get_batch_client(region)
