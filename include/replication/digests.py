@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -127,6 +128,35 @@ def build_manifest(
     return manifest_from_digests(the_lake.root, hour, hour_digests(the_lake, hour, pipeline=pipeline), pipeline)
 
 
+def granularity_ns(st: os.stat_result) -> int:
+    """How far apart two changes of the file must be for its timestamps to tell them apart (ns, a bound)."""
+    return COARSE_GRANULARITY_NS if st.st_ctime_ns % 1_000_000_000 == 0 else FINE_GRANULARITY_NS
+
+
+def settled_stat(
+    path: Path, now_ns: Callable[[], int] = time.time_ns, sleep: Callable[[float], None] = time.sleep
+) -> os.stat_result:
+    """``path``'s stat, taken once its last change is at least one timestamp step old.
+
+    A single read of a file can only detect a rewrite after the read by its stat (size, mtime, ctime,
+    inode). On kernels before 6.13 (and on network file systems with cached attributes) a rewrite within
+    the same timestamp tick as the previous change leaves mtime and ctime unchanged; waiting until the
+    last change is older than :func:`granularity_ns` makes any later write move ctime. Files written more
+    than ~100 ms before replication (every DAG run) are not delayed.
+
+    :returns: the ``os.stat_result`` after the wait (at most one step: 100 ms, 2 s on whole-second file systems).
+    """
+    st = path.stat()
+    for _ in range(3):  # a file still being written keeps moving: the read's own checks catch it after that
+        age = now_ns() - max(st.st_mtime_ns, st.st_ctime_ns)
+        margin = granularity_ns(st)
+        if age > margin:
+            return st
+        sleep((margin - age) / 1e9 + 0.001)
+        st = path.stat()
+    return st
+
+
 def trusted(hit: dict | None, st: os.stat_result) -> bool:
     """Whether the cache entry ``hit`` still describes the file whose stat is ``st`` (see the module doc)."""
     if not hit:
@@ -134,8 +164,7 @@ def trusted(hit: dict | None, st: os.stat_result) -> bool:
     now = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     if (hit.get("size"), hit.get("mtime_ns"), hit.get("ctime_ns"), hit.get("ino")) != now:
         return False
-    margin = COARSE_GRANULARITY_NS if st.st_ctime_ns % 1_000_000_000 == 0 else FINE_GRANULARITY_NS
-    return hit.get("hashed_ns", 0) - max(st.st_mtime_ns, st.st_ctime_ns) > margin
+    return hit.get("hashed_ns", 0) - max(st.st_mtime_ns, st.st_ctime_ns) > granularity_ns(st)
 
 
 def digests(root: Path, files: list[Path], cache_file: Path, workers: int) -> dict[str, dict]:

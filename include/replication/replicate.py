@@ -97,8 +97,9 @@ def replicate_hour_to(
     """:func:`replicate_hour` to several clouds at once: each file of a local lake is read and hashed
     once and sent to every cloud side by side. One result per store, in the order given.
 
-    All or nothing per call: the first failure (one cloud down) stops the run for every store, and no
-    manifest is written where the objects did not all land. The DAG keeps one task per cloud instead, so
+    The first failure (one cloud down) stops the run for every store and no manifest is written anywhere
+    in this call; objects already sent to the other clouds stay (a re-run skips them), and a cloud's
+    previous manifest keeps describing the previous commit until the re-run replaces it. The DAG keeps one task per cloud instead, so
     that a cloud that is down is retried on its own; this is for replicating from one process (tools,
     the benchmark).
 

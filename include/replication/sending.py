@@ -11,7 +11,10 @@ A file whose digest the cache (:mod:`include.replication.digests`) already trust
 already holds (same size and SHA-256 metadata) is not read at all. A file larger than
 :data:`BUFFER_MAX` is not held in memory: it is hashed (or its digest taken from the cache) and streamed
 to each store with the SHA-256 computed again over the bytes streamed (:func:`upload_verified`), the
-behaviour before issue 16; memory stays bounded by ``workers × BUFFER_MAX``.
+behaviour before issue 16. Memory per process: ``workers × BUFFER_MAX`` for the files held, plus
+what each SDK buffers for a streamed upload. A rewrite after the single read is seen by the file's
+stat only, so the stat before the read waits until the last change is one timestamp step old
+(:func:`include.replication.digests.settled_stat`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.replication.digests import checked_name, load_cache, save_cache, trusted
+from include.replication.digests import checked_name, load_cache, save_cache, settled_stat, trusted
 from include.replication.objects import (
     LocalStore,
     ObjectStore,
@@ -94,7 +97,7 @@ def send_local_files(
 
     def send(path: Path) -> tuple[str, dict, list[int]]:
         rel = names[path]
-        st = path.stat()
+        st = settled_stat(path)  # one read: a later rewrite must be visible in the stat
         known = cache.get(rel) if trusted(cache.get(rel), st) else None
         pending = [s for s in stores if not _holds(s, rel, known)] if known else list(stores)
         if known and not pending:

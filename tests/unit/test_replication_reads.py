@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,3 +164,54 @@ class TestSeveralCloudsFromOneRead:
         assert set(good.uploads) == set(expected) - held  # what had landed is not sent again
         assert [(r.cloud, r.objects) for r in results] == [("s3", len(expected)), ("azure", len(expected))]
         assert good.writes[-1] == KEY and cut.writes[-1] == KEY
+
+
+class TestARewriteInTheSameTimestampTick:
+    """One read per file sees a later rewrite only through the file's stat; on kernels before 6.13 a
+    rewrite in the same tick as the previous change leaves mtime and ctime as they were. The stat taken
+    before the read therefore waits until the last change is one timestamp step old (review of issue 16)."""
+
+    def test_a_fresh_file_is_stat_again_after_one_step(self, tmp_path):
+        from include.replication.digests import FINE_GRANULARITY_NS, settled_stat
+
+        path = tmp_path / "part-0.parquet"
+        path.write_bytes(b"x" * 64)
+        changed = max(path.stat().st_mtime_ns, path.stat().st_ctime_ns)
+        clock, slept = [changed + 10_000_000], []  # 10 ms after the last change
+
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            clock[0] += int(seconds * 1e9)
+
+        st = settled_stat(path, now_ns=lambda: clock[0], sleep=sleep)
+        assert len(slept) == 1 and slept[0] * 1e9 >= FINE_GRANULARITY_NS - 10_000_000
+        assert clock[0] - max(st.st_mtime_ns, st.st_ctime_ns) > FINE_GRANULARITY_NS
+
+    def test_an_old_file_is_not_delayed(self, tmp_path):
+        from include.replication.digests import settled_stat
+
+        path = tmp_path / "part-0.parquet"
+        path.write_bytes(b"x" * 64)
+        slept = []
+        settled_stat(path, now_ns=lambda: path.stat().st_ctime_ns + 5_000_000_000, sleep=slept.append)
+        assert slept == []
+
+    def test_a_same_size_rewrite_after_the_read_leaves_no_manifest(self, tmp_path):
+        root, _ = _lake(tmp_path / "lake", 2)
+        target = next(p for p in root.rglob("*.bin"))
+        store = MemoryStore("s3")
+        original = store.upload_stream
+
+        def rewrite_then_upload(stream, name, size, sha256, md5):
+            if name == target.relative_to(root).as_posix():
+                fd = os.open(target, os.O_WRONLY)
+                try:
+                    os.pwrite(fd, b"\x00" * 16, 0)  # same size, in place
+                finally:
+                    os.close(fd)
+            return original(stream, name, size, sha256, md5)
+
+        store.upload_stream = rewrite_then_upload
+        with pytest.raises(replication.ReplicationError, match="changed while replicating"):
+            replication.replicate_hour(store, root, HOUR)
+        assert store.stat(KEY) is None
