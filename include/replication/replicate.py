@@ -99,9 +99,9 @@ def replicate_hour_to(
 
     The first failure (one cloud down) stops the run for every store and no manifest is written anywhere
     in this call; objects already sent to the other clouds stay (a re-run skips them), and a cloud's
-    previous manifest keeps describing the previous commit until the re-run replaces it. The DAG keeps one task per cloud instead, so
-    that a cloud that is down is retried on its own; this is for replicating from one process (tools,
-    the benchmark).
+    previous manifest keeps describing the previous commit until the re-run replaces it. The DAG keeps
+    one task per cloud instead, so that a cloud that is down is retried on its own; this is for
+    replicating from one process (tools, the benchmark).
 
     :raises ReplicationError: as :func:`replicate_hour`.
     """
