@@ -120,7 +120,7 @@ def get_json(url: str) -> dict | list | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return json.load(resp)
-    except OSError:
+    except (OSError, ValueError):  # not up yet, or its "Spark is starting up" page (not JSON)
         return None
 
 
@@ -195,7 +195,11 @@ class TestLifecycle:
 def event_log_hosts(event_dir: Path) -> tuple[set[str], set[str]]:
     """(hosts of executors added, hosts of successful tasks) from the driver's event log."""
     executors, tasks = set(), set()
-    for path in event_dir.iterdir():
+    # Spark 4 writes a rolling event log: a directory ``eventlog_v2_<app>`` of ``events_<n>_<app>`` files.
+    files = [p for entry in event_dir.iterdir() for p in (sorted(entry.iterdir()) if entry.is_dir() else [entry])]
+    for path in files:
+        if path.is_dir() or path.name.startswith("appstatus"):
+            continue
         for line in path.read_text().splitlines():
             try:
                 event = json.loads(line)
