@@ -298,11 +298,11 @@ class TestMultiHost:
 
 
 def busy_executors(driver_ui: str, ip: str) -> list[dict]:
-    """Executors on host ``ip`` that run or ran tasks, from the driver's REST API."""
+    """Executors on host ``ip`` running tasks now, from the driver's REST API."""
     found = []
     for app in get_json(f"{driver_ui}/api/v1/applications") or []:
         for executor in get_json(f"{driver_ui}/api/v1/applications/{app['id']}/executors") or []:
-            if executor["hostPort"].startswith(f"{ip}:") and (executor["activeTasks"] or executor["totalTasks"]):
+            if executor["hostPort"].startswith(f"{ip}:") and executor["activeTasks"]:
                 found.append(executor)
     return found
 

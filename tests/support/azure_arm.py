@@ -156,8 +156,11 @@ class FakeArm:
 
     def client_env(self) -> dict[str, str]:
         """Environment that points the unchanged SDK / hook at this fake (no code change)."""
+        proxy = f"http://127.0.0.1:{self.port}"
         return {
-            "HTTPS_PROXY": f"http://127.0.0.1:{self.port}",
+            # Both spellings: urllib and requests prefer the lower-case one when a CI machine sets it.
+            "HTTPS_PROXY": proxy,
+            "https_proxy": proxy,
             "REQUESTS_CA_BUNDLE": str(self.ca_file),
             "IDENTITY_ENDPOINT": f"http://127.0.0.1:{self.port}/msi/token",
             "IDENTITY_HEADER": self.identity_header,

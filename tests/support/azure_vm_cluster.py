@@ -104,10 +104,11 @@ def backend_env(arm: FakeArm, master_ip: str, secret: str, no_proxy: str = "", *
     }
     spark_conn = {"conn_type": "spark", "host": master_ip, "port": 7077, "password": secret, "extra": extra}
     azure_conn = {"conn_type": "azure_compute", "extra": {"subscriptionId": arm.subscription}}
-    bypass = [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost", no_proxy]
+    bypass = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost", no_proxy]))
     return {
         **arm.client_env(),
-        "NO_PROXY": ",".join(filter(None, bypass)),
+        "NO_PROXY": bypass,
+        "no_proxy": bypass,
         "TRICLOUD_CLUSTER_BACKEND": "azure-vm",
         f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(spark_conn),
         f"AIRFLOW_CONN_{AZURE_CONN_ID.upper()}": json.dumps(azure_conn),

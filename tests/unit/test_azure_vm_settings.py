@@ -85,6 +85,26 @@ class TestSettings:
         assert "spark.authenticate.secret s3cret-shared" in conf.read_text()
         assert stat.S_IMODE(conf.stat().st_mode) == 0o600
 
+    def test_the_secret_file_is_replaced_whole_never_truncated_in_place(self, monkeypatch, tmp_path):
+        """A spark-submit of another task reading it meanwhile must never find it empty (review of issue 17)."""
+        with_conn(monkeypatch)
+        backend = backend_from_settings("azure-vm", state_dir=tmp_path)
+        conf = backend.secret_conf_dir() / "spark-defaults.conf"
+        held = conf.open()  # a reader that opened the file before the next write
+        with_conn(monkeypatch, password="rotated-secret")
+        rotated = backend_from_settings("azure-vm", state_dir=tmp_path).secret_conf_dir() / "spark-defaults.conf"
+        assert "s3cret-shared" in held.read()  # the reader still has the whole old file, not an empty one
+        held.close()
+        assert "rotated-secret" in rotated.read_text() and stat.S_IMODE(rotated.stat().st_mode) == 0o600
+        assert [p.name for p in rotated.parent.iterdir()] == ["spark-defaults.conf"]  # no temp file left
+
+    def test_a_job_never_powers_vms_on_when_the_workers_are_gone(self, monkeypatch, tmp_path):
+        """Only start_cluster starts VMs (its cluster id is what the teardown deallocates); a job fails instead."""
+        with_conn(monkeypatch)
+        backend = backend_from_settings("azure-vm", state_dir=tmp_path)
+        with pytest.raises(RuntimeError, match="clear start_cluster"):
+            backend.recover_workers()
+
 
 class TestSparkService:
     @pytest.mark.parametrize("host", ["0.0.0.0", "20.1.2.3", "127.0.0.1", "spark-master", "169.254.1.1"])

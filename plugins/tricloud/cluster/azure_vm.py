@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import urllib.request
 from dataclasses import replace
@@ -130,8 +131,11 @@ class AzureVmBackend(LocalJobsMixin, ClusterBackend):
         return f"http://{self.host}:{self.config.webui_port}"
 
     def master_json(self, timeout: float = 2.0) -> dict | None:
+        # Straight to the private address: an HTTP proxy of the Airflow worker must not carry it (urllib's
+        # no_proxy does not understand CIDR ranges).
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
-            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=timeout) as resp:
+            with opener.open(f"{self.ui_url}/json/", timeout=timeout) as resp:
                 return json.load(resp)
         except (OSError, ValueError):
             return None
@@ -171,13 +175,15 @@ class AzureVmBackend(LocalJobsMixin, ClusterBackend):
         """
         rg = self.config.resource_group
         started = [vm for vm, power in self.power_states().items() if power not in UP_STATES]
-        for vm in started:  # begin every start, then wait: the VMs boot side by side
-            self.compute.start_instance(rg, vm, wait_for_completion=False)
         try:
+            for vm in started:  # begin every start, then wait: the VMs boot side by side
+                self.compute.start_instance(rg, vm, wait_for_completion=False)
             status = self._wait_ready(started, timeout)
         except BaseException:
             log.error("The cluster did not come up: deallocating the VMs this call started (%s)", started)
-            self._deallocate(started)
+            # Without the power-state check: right after a start was accepted a VM may still report
+            # "deallocated" and then boot with nobody to stop it; deallocating a deallocated VM is a no-op.
+            self._deallocate(started, check_power=False)
             raise
         if started:
             log.info("Started VMs %s in %s; %d workers registered at %s", started, rg, status.workers, self.master_url)
@@ -230,14 +236,15 @@ class AzureVmBackend(LocalJobsMixin, ClusterBackend):
         workers_first = sorted(vms, key=lambda vm: vm == self.config.master_vm)
         return bool(self._deallocate(workers_first))
 
-    def _deallocate(self, vms: list[str]) -> list[str]:
-        """Deallocate ``vms`` (in that order); returns those that were up. Missing VMs are skipped."""
+    def _deallocate(self, vms: list[str], check_power: bool = True) -> list[str]:
+        """Deallocate ``vms`` (in that order); returns those deallocated. Missing VMs are skipped; with
+        ``check_power`` VMs already down are skipped too."""
         from azure.core.exceptions import ResourceNotFoundError
 
         rg, done = self.config.resource_group, []
         for vm in vms:
             try:
-                if self.compute.get_power_state(rg, vm) in DOWN_STATES:
+                if check_power and self.compute.get_power_state(rg, vm) in DOWN_STATES:
                     log.info("VM %s is already deallocated", vm)
                     continue
                 self.compute.stop_instance(rg, vm, wait_for_completion=True)
@@ -255,11 +262,27 @@ class AzureVmBackend(LocalJobsMixin, ClusterBackend):
         conf_dir = self.state_root / "conf"
         conf_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = conf_dir / "spark-defaults.conf"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        content = f"spark.authenticate true\nspark.authenticate.secret {self.config.secret}\n"
+        if path.exists() and path.read_text() == content:
+            return conf_dir
+        # Written aside and renamed: a spark-submit of another task reading it meanwhile never sees it empty
+        # (and would start without authentication).
+        tmp = conf_dir / f".spark-defaults.conf.{os.getpid()}.{threading.get_ident()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f"spark.authenticate true\nspark.authenticate.secret {self.config.secret}\n")
-        os.chmod(path, 0o600)
+            fh.write(content)
+        os.replace(tmp, path)
         return conf_dir
+
+    def recover_workers(self) -> None:
+        """No worker alive at submit: fail rather than power VMs on from a job (no teardown would stop them).
+
+        :raises RuntimeError: always, naming what to do.
+        """
+        raise RuntimeError(
+            f"no live Spark worker at {self.master_url}: the worker VMs of {self.config.resource_group!r} are down "
+            "(deallocated by another run's teardown?); clear start_cluster so this run powers them on and owns them"
+        )
 
     def submit(self, job: SparkJob, cluster_id: str | None = None) -> JobHandle:
         """As the local backend's submit, with the driver bound to this worker's private IP and auth on."""

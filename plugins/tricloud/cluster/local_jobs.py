@@ -321,6 +321,15 @@ class LocalJobsMixin:
     def jobs(self) -> JobStore:
         return JobStore(self.dir / "jobs")
 
+    def recover_workers(self) -> None:
+        """The master answers but no worker is alive at submit: the local cluster restarts its workers.
+
+        A backend that must not start machines from a job (they would outlive the run's teardown) overrides
+        this to fail saying what to do.
+        """
+        log.warning("No live worker at %s: restarting the cluster's workers", self.master_url)
+        self.start()
+
     def submit(self, job: SparkJob, cluster_id: str | None = None) -> JobHandle:
         """Start ``job`` in a detached runner, unless a job of the same key is active or succeeded.
 
@@ -347,8 +356,7 @@ class LocalJobsMixin:
             require_reachable(self.host, self.port, f"Spark master of connection {self.conn_id!r}")
             cluster = self.status()
             if cluster.alive and cluster.workers == 0:
-                log.warning("No live worker at %s: restarting the cluster's workers", self.master_url)
-                self.start()
+                self.recover_workers()
             module = entry_module(job.application) if self.mode == "connect" else None
             connect_url = None
             if module:
