@@ -17,7 +17,7 @@ GOOD = {
     "conn_type": "spark",
     "host": "10.0.0.4",
     "port": 7077,
-    "password": "s3cret-shared",
+    "password": "s3cret-shared",  # pragma: allowlist secret
     "extra": {
         "resource_group": "rg",
         "master_vm": "m",
@@ -91,7 +91,7 @@ class TestSettings:
         backend = backend_from_settings("azure-vm", state_dir=tmp_path)
         conf = backend.secret_conf_dir() / "spark-defaults.conf"
         held = conf.open()  # a reader that opened the file before the next write
-        with_conn(monkeypatch, password="rotated-secret")
+        with_conn(monkeypatch, password="rotated-secret")  # pragma: allowlist secret
         rotated = backend_from_settings("azure-vm", state_dir=tmp_path).secret_conf_dir() / "spark-defaults.conf"
         assert "s3cret-shared" in held.read()  # the reader still has the whole old file, not an empty one
         held.close()
