@@ -157,12 +157,37 @@ def settled_stat(
     return st
 
 
+def stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What identifies a version of a file: size, mtime, ctime (ns) and inode."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def hash_entry(path: Path, st: os.stat_result) -> dict:
+    """Hash ``path`` (whose stat before reading is ``st``) into a cache entry: size, mtime_ns, ctime_ns,
+    ino, hashed_ns (epoch ns, taken before the read), sha256 (hex) and md5 (base64).
+
+    :raises ReplicationError: the file changed while it was read (its stat or size moved).
+    """
+    hashed_ns = time.time_ns()  # before reading: a change during the read is later than this
+    sha, md5, size = file_digests(path)
+    if stat_key(path.stat()) != stat_key(st) or size != st.st_size:
+        raise ReplicationError(f"{path} changed while it was being hashed: re-run the task")
+    return {
+        "size": size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino,
+        "hashed_ns": hashed_ns,
+        "sha256": sha,
+        "md5": md5_b64(md5),
+    }
+
+
 def trusted(hit: dict | None, st: os.stat_result) -> bool:
     """Whether the cache entry ``hit`` still describes the file whose stat is ``st`` (see the module doc)."""
     if not hit:
         return False
-    now = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    if (hit.get("size"), hit.get("mtime_ns"), hit.get("ctime_ns"), hit.get("ino")) != now:
+    if (hit.get("size"), hit.get("mtime_ns"), hit.get("ctime_ns"), hit.get("ino")) != stat_key(st):
         return False
     return hit.get("hashed_ns", 0) - max(st.st_mtime_ns, st.st_ctime_ns) > granularity_ns(st)
 
@@ -182,25 +207,7 @@ def digests(root: Path, files: list[Path], cache_file: Path, workers: int) -> di
         hit = cache.get(rel)
         if trusted(hit, st):
             return rel, hit
-        hashed_ns = time.time_ns()  # before reading: a change during the read is later than this
-        sha, md5, size = file_digests(path)
-        after = path.stat()
-        if (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino) != (
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            st.st_ino,
-        ) or size != st.st_size:
-            raise ReplicationError(f"{path} changed while it was being hashed: re-run the task")
-        return rel, {
-            "size": size,
-            "mtime_ns": st.st_mtime_ns,
-            "ctime_ns": st.st_ctime_ns,
-            "ino": st.st_ino,
-            "hashed_ns": hashed_ns,
-            "sha256": sha,
-            "md5": md5_b64(md5),
-        }
+        return rel, hash_entry(path, st)
 
     result = dict(parallel(digest, files, workers))
     save_cache(cache_file, result, cache)

@@ -26,13 +26,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.replication.digests import checked_name, load_cache, save_cache, settled_stat, trusted
+from include.replication.digests import (
+    checked_name,
+    hash_entry,
+    load_cache,
+    save_cache,
+    settled_stat,
+    stat_key,
+    trusted,
+)
 from include.replication.objects import (
     LocalStore,
     ObjectStore,
     RemoteObject,
     ReplicationError,
-    file_digests,
     md5_b64,
     parallel,
 )
@@ -58,10 +65,6 @@ def read_hashed(path: Path) -> Loaded:
     with open(path, "rb") as f:
         data = f.read()
     return Loaded(data, hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).digest(), len(data))
-
-
-def _stat_key(st) -> tuple[int, int, int, int]:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _holds(store: ObjectStore, rel: str, digest: dict) -> bool:
@@ -103,7 +106,7 @@ def send_local_files(
         if known and not pending:
             return rel, known, [0 for _ in stores]
         if st.st_size > BUFFER_MAX:
-            digest = known or _hash_file(path, st)
+            digest = known or hash_entry(path, st)
             if not known:
                 pending = [s for s in stores if not _holds(s, rel, digest)]
             entry = {"path": rel, "size": digest["size"], "sha256": digest["sha256"]}
@@ -112,7 +115,7 @@ def send_local_files(
             return rel, digest, [digest["size"] if any(s is p for p in pending) else 0 for s in stores]
         hashed_ns = time.time_ns()  # before reading: a change during the read is later than this
         loaded = read_hashed(path)
-        if _stat_key(path.stat()) != _stat_key(st) or loaded.size != st.st_size:
+        if stat_key(path.stat()) != stat_key(st) or loaded.size != st.st_size:
             raise changed_error("local", path, {"sha256": known["sha256"] if known else "?"}, loaded.sha256)
         if known and known["sha256"] != loaded.sha256:
             raise changed_error("local", path, known, loaded.sha256)
@@ -136,7 +139,7 @@ def send_local_files(
             put(pending[0])
         elif pending:
             parallel(put, pending, len(pending))
-        if pending and _stat_key(path.stat()) != _stat_key(st):
+        if pending and stat_key(path.stat()) != stat_key(st):
             # What was sent is the bytes read (object and metadata agree), but the lake moved on: no manifest
             # for a file in flux; the re-run sends the new bytes.
             raise ReplicationError(
@@ -149,19 +152,3 @@ def send_local_files(
     found = {rel: digest for rel, digest, _ in results}
     save_cache(cache_file, found, cache)
     return found, [[sent[i] for _, _, sent in results] for i in range(len(stores))]
-
-
-def _hash_file(path: Path, st) -> dict:
-    hashed_ns = time.time_ns()
-    sha, md5, size = file_digests(path)
-    if _stat_key(path.stat()) != _stat_key(st) or size != st.st_size:
-        raise ReplicationError(f"{path} changed while it was being hashed: re-run the task")
-    return {
-        "size": size,
-        "mtime_ns": st.st_mtime_ns,
-        "ctime_ns": st.st_ctime_ns,
-        "ino": st.st_ino,
-        "hashed_ns": hashed_ns,
-        "sha256": sha,
-        "md5": md5_b64(md5),
-    }
