@@ -44,7 +44,6 @@ JOB_STATES = {
 CLUSTER_USABLE = ("RUNNING", "UPDATING", "ERROR_DUE_TO_UPDATE")
 CLUSTER_COMING = ("CREATING", "STARTING", "REPAIRING")
 CLUSTER_BROKEN = ("ERROR",)
-DRIVER_ENV = "spark.yarn.appMasterEnv."
 
 
 class DataprocBackend(gcp.GcpBackend):
@@ -55,6 +54,14 @@ class DataprocBackend(gcp.GcpBackend):
     def __init__(self, settings: DataprocSettings) -> None:
         super().__init__(settings)
         self._cluster: str | None = None  # name/uuid of the cluster this backend started or reused
+
+    @property
+    def master_url(self) -> str:
+        return f"dataproc://{self.settings.region}/{gcp.cluster_ref(self._cluster or self.settings.cluster_name)[0]}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return self._cluster_link(gcp.cluster_ref(self._cluster)[0]) if self._cluster else None
 
     def _cluster_link(self, name: str) -> str:
         s = self.settings
@@ -90,8 +97,8 @@ class DataprocBackend(gcp.GcpBackend):
         self._cluster = f"{cluster.cluster_name}/{cluster.cluster_uuid}"
         return ClusterInfo(
             backend=self.name,
-            master_url=f"dataproc://{self.settings.region}/{cluster.cluster_name}",
-            ui_url=self._cluster_link(cluster.cluster_name),
+            master_url=self.master_url,
+            ui_url=self.ui_url,
             started=started,
             workers=cluster.config.worker_config.num_instances or self.settings.workers,
             details={
@@ -163,22 +170,27 @@ class DataprocBackend(gcp.GcpBackend):
     def _create(self, name: str, replaced: str) -> bool:
         """Ask Dataproc to create cluster ``name``; False when it exists already (another run won the race).
 
-        The request id is derived from the name, ``created_by`` and the incarnation this start replaced, so a
-        create sent again (a transport timeout, then a retry in the same process) is the same request and
-        Dataproc ignores the second one.
-        """
+        The request id comes from the name, ``created_by`` and the incarnation this start replaced: the same
+        create sent twice is one request. Dataproc answers a repeated id with the first request's operation;
+        if that has finished and its cluster is gone (this process created and deleted the name before), the
+        create is sent again under an id derived from that operation."""
         from google.api_core.exceptions import Conflict
 
-        try:
-            self.hook.create_cluster(
-                cluster_name=name,
-                cluster_config=gcp.cluster_config(self.settings),
-                labels=gcp.labels(self.settings),
-                request_id=gcp.request_id("create", name, self.settings.created_by, replaced),
-                **self._where,
-            )
-        except Conflict:  # ALREADY_EXISTS (HTTP 409): created between our GET and our create
-            return False
+        request_id = gcp.request_id("create", name, self.settings.created_by, replaced)
+        for _ in range(2):
+            try:
+                op = self.hook.create_cluster(
+                    cluster_name=name,
+                    cluster_config=gcp.cluster_config(self.settings),
+                    labels=gcp.labels(self.settings),
+                    request_id=request_id,
+                    **self._where,
+                )
+            except Conflict:  # ALREADY_EXISTS (HTTP 409): created between our GET and our create
+                return False
+            if not (op.operation.done and self.get_cluster(name) is None):
+                break
+            request_id = gcp.request_id("create", name, self.settings.created_by, op.operation.name)
         return True
 
     def _wait_running(self, name: str, timeout: float, cluster_uuid: str | None, seen: list[str] | None = None) -> Any:
@@ -191,15 +203,15 @@ class DataprocBackend(gcp.GcpBackend):
             cluster = self.get_cluster(name)
             if cluster is None or (cluster_uuid and cluster.cluster_uuid != cluster_uuid):
                 raise gcp.ClusterVanished(f"cluster {name} was deleted while it was being created: not a success")
+            if not cluster_uuid:
+                cluster_uuid = cluster.cluster_uuid
+                if seen is not None:
+                    seen.append(cluster_uuid)
             state = self._state(cluster)
             if state in CLUSTER_USABLE:
                 return cluster
             if state not in CLUSTER_COMING:
                 raise RuntimeError(f"cluster {name} is {state}: {cluster.status.detail or 'no detail'}")
-            if not cluster_uuid:
-                cluster_uuid = cluster.cluster_uuid
-                if seen is not None:
-                    seen.append(cluster_uuid)
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"cluster {name} still {state} after {timeout:.0f}s")
             time.sleep(self.settings.poll_interval)
@@ -270,24 +282,6 @@ class DataprocBackend(gcp.GcpBackend):
         except NotFound:
             return None
 
-    def job_definition(self, job: SparkJob, staged: gcp.StagedCode, cluster: str) -> dict[str, Any]:
-        """The ``Job`` of ``job``: a PySpark job in YARN cluster mode, its id from the key."""
-        s = self.settings
-        props = gcp.spark_properties(job, DRIVER_ENV)
-        props.setdefault("spark.submit.deployMode", "cluster")
-        props.setdefault("spark.app.name", job.name)
-        return {
-            "reference": {"project_id": s.project, "job_id": gcp.job_id(job.key)},
-            "placement": {"cluster_name": cluster},
-            "pyspark_job": {
-                "main_python_file_uri": staged.application,
-                "args": job.submitted_args,
-                "python_file_uris": [staged.py_files],
-                "properties": props,
-            },
-            "labels": {gcp.MANAGED_LABEL: "true", gcp.CREATED_BY_LABEL: gcp.label_value(s.created_by)},
-        }
-
     def submit(self, job: SparkJob, cluster_id: str | None = None) -> JobHandle:
         """Stage the code and submit the job (id and request id from ``job.key``); an existing one is returned.
 
@@ -316,7 +310,9 @@ class DataprocBackend(gcp.GcpBackend):
         staged = gcp.stage_code(self.gcs, self.settings.code_uri, job)
         try:
             submitted = self.hook.submit_job(
-                job=self.job_definition(job, staged, cluster), request_id=gcp.request_id("submit", dp_id), **self._where
+                job=gcp.pyspark_job(self.settings, job, staged, cluster),
+                request_id=gcp.request_id("submit", dp_id),
+                **self._where,
             )
         except Conflict as err:  # ALREADY_EXISTS (HTTP 409): submitted by another process since our GetJob
             submitted = self.get_job(dp_id)

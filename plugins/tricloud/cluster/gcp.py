@@ -230,6 +230,25 @@ def spark_properties(job: SparkJob, driver_env: str) -> dict[str, str]:
     return dict(sorted(props.items()))
 
 
+def pyspark_job(s: DataprocSettings, job: SparkJob, staged: StagedCode, cluster: str) -> dict[str, Any]:
+    """The Dataproc ``Job`` of ``job`` on cluster ``cluster`` (a name): a PySpark job in YARN cluster mode
+    (driver environment from ``spark.yarn.appMasterEnv.*``, as on EMR), its id from the job key."""
+    props = spark_properties(job, "spark.yarn.appMasterEnv.")
+    props.setdefault("spark.submit.deployMode", "cluster")
+    props.setdefault("spark.app.name", job.name)
+    return {
+        "reference": {"project_id": s.project, "job_id": job_id(job.key)},
+        "placement": {"cluster_name": cluster},
+        "pyspark_job": {
+            "main_python_file_uri": staged.application,
+            "args": job.submitted_args,
+            "python_file_uris": [staged.py_files],
+            "properties": props,
+        },
+        "labels": {MANAGED_LABEL: "true", CREATED_BY_LABEL: label_value(s.created_by)},
+    }
+
+
 def read_gcs_json(gcs: GCSHook, uri: str) -> dict[str, Any] | None:
     """The JSON object at ``uri``, None when absent; ``ValueError`` when it is not JSON."""
     bucket, key = split_gs(uri)
