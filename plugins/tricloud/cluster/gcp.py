@@ -11,7 +11,11 @@
 * :class:`DataprocEndpointHook`: the provider's ``DataprocHook`` always talks gRPC to
   ``<region>-dataproc.googleapis.com:443``; no connection field changes that. This subclass honours an
   ``api_endpoint`` (REST) when one is configured — a private endpoint, or the local fake of the tests —
-  and is the provider's hook unchanged otherwise.
+  and is the provider's hook unchanged otherwise (client options from the hook's own
+  ``get_client_options``, so a non-default universe domain is handled as the provider does).
+* :class:`GcpBackend`: what both backends share (settings, hooks, job handles, driver errors, results).
+* Clusters are named ``name/uuid`` in a ``cluster_id`` (:func:`cluster_ref`), so a delete names the
+  incarnation; FAILED_PRECONDITION (:func:`is_failed_precondition`) is "nothing to do" where a race makes it so.
 """
 
 from __future__ import annotations
