@@ -15,6 +15,7 @@ does not accept ``gs://`` yet (docs/design.md). Our code is never patched.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import zipfile
@@ -28,7 +29,9 @@ from tricloud.cluster import BACKEND_ENV, JobState, SparkJob, backend_from_setti
 from tricloud.cluster.aws import project_root
 from tricloud.cluster.dataproc import DataprocBackend
 from tricloud.cluster.dataproc_serverless import DataprocServerlessBackend
-from tricloud.cluster.gcp import MANAGED_LABEL
+from tricloud.cluster.gcp import MANAGED_LABEL, request_id
+from tricloud.cluster.gcs_output import reads_after
+from tricloud.cluster.triggers import DataprocBatchTrigger
 
 PROJECT, REGION = "tricloud-test", "europe-west1"
 CONN_ID = "gcp_tricloud_test"
@@ -69,6 +72,9 @@ def cloud(dataproc, gcs, monkeypatch):
         dataproc.calls.clear()
         dataproc.created.clear()
         dataproc.next_cluster, dataproc.creating_polls = "RUNNING", 2
+        dataproc.race_next_create = False
+        dataproc.ending.clear()
+        dataproc.hidden_jobs.clear()
     for name in gcs.list(BUCKET):  # the emulator lives for the session: no metrics left by another test
         gcs.delete(BUCKET, name)
     extra = {"is_anonymous": True, "project": PROJECT, "api_endpoint": dataproc.endpoint}
@@ -171,7 +177,7 @@ class TestGcpBackend:
         if name == "dataproc":
             at_endpoint = cloud.job(handle.job_id)
             spec, props = at_endpoint["pysparkJob"], at_endpoint["pysparkJob"]["properties"]
-            assert at_endpoint["placement"]["clusterName"] == info.cluster_id
+            assert at_endpoint["placement"]["clusterName"] == info.cluster_id.split("/")[0]
             assert props["spark.submit.deployMode"] == "cluster"
             assert props["spark.yarn.appMasterEnv.LAKE_ROOT"] == LAKE
         else:
@@ -250,19 +256,123 @@ class TestGcpBackend:
         assert backend.trigger(handle, poll_interval=5) is None
         google = type(backend)(replace(backend.settings, api_endpoint=None))
         classpath, kwargs = google.trigger(handle, poll_interval=5).serialize()
-        assert classpath.startswith("airflow.providers.google.cloud.triggers.dataproc.")
+        assert (
+            classpath
+            == {
+                "dataproc": "airflow.providers.google.cloud.triggers.dataproc.DataprocSubmitTrigger",
+                "dataproc-serverless": "tricloud.cluster.triggers.DataprocBatchTrigger",  # the provider's has no on_kill
+            }[name]
+        )
         assert (kwargs["project_id"], kwargs["region"]) == (PROJECT, REGION)
         assert kwargs.get("job_id", kwargs.get("batch_id")) == handle.job_id
         if name == "dataproc":
             assert kwargs["cancel_on_kill"] is True
 
+    def test_cancel_racing_with_the_jobs_end_is_not_an_error(self, cloud, name):
+        """The job ends between our read of its state and the cancel: Dataproc refuses the cancel
+        (FAILED_PRECONDITION), and there is nothing left to cancel."""
+        backend = make_backend(name)
+        handle = backend.submit(a_job(), backend.start(timeout=5).cluster_id)
+        cloud.end_after_get(handle.job_id, {"dataproc": "DONE", "dataproc-serverless": "SUCCEEDED"}[name])
+        backend.cancel(handle)  # reads RUNNING, then the job ends, then the cancel is refused
+        assert cloud.calls["jobs.cancel"] + cloud.calls["operations.cancel"] == 1
+        assert backend.job_status(handle).state is JobState.SUCCEEDED
+
+    def test_the_task_log_reads_the_driver_output_after_its_offset_only(self, cloud, gcs, name):
+        backend = make_backend(name)
+        handle = backend.submit(a_job(), backend.start(timeout=5).cluster_id)
+        out = output_uri(cloud, handle)
+        gs_put(gcs, out + ".000000000", b"one\ntw")
+        gs_put(gcs, out + ".000000001", b"o\nthree\n")
+        lines, offset = backend.log_lines(handle, 0)
+        assert (lines, offset) == (["one", "two", "three"], 14)
+        gs_put(gcs, out + ".000000002", b"four\n")
+        assert backend.log_lines(handle, offset) == (["four"], 19)
+        # What is asked for: only the objects (and the part of the first) after the offset.
+        sizes = [("a", 10), ("b", 10), ("c", 5)]
+        assert reads_after(sizes, 15) == [("b", 5), ("c", 0)]
+        assert reads_after(sizes, 20) == [("c", 0)]
+        assert reads_after(sizes, 25) == [] and reads_after(sizes, 0) == [("a", 0), ("b", 0), ("c", 0)]
+
 
 class TestDataprocCluster:
+    def test_a_cluster_in_error_due_to_update_takes_jobs_and_is_kept(self, cloud):
+        """ERROR_DUE_TO_UPDATE: an update failed, but the cluster still takes jobs (google-cloud-dataproc's
+        ``ClusterStatus.State``): reused, never deleted."""
+        kept = cloud.add_cluster(PROJECT, REGION, "tricloud", "ERROR_DUE_TO_UPDATE", labels={MANAGED_LABEL: "true"})
+        backend = make_backend("dataproc")
+        info = backend.start(timeout=5)
+        assert info.started is False and info.details["cluster_uuid"] == kept["clusterUuid"]
+        assert backend.submit(a_job(), info.cluster_id).job_id and submitted(cloud) == 1
+        assert cloud.calls["clusters.delete"] == 0 and cloud.created["cluster"] == 1
+
+    def test_a_broken_cluster_with_active_jobs_is_not_deleted(self, cloud):
+        cloud.add_cluster(PROJECT, REGION, "tricloud", "RUNNING", labels={MANAGED_LABEL: "true"})
+        handle = make_backend("dataproc").submit(a_job(), "tricloud")  # another run's job, still running
+        with cloud.lock:
+            next(iter(cloud.clusters.values()))["status"] = {"state": "ERROR", "detail": "scripted ERROR"}
+        with pytest.raises(RuntimeError, match=r"is ERROR but still has 1 active job\(s\) \(" + handle.job_id):
+            make_backend("dataproc").start(timeout=5)
+        assert cloud.calls["clusters.delete"] == 0 and cloud.live_clusters() == {"tricloud": "ERROR"}
+        with pytest.raises(Exception, match="is in state ERROR"):  # Dataproc takes no job there either
+            make_backend("dataproc").submit(a_job(2), "tricloud")
+
+    def test_a_late_teardown_never_deletes_a_new_incarnation_of_the_name(self, cloud):
+        """Our cluster was deleted (its idle TTL), another run created one of the same name: our teardown,
+        late, must leave theirs (the delete names our uuid; Dataproc refuses it for theirs)."""
+        ours = make_backend("dataproc", created_by="run-1").start(timeout=5)
+        with cloud.lock:
+            cloud.clusters.clear()  # the idle TTL
+        theirs = make_backend("dataproc", created_by="run-2").start(timeout=5)
+        assert theirs.started is True and theirs.cluster_id != ours.cluster_id
+        assert make_backend("dataproc").stop(cluster_id=ours.cluster_id) is False
+        assert cloud.live_clusters() == {"tricloud": "RUNNING"}
+        assert make_backend("dataproc").stop(cluster_id=theirs.cluster_id) is True  # theirs, by its own id
+        assert make_backend("dataproc").stop(cluster_id="tricloud") is False  # a bare name still accepted
+
+    def test_a_failed_start_deletes_only_the_incarnation_it_saw(self, cloud):
+        cloud.next_cluster = "REPLACED"  # ours deleted while creating, another run's created meanwhile
+        with pytest.raises(RuntimeError, match="deleted while it was being created: not a success.*it is gone"):
+            make_backend("dataproc").start(timeout=5)
+        assert cloud.live_clusters() == {"tricloud": "CREATING"}  # theirs, coming up, untouched
+        assert cloud.calls["clusters.delete"] == 1  # ours asked for by its uuid, refused for theirs
+
+    def test_two_runs_creating_at_once_share_one_cluster(self, cloud):
+        """Both saw NOT_FOUND, the other's create landed first: ours is ALREADY_EXISTS, and theirs is reused."""
+        cloud.race_next_create = True
+        info = make_backend("dataproc", created_by="run-2").start(timeout=5)
+        assert info.started is False  # not ours: our teardown will not be asked for
+        assert cloud.created["cluster"] == 1 and cloud.live_clusters() == {"tricloud": "RUNNING"}
+        assert info.details["cluster_uuid"] == next(iter(cloud.clusters.values()))["clusterUuid"]
+
+    def test_the_create_request_id_is_stable_and_a_stale_one_does_not_block_a_new_cluster(self, cloud):
+        """The create's request id comes from the name and ``created_by``: the same create sent again is one
+        request. Dataproc answers a repeated id with the first operation; when that cluster is gone (created
+        and deleted in this process), the create is sent again and a cluster comes up."""
+        first = make_backend("dataproc", created_by="run-1").start(timeout=5)
+        assert make_backend("dataproc").stop(cluster_id=first.cluster_id) is True
+        assert make_backend("dataproc").get_cluster() is None  # gone
+        second = make_backend("dataproc", created_by="run-1").start(timeout=5)
+        assert second.started is True and second.cluster_id != first.cluster_id
+        assert cloud.created["cluster"] == 2
+        assert cloud.calls["clusters.create"] == 3  # the second start's first create was the same request
+        assert request_id("create", "tricloud", "run-1", "") in cloud.requests
+
+    def test_a_submit_conflict_without_a_job_is_a_clear_error(self, cloud):
+        backend = make_backend("dataproc")
+        info = backend.start(timeout=5)
+        handle = backend.submit(a_job(), info.cluster_id)
+        cloud.hidden_jobs.add(handle.job_id)  # SubmitJob says ALREADY_EXISTS, GetJob does not find it
+        cloud.requests.clear()  # past Dataproc's request-id window: the submit is not answered as a repeat
+        with pytest.raises(RuntimeError, match="exists .* but GetJob does not find it.*TRICLOUD_DATAPROC_REGION"):
+            make_backend("dataproc").submit(a_job(), info.cluster_id)
+        assert submitted(cloud) == 1
+
     def test_start_creates_with_labels_and_idle_ttl_then_reuses(self, cloud):
         first = make_backend("dataproc", created_by="customer_enrichment/run-1").start(timeout=5)
         second = make_backend("dataproc").start(timeout=5)
         assert first.started is True and second.started is False
-        assert second.cluster_id == first.cluster_id == "tricloud"
+        assert second.cluster_id == first.cluster_id == f"tricloud/{first.details['cluster_uuid']}"
         assert second.details["cluster_uuid"] == first.details["cluster_uuid"]
         assert cloud.created["cluster"] == 1
         cluster = next(iter(cloud.clusters.values()))
@@ -318,6 +428,23 @@ class TestDataprocCluster:
         with pytest.raises(RuntimeError, match="no running Dataproc cluster named 'tricloud'"):
             make_backend("dataproc").submit(a_job())
         assert submitted(cloud) == 0
+
+    def test_killing_a_deferred_batch_cancels_it(self, cloud):
+        """The provider's ``DataprocBatchTrigger`` has no ``on_kill``; ours cancels the batch when a user kills
+        the deferred task (the trigger as the triggerer rebuilds it from its serialised form)."""
+        backend = make_backend("dataproc-serverless")
+        handle = backend.submit(a_job(), None)
+        assert backend.job_status(handle).state is JobState.RUNNING
+        made = DataprocBatchTrigger(
+            batch_id=handle.job_id, project_id=PROJECT, region=REGION, gcp_conn_id=CONN_ID, api_endpoint=cloud.endpoint
+        )
+        classpath, kwargs = made.serialize()
+        assert classpath == "tricloud.cluster.triggers.DataprocBatchTrigger"
+        trigger = DataprocBatchTrigger(**kwargs)
+        asyncio.run(trigger.on_kill())
+        assert cloud.batch(handle.job_id)["state"] == "CANCELLED" and cloud.calls["operations.cancel"] == 1
+        asyncio.run(trigger.on_kill())  # already ended: nothing asked
+        assert cloud.calls["operations.cancel"] == 1
 
     def test_serverless_starts_and_stops_nothing(self, cloud):
         backend = make_backend("dataproc-serverless")

@@ -4,16 +4,26 @@ HTTP on 127.0.0.1 (a free port), JSON in the proto3 JSON mapping (camelCase fiel
 errors as Google's ``{"error": {"code", "message", "status"}}`` — what google-cloud-dataproc's REST
 transport sends and parses. It follows these v1 resources and methods, and nothing else:
 
-* ``projects.regions.clusters``: create (LRO), get, delete (LRO; ``clusterUuid`` must match);
+* ``projects.regions.clusters``: create (LRO; ``requestId`` dedup: a repeated id returns the first
+  request's operation, done once its cluster left CREATING), get, delete (LRO; a ``clusterUuid`` of
+  another incarnation, or a cluster already DELETING, is FAILED_PRECONDITION);
 * ``projects.regions.jobs``: submit (``requestId`` dedup; a second job of the same id is
-  ALREADY_EXISTS), get, list (``clusterName``, ``jobStateMatcher``), cancel;
+  ALREADY_EXISTS; a cluster that does not take jobs — CREATING, ERROR, DELETING — is
+  FAILED_PRECONDITION), get, list (``clusterName``, ``jobStateMatcher``), cancel (a job that has
+  ended is FAILED_PRECONDITION);
 * ``projects.locations.batches``: create (``batchId``, ``requestId``; LRO), get;
 * ``projects.regions.operations`` / ``projects.locations.operations``: get, cancel (cancelling a batch's
-  operation cancels the batch, as Dataproc does).
+  operation cancels the batch, as Dataproc does; a finished one is FAILED_PRECONDITION).
+
+FAILED_PRECONDITION goes out as HTTP 400 with ``status: FAILED_PRECONDITION``, as Google's REST endpoints
+send it. Races a test cannot time are scripted: ``race_next_create`` (another run's create of the same
+name lands just before ours) and :meth:`FakeDataproc.end_after_get` (a job or batch ends just after a GET
+has shown it running).
 
 States are scripted, visibly, by the test: a new cluster is CREATING for ``creating_polls`` GETs, then
-becomes what ``next_cluster`` says (``RUNNING``, ``ERROR``, or ``VANISH``: deleted while being created,
-so the next GET is NOT_FOUND); a deleted cluster is DELETING for one GET, then gone. A job is PENDING,
+becomes what ``next_cluster`` says (``RUNNING``, ``ERROR``, ``VANISH``: deleted while being created,
+so the next GET is NOT_FOUND, or ``REPLACED``: deleted and created anew by another run, so the next GET
+shows a new ``clusterUuid``, CREATING); a deleted cluster is DELETING for one GET, then gone. A job is PENDING,
 RUNNING from its first GET, and ends when the test calls :meth:`FakeDataproc.finish` (DONE / ERROR with
 its details) or when it is cancelled (CANCELLED). A batch likewise (PENDING → RUNNING → SUCCEEDED /
 FAILED / CANCELLED). ``calls`` counts every request by method name, ``created`` every job or batch
@@ -59,6 +69,9 @@ class FakeDataproc:
     created: Counter = field(default_factory=Counter)  # "job" / "batch" / "cluster" -> how many created
     next_cluster: str = "RUNNING"
     creating_polls: int = 1
+    race_next_create: bool = False
+    hidden_jobs: set[str] = field(default_factory=set)  # job ids GetJob does not find (yet)
+    ending: dict[str, str] = field(default_factory=dict)  # job / batch id -> state it ends in after its next GET
     lock: threading.RLock = field(default_factory=threading.RLock)
     _polls: Counter = field(default_factory=Counter)
 
@@ -76,6 +89,15 @@ class FakeDataproc:
                     self.operations[batch["operation"]]["done"] = True
                     return
         raise KeyError(job_id)
+
+    def end_after_get(self, job_id: str, state: str) -> None:
+        """End job or batch ``job_id`` in ``state`` right after its next GET has answered (still running)."""
+        with self.lock:
+            self.ending[job_id] = state
+
+    def _maybe_end(self, job_id: str) -> None:
+        if job_id in self.ending:
+            self.finish(job_id, self.ending.pop(job_id))
 
     def job(self, job_id: str) -> dict:
         return next(j for k, j in self.jobs.items() if k.endswith(f"/{job_id}"))
@@ -109,6 +131,7 @@ class FakeDataproc:
             "plan": self.next_cluster,
         }
         self.clusters[f"{project}/{region}/{body['clusterName']}"] = cluster
+        self._polls[f"{project}/{region}/{body['clusterName']}"] = 0  # a new incarnation starts CREATING afresh
         self.created["cluster"] += 1
         return cluster
 
@@ -142,10 +165,14 @@ class FakeDataproc:
         parent = f"projects/{project}/regions/{region}"
         if query.get("requestId") in self.requests:
             return self.operations[self.requests[query["requestId"]]]
+        if self.race_next_create:  # another run's create of this name got there first
+            self.race_next_create = False
+            self._cluster(project, region, {**body, "labels": {**body.get("labels", {}), "tricloud-created-by": "x"}})
         if f"{project}/{region}/{body['clusterName']}" in self.clusters:
             raise ApiError(409, "ALREADY_EXISTS", f"Already exists: Failed to create cluster: {body['clusterName']}")
-        self._cluster(project, region, body)
+        cluster = self._cluster(project, region, body)
         op = self._operation(parent)
+        cluster["createOp"] = op["name"]
         if query.get("requestId"):
             self.requests[query["requestId"]] = op["name"]
         return op
@@ -159,6 +186,8 @@ class FakeDataproc:
             self.calls["clusters.delete"] += 1
             if query.get("clusterUuid") and query["clusterUuid"] != cluster["clusterUuid"]:
                 raise ApiError(400, "FAILED_PRECONDITION", f"cluster {name} has another uuid")
+            if cluster["status"]["state"] == "DELETING":
+                raise ApiError(400, "FAILED_PRECONDITION", f"Cluster {name} is in state DELETING")
             cluster["status"] = {"state": "DELETING"}
             return self._operation(f"projects/{project}/regions/{region}")
         self.calls["clusters.get"] += 1
@@ -170,11 +199,18 @@ class FakeDataproc:
             self._polls[key] += 1
             if self._polls[key] >= self.creating_polls:
                 plan = cluster["plan"]
+                if plan == "REPLACED":  # deleted, and another run created a new incarnation of the name
+                    del self.clusters[key]
+                    again = self._cluster(project, region, {k: cluster[k] for k in ("clusterName", "labels", "config")})
+                    again["plan"] = "RUNNING"
+                    return {k: v for k, v in again.items() if k not in ("plan", "createOp")}
+                if cluster.get("createOp"):
+                    self.operations[cluster["createOp"]]["done"] = True
                 cluster["status"] = {
                     "state": plan,
                     "detail": "scripted: the cluster failed to start" * (plan == "ERROR"),
                 }
-        return {k: v for k, v in cluster.items() if k != "plan"}
+        return {k: v for k, v in cluster.items() if k not in ("plan", "createOp")}
 
     def _submit(self, project: str, region: str, body: dict) -> dict:
         self.calls["jobs.submit"] += 1
@@ -188,6 +224,9 @@ class FakeDataproc:
         cluster = self.clusters.get(f"{project}/{region}/{job['placement']['clusterName']}")
         if cluster is None:
             raise ApiError(404, "NOT_FOUND", f"Not found: Cluster {job['placement']['clusterName']}")
+        if cluster["status"]["state"] not in ("RUNNING", "UPDATING", "ERROR_DUE_TO_UPDATE"):
+            state = cluster["status"]["state"]
+            raise ApiError(400, "FAILED_PRECONDITION", f"Cluster {cluster['clusterName']} is in state {state}")
         bucket = cluster.get("config", {}).get("configBucket") or "dataproc-staging"
         metainfo = f"gs://{bucket}/google-cloud-dataproc-metainfo/{cluster['clusterUuid']}/jobs/{job_id}"
         self.jobs[key] = {
@@ -220,13 +259,20 @@ class FakeDataproc:
             raise ApiError(404, "NOT_FOUND", f"Not found: Job projects/{project}/regions/{region}/jobs/{job_id}")
         if verb == "cancel":
             self.calls["jobs.cancel"] += 1
-            if job["status"]["state"] in ACTIVE_JOB_STATES:
-                job["status"] = {"state": "CANCELLED", "details": "Job cancelled by user"}
+            if job["status"]["state"] not in ACTIVE_JOB_STATES:
+                raise ApiError(
+                    400, "FAILED_PRECONDITION", f"Cannot cancel jobId '{job_id}' in state: '{job['status']}'"
+                )
+            job["status"] = {"state": "CANCELLED", "details": "Job cancelled by user"}
             return job
         self.calls["jobs.get"] += 1
+        if job_id in self.hidden_jobs:
+            raise ApiError(404, "NOT_FOUND", f"Not found: Job projects/{project}/regions/{region}/jobs/{job_id}")
         if job["status"]["state"] == "PENDING":
             job["status"] = {"state": "RUNNING"}
-        return job
+        reply = json.loads(json.dumps(job))
+        self._maybe_end(job_id)
+        return reply
 
     def _create_batch(self, project: str, region: str, body: dict, query: dict) -> dict:
         self.calls["batches.create"] += 1
@@ -258,7 +304,9 @@ class FakeDataproc:
             raise ApiError(404, "NOT_FOUND", f"Not found: Batch {name}")
         if batch["state"] == "PENDING":
             batch["state"] = "RUNNING"
-        return batch
+        reply = json.loads(json.dumps(batch))
+        self._maybe_end(name.rsplit("/", 1)[-1])
+        return reply
 
     def _operation_op(self, method: str, name: str) -> dict:
         name, _, verb = name.partition(":")
@@ -267,6 +315,8 @@ class FakeDataproc:
             raise ApiError(404, "NOT_FOUND", f"Not found: Operation {name}")
         if verb == "cancel":
             self.calls["operations.cancel"] += 1
+            if op["done"]:
+                raise ApiError(400, "FAILED_PRECONDITION", f"Operation {name} has already finished")
             for batch in self.batches.values():
                 if batch["operation"] == name and batch["state"] in ("PENDING", "RUNNING"):
                     batch["state"], batch["stateMessage"] = "CANCELLED", "Batch cancelled by user"

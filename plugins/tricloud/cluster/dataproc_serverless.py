@@ -7,22 +7,21 @@ key (:func:`tricloud.cluster.gcp.batch_id`), and so is the request id, so a retr
 (``GetBatch``) instead of starting a second one (Dataproc refuses a second batch of that id anyway).
 The driver's environment goes through ``spark.dataproc.driverEnv.*``; its output is at the batch's
 ``runtimeInfo.outputUri``. Cancel: the batch's long-running operation is cancelled (``CancelOperation``),
-as ``gcloud dataproc batches cancel`` does.
+as ``gcloud dataproc batches cancel`` does (:func:`tricloud.cluster.gcp.cancel_batch`) — by the task's
+``on_kill`` when it polls, by :class:`tricloud.cluster.triggers.DataprocBatchTrigger`'s ``on_kill`` when
+it is deferred (the provider's trigger of that name has none).
 """
 
 from __future__ import annotations
 
 import contextlib
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tricloud.cluster import gcp
-from tricloud.cluster.base import ClusterBackend, ClusterInfo, ClusterStatus, JobHandle, JobState, JobStatus, SparkJob
-from tricloud.cluster.gcp_settings import DataprocSettings, dataproc_settings
+from tricloud.cluster import gcp, gcs_output
+from tricloud.cluster.base import ClusterInfo, ClusterStatus, JobHandle, JobState, JobStatus, SparkJob
 
 if TYPE_CHECKING:
-    from airflow.providers.google.cloud.hooks.gcs import GCSHook
-    from airflow.providers.google.cloud.triggers.dataproc import DataprocBatchTrigger
+    from tricloud.cluster.triggers import DataprocBatchTrigger
 
 #: ``Batch.State`` → ours.
 BATCH_STATES = {
@@ -37,35 +36,10 @@ BATCH_STATES = {
 DRIVER_ENV = "spark.dataproc.driverEnv."
 
 
-class DataprocServerlessBackend(ClusterBackend):
+class DataprocServerlessBackend(gcp.GcpBackend):
     """Dataproc Serverless batches through ``DataprocHook`` and ``GCSHook``. See the module docstring."""
 
     name = "dataproc-serverless"
-
-    def __init__(self, settings: DataprocSettings) -> None:
-        self.settings = settings
-
-    @classmethod
-    def from_settings(cls, **overrides: Any) -> DataprocServerlessBackend:
-        """Settings as for ``dataproc`` (``gcp_settings.dataproc_settings``); the cluster ones are unused.
-
-        :raises ValueError: a setting missing or malformed, or an unknown override (the message names it).
-        """
-        return cls(dataproc_settings(overrides, cls.name))
-
-    @cached_property
-    def hook(self) -> gcp.DataprocEndpointHook:
-        return gcp.DataprocEndpointHook(gcp_conn_id=self.settings.gcp_conn_id, api_endpoint=self.settings.api_endpoint)
-
-    @cached_property
-    def gcs(self) -> GCSHook:
-        from airflow.providers.google.cloud.hooks.gcs import GCSHook
-
-        return GCSHook(gcp_conn_id=self.settings.gcp_conn_id)
-
-    @property
-    def _where(self) -> dict[str, str]:
-        return {"project_id": self.settings.project, "region": self.settings.region}
 
     # -- no cluster ----------------------------------------------------------------------------
     @property
@@ -102,6 +76,7 @@ class DataprocServerlessBackend(ClusterBackend):
 
     # -- the jobs ------------------------------------------------------------------------------
     def get_batch(self, batch_id: str) -> Any | None:
+        """Batch ``batch_id`` (a ``google.cloud.dataproc_v1.Batch``); None when Dataproc does not know it."""
         from google.api_core.exceptions import NotFound
 
         try:
@@ -135,8 +110,8 @@ class DataprocServerlessBackend(ClusterBackend):
         b_id = gcp.batch_id(job.key)
         existing = self.get_batch(b_id)
         if existing is not None:
-            self.hook.log.info("Job %s is already batch %s: not created again", job.key, b_id)
-            return self._handle(job, b_id, {})
+            self.log_info("Job %s is already batch %s: not created again", job.key, b_id)
+            return self._handle(job, b_id, None, {})
         gcp.require_gcs_lake(self.name, job)
         staged = gcp.stage_code(self.gcs, self.settings.code_uri, job)
         # ALREADY_EXISTS (HTTP 409): another process created it between our GetBatch and CreateBatch.
@@ -151,64 +126,42 @@ class DataprocServerlessBackend(ClusterBackend):
                     "request_id": gcp.request_id("batch", b_id),
                 }
             )
-        self.hook.log.info("Created Dataproc Serverless batch %s (%s)", b_id, job.key)
-        return self._handle(job, b_id, {"application": staged.application, "py_files": staged.py_files})
-
-    def _handle(self, job: SparkJob, b_id: str, details: dict) -> JobHandle:
-        return JobHandle(
-            backend=self.name,
-            job_id=b_id,
-            key=job.key,
-            result_uri=job.result_uri,
-            cluster_id=None,
-            details={"region": self.settings.region, "project": self.settings.project, **details},
-        )
+        self.log_info("Created Dataproc Serverless batch %s (%s)", b_id, job.key)
+        return self._handle(job, b_id, None, {"application": staged.application, "py_files": staged.py_files})
 
     def _batch(self, handle: JobHandle) -> Any:
         return self.hook.get_batch(batch_id=handle.job_id, **self._where)
 
     def job_status(self, handle: JobHandle) -> JobStatus:
+        """The batch's state (``Batch.State`` mapped by ``BATCH_STATES``; ``raw`` keeps its name) and its
+        ``stateMessage`` as ``message``.
+
+        :raises google.api_core.exceptions.NotFound: Dataproc does not know the batch (any more).
+        """
         batch = self._batch(handle)
         raw = batch.state.name
         return JobStatus(state=BATCH_STATES.get(raw, JobState.RUNNING), raw=raw, message=batch.state_message or None)
 
     def cancel(self, handle: JobHandle) -> None:
-        batch = self._batch(handle)
-        if BATCH_STATES.get(batch.state.name, JobState.RUNNING).terminal:
-            return
-        # The batch client's own CancelOperation (the hook's get_operations_client is api_core's REST
-        # operations client, whose cancel fails before sending: its binding has no body).
-        self.hook.get_batch_client(self.settings.region).cancel_operation(request={"name": batch.operation})
-        self.hook.log.info("Cancelled Dataproc Serverless batch %s (operation %s)", handle.job_id, batch.operation)
+        """Cancel the batch unless it has ended (:func:`tricloud.cluster.gcp.cancel_batch`); what the task's
+        ``on_kill`` calls when it polls."""
+        gcp.cancel_batch(self.hook, self.settings.project, self.settings.region, handle.job_id)
 
     def driver_log(self, handle: JobHandle) -> str | None:
         """The batch's ``runtimeInfo.outputUri`` (the driver's output), None before it runs."""
         return self._batch(handle).runtime_info.output_uri or None
 
-    def driver_error(self, handle: JobHandle, status: JobStatus) -> str:
-        """The batch's ``stateMessage``, then the tail of the driver output."""
-        head = status.message or f"batch {handle.job_id} ended {status.raw}"
-        where = self.driver_log(handle)
-        tail = gcp.log_tail(self.gcs, where)
-        if tail:
-            return f"{head}\n--- {where} (last lines) ---\n{tail}"
-        return f"{head}\n(driver output: {where or 'none recorded'})"
-
     def log_lines(self, handle: JobHandle, offset: int) -> tuple[list[str], int]:
         """New complete lines of the driver output since byte ``offset``."""
-        return gcp.new_lines(self.gcs, self.driver_log(handle), offset)
-
-    def read_result(self, handle: JobHandle) -> dict[str, Any]:
-        """The job's metrics at ``handle.result_uri``, read with the backend's Google Cloud connection."""
-        if handle.result_uri.startswith("gs://"):
-            return gcp.read_gcs_json(self.gcs, handle.result_uri) or {}
-        return super().read_result(handle)
+        return gcs_output.new_lines(self.gcs, self.driver_log(handle), offset)
 
     def trigger(self, handle: JobHandle, poll_interval: float) -> DataprocBatchTrigger | None:
-        """The provider's ``DataprocBatchTrigger``; None with a custom ``api_endpoint`` (see ``dataproc``)."""
+        """:class:`tricloud.cluster.triggers.DataprocBatchTrigger` (the provider's, plus cancel on kill); None with
+        a custom ``api_endpoint`` (the provider's async hook talks gRPC to Google's endpoint only: the task polls,
+        and its ``on_kill`` cancels)."""
         if self.settings.api_endpoint:
             return None
-        from airflow.providers.google.cloud.triggers.dataproc import DataprocBatchTrigger
+        from tricloud.cluster.triggers import DataprocBatchTrigger
 
         return DataprocBatchTrigger(
             batch_id=handle.job_id,

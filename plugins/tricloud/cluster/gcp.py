@@ -11,7 +11,11 @@
 * :class:`DataprocEndpointHook`: the provider's ``DataprocHook`` always talks gRPC to
   ``<region>-dataproc.googleapis.com:443``; no connection field changes that. This subclass honours an
   ``api_endpoint`` (REST) when one is configured — a private endpoint, or the local fake of the tests —
-  and is the provider's hook unchanged otherwise.
+  and is the provider's hook unchanged otherwise (client options from the hook's own
+  ``get_client_options``, so a non-default universe domain is handled as the provider does).
+* :class:`GcpBackend`: what both backends share (settings, hooks, job handles, driver errors, results).
+* Clusters are named ``name/uuid`` in a ``cluster_id`` (:func:`cluster_ref`), so a delete names the
+  incarnation; FAILED_PRECONDITION (:func:`is_failed_precondition`) is "nothing to do" where a race makes it so.
 """
 
 from __future__ import annotations
@@ -20,13 +24,18 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.google.cloud.hooks.dataproc import DataprocHook
 
 from tricloud.cluster import aws
+from tricloud.cluster.base import ClusterBackend, JobHandle, JobStatus
+from tricloud.cluster.gcp_settings import DataprocSettings, dataproc_settings
+from tricloud.cluster.gcs_output import log_tail, split_gs
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -39,6 +48,9 @@ MANAGED_LABEL = "tricloud-managed"
 CREATED_BY_LABEL = "tricloud-created-by"
 #: The Google Cloud console.
 CONSOLE = "https://console.cloud.google.com"
+
+#: Batch states after which there is nothing to cancel.
+BATCH_ENDED = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
 _LABEL_UNSAFE = re.compile(r"[^a-z0-9_-]+")
 _JOB_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -71,12 +83,6 @@ def gs_uri(value: str, env: str) -> str:
     return str(value).rstrip("/")
 
 
-def split_gs(uri: str) -> tuple[str, str]:
-    """``gs://bucket/key`` → ``(bucket, key)``."""
-    bucket, _, key = uri[len("gs://") :].partition("/")
-    return bucket, key
-
-
 def require_gcs_lake(backend: str, job: SparkJob | None = None) -> None:
     """Fail fast unless the lake (and a job's metrics) are on GCS: Dataproc's machines reach ``gs://`` through
     the GCS connector; a local path would be a node's own disk, and there is no S3 connector.
@@ -97,6 +103,61 @@ def require_gcs_lake(backend: str, job: SparkJob | None = None) -> None:
                 f"LAKE_ROOT is {value}, but the {backend} backend runs the jobs on Google Cloud's machines, "
                 "which reach the lake through the GCS connector: set LAKE_ROOT=gs://<bucket>/<prefix>"
             )
+
+
+def is_failed_precondition(err: Exception) -> bool:
+    """Whether a Google API error is FAILED_PRECONDITION: ``FailedPrecondition`` over gRPC; over REST the
+    client raises the HTTP class (``BadRequest``, 400) with the RPC status in the reply's ``error.status``."""
+    from google.api_core.exceptions import BadRequest, FailedPrecondition
+
+    if isinstance(err, FailedPrecondition):
+        return True
+    if not isinstance(err, BadRequest):
+        return False
+    try:
+        return err.response.json()["error"]["status"] == "FAILED_PRECONDITION"
+    except Exception:  # no JSON reply: not ours to classify
+        return False
+
+
+def precondition_failed(call: Callable[[], Any]) -> str | None:
+    """Run ``call``; Dataproc's message when it refused with FAILED_PRECONDITION (e.g. cancelling a job that
+    has just ended, deleting another incarnation of a cluster), None when it went through. Other errors
+    propagate."""
+    from google.api_core.exceptions import BadRequest, FailedPrecondition
+
+    try:
+        call()
+    except (FailedPrecondition, BadRequest) as err:
+        if not is_failed_precondition(err):
+            raise
+        return err.message
+    return None
+
+
+def cluster_ref(cluster_id: str) -> tuple[str, str | None]:
+    """``name/uuid`` (what ``dataproc`` returns as ``cluster_id``) → ``(name, uuid)``; a bare name (an older
+    ``cluster_id``) → ``(name, None)``."""
+    name, _, cluster_uuid = cluster_id.partition("/")
+    return name, cluster_uuid or None
+
+
+def cancel_batch(hook: DataprocHook, project: str, region: str, batch_id: str) -> bool:
+    """Cancel batch ``batch_id`` unless it has ended; True when a cancel was sent.
+
+    Dataproc cancels a batch through its long-running operation (``CancelOperation``), as ``gcloud dataproc
+    batches cancel`` does; sent with the batch client's own ``cancel_operation`` (the hook's
+    ``get_operations_client`` is api_core's REST operations client, whose cancel fails before sending).
+    A batch that ends between the read and the cancel is FAILED_PRECONDITION: nothing left to cancel.
+    """
+    batch = hook.get_batch(batch_id=batch_id, project_id=project, region=region)
+    if batch.state.name in BATCH_ENDED:
+        return False
+    client = hook.get_batch_client(region)
+    if precondition_failed(lambda: client.cancel_operation(request={"name": batch.operation})):
+        return False
+    hook.log.info("Cancelled Dataproc Serverless batch %s (operation %s)", batch_id, batch.operation)
+    return True
 
 
 class ClusterVanished(RuntimeError):
@@ -173,36 +234,31 @@ def spark_properties(job: SparkJob, driver_env: str) -> dict[str, str]:
     return dict(sorted(props.items()))
 
 
+def pyspark_job(s: DataprocSettings, job: SparkJob, staged: StagedCode, cluster: str) -> dict[str, Any]:
+    """The Dataproc ``Job`` of ``job`` on cluster ``cluster`` (a name): a PySpark job in YARN cluster mode
+    (driver environment from ``spark.yarn.appMasterEnv.*``, as on EMR), its id from the job key."""
+    props = spark_properties(job, "spark.yarn.appMasterEnv.")
+    props.setdefault("spark.submit.deployMode", "cluster")
+    props.setdefault("spark.app.name", job.name)
+    return {
+        "reference": {"project_id": s.project, "job_id": job_id(job.key)},
+        "placement": {"cluster_name": cluster},
+        "pyspark_job": {
+            "main_python_file_uri": staged.application,
+            "args": job.submitted_args,
+            "python_file_uris": [staged.py_files],
+            "properties": props,
+        },
+        "labels": {MANAGED_LABEL: "true", CREATED_BY_LABEL: label_value(s.created_by)},
+    }
+
+
 def read_gcs_json(gcs: GCSHook, uri: str) -> dict[str, Any] | None:
     """The JSON object at ``uri``, None when absent; ``ValueError`` when it is not JSON."""
     bucket, key = split_gs(uri)
     if not gcs.exists(bucket, key):
         return None
     return json.loads(gcs.download(bucket, key))
-
-
-def read_output(gcs: GCSHook, uri: str) -> bytes:
-    """The driver output under ``uri``: Dataproc writes it as ``<uri>.000000000``, ``.000000001``, … in order."""
-    bucket, key = split_gs(uri)
-    names = sorted(gcs.list(bucket, prefix=key) or [])
-    return b"".join(gcs.download(bucket, name) for name in names)
-
-
-def log_tail(gcs: GCSHook, uri: str | None, lines: int = aws.LOG_TAIL_LINES) -> str | None:
-    """The last ``lines`` lines of the driver output at ``uri``; None when there is none (yet)."""
-    if not uri:
-        return None
-    text = read_output(gcs, uri).decode("utf-8", errors="replace").rstrip("\n")
-    return "\n".join(text.splitlines()[-lines:]) or None
-
-
-def new_lines(gcs: GCSHook, uri: str | None, offset: int) -> tuple[list[str], int]:
-    """Complete lines of the driver output after byte ``offset``, and the next offset (a partial last line waits)."""
-    if not uri:
-        return [], offset
-    data = read_output(gcs, uri)[offset:]
-    end = data.rfind(b"\n") + 1
-    return data[:end].decode("utf-8", errors="replace").splitlines(), offset + end
 
 
 def storage_link(uri: str) -> str:
@@ -224,13 +280,14 @@ class DataprocEndpointHook(DataprocHook):
 
     def _rest_client(self, client_class: type) -> Any:
         from airflow.providers.google.common.consts import CLIENT_INFO
-        from google.api_core.client_options import ClientOptions
 
+        # The hook's own options: in a non-default universe (GOOGLE_CLOUD_UNIVERSE_DOMAIN, the connection's
+        # universe) it keeps the universe domain and ignores the override, as the provider's clients do.
         return client_class(
             credentials=self.get_credentials(),
             client_info=CLIENT_INFO,
             transport="rest",
-            client_options=ClientOptions(api_endpoint=self.api_endpoint),
+            client_options=self.get_client_options(api_endpoint_override=self.api_endpoint),
         )
 
     def get_cluster_client(self, region: str | None = None):
@@ -253,3 +310,72 @@ class DataprocEndpointHook(DataprocHook):
         if self.api_endpoint:
             return self._rest_client(BatchControllerClient)
         return super().get_batch_client(region)
+
+
+class GcpBackend(ClusterBackend):
+    """What ``dataproc`` and ``dataproc-serverless`` share: settings, the Dataproc and GCS hooks, job handles,
+    the driver's error with its output's tail, and results read from GCS.
+
+    A subclass sets ``name`` and implements :meth:`driver_log` (where Dataproc keeps the driver's output).
+    """
+
+    settings: DataprocSettings
+
+    def __init__(self, settings: DataprocSettings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> GcpBackend:
+        """Settings from ``TRICLOUD_*`` variables and the connection (``gcp_settings.dataproc_settings``).
+
+        :raises ValueError: a setting missing or malformed, or an unknown override (the message names it).
+        """
+        return cls(dataproc_settings(overrides, cls.name))
+
+    @cached_property
+    def hook(self) -> DataprocEndpointHook:
+        """The provider's ``DataprocHook`` on the deployment's connection (its ``api_endpoint`` honoured)."""
+        return DataprocEndpointHook(gcp_conn_id=self.settings.gcp_conn_id, api_endpoint=self.settings.api_endpoint)
+
+    @cached_property
+    def gcs(self) -> GCSHook:
+        """``GCSHook`` on the same connection (staging, results, driver output)."""
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        return GCSHook(gcp_conn_id=self.settings.gcp_conn_id)
+
+    @property
+    def _where(self) -> dict[str, str]:
+        return {"project_id": self.settings.project, "region": self.settings.region}
+
+    def _handle(self, job: SparkJob, job_id: str, cluster_id: str | None, details: dict[str, Any]) -> JobHandle:
+        return JobHandle(
+            backend=self.name,
+            job_id=job_id,
+            key=job.key,
+            result_uri=job.result_uri,
+            cluster_id=cluster_id,
+            details={"region": self.settings.region, "project": self.settings.project, **details},
+        )
+
+    def driver_log(self, handle: JobHandle) -> str | None:
+        """The ``gs://`` prefix of the driver's output, None before Dataproc names one."""
+        raise NotImplementedError
+
+    def driver_error(self, handle: JobHandle, status: JobStatus) -> str:
+        """Dataproc's status message, then the tail of the driver output (or where it will be)."""
+        head = status.message or f"{handle.job_id} ended {status.raw}"
+        where = self.driver_log(handle)
+        tail = log_tail(self.gcs, where)
+        if tail:
+            return f"{head}\n--- {where} (last lines) ---\n{tail}"
+        return f"{head}\n(driver output: {where or 'none recorded'})"
+
+    def read_result(self, handle: JobHandle) -> dict[str, Any]:
+        """The job's metrics at ``handle.result_uri``, read with the backend's Google Cloud connection."""
+        if handle.result_uri.startswith("gs://"):
+            return read_gcs_json(self.gcs, handle.result_uri) or {}
+        return super().read_result(handle)
+
+    def log_info(self, msg: str, *args: Any) -> None:
+        self.hook.log.info(msg, *args)
