@@ -186,6 +186,13 @@ class LocalStandaloneBackend(LocalJobsMixin, ConnectServerMixin, ClusterBackend)
             "SPARK_WORKER_DIR": str(self.dir / "work"),
             "SPARK_NO_DAEMONIZE": "1",
         }
+        if role == "connect":
+            # spark-submit sizes a Connect server like the Thrift server: SPARK_DAEMON_MEMORY and
+            # SPARK_DAEMON_JAVA_OPTS before spark.driver.memory (SparkSubmitCommandBuilder.isConnectServer).
+            # The small daemon heap meant for master and worker (stack LEAN_SETTINGS) is below Spark's
+            # 450 MiB minimum for a driver: the server keeps its own SERVER_CONF sizing.
+            for name in ("SPARK_DAEMON_MEMORY", "SPARK_DAEMON_JAVA_OPTS"):
+                env.pop(name, None)
         log_file = open(self.dir / f"{role}.log", "ab")  # noqa: SIM115 (handed to the child)
         # A new session: the cluster outlives the task that started it and is stopped by group.
         proc = subprocess.Popen(
