@@ -187,6 +187,10 @@ class ConnectServerMixin:
         args = ["--master", self.master_url, "--class", SERVER_CLASS, "--name", SERVER_APP_NAME]
         for key, value in conf.items():
             args += ["--conf", f"{key}={value}"]
+        # A server just killed (ours, by group) may hold its port for a moment while the kernel reaps it.
+        released = time.monotonic() + 15
+        while listening(host, port) and time.monotonic() < released:
+            time.sleep(0.5)
         if listening(host, port):
             raise OSError(f"port {port} of {url} is taken by another process: stop it, or choose another port there")
         pid = self._spawn("connect", [*args, "spark-internal"], binary="spark-submit")
