@@ -9,7 +9,6 @@ the two outputs differ and a mix of them (or the first run's output anywhere) is
 from __future__ import annotations
 
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 
 import psutil
@@ -20,6 +19,7 @@ from include import generate, lake
 from include.lease import LEASE_LOST_EXIT, HourLease
 from tests.support import reference
 from tests.support.stack import DAG_ID, task_states, wait_for_run, warehouse_of
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
 
@@ -32,14 +32,6 @@ def lease_stack(fault_airflow):
 def task_instances(client, run_id: str) -> dict[str, dict]:
     tis = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
     return {t["task_id"]: t for t in tis}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(1)
-    return value
 
 
 def spark_drivers(hour: datetime) -> list[psutil.Process]:

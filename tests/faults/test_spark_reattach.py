@@ -24,6 +24,7 @@ import pytest
 from include import generate, lake
 from tests.support.cluster import launches
 from tests.support.stack import DAG_ID, task_states, wait_for_run
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
 TASK = "ingest_customer_data"
@@ -32,14 +33,6 @@ TASK = "ingest_customer_data"
 @pytest.fixture(scope="module")
 def reattach_stack(fault_airflow):
     return fault_airflow
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.5)
-    return value
 
 
 def job_records(root: Path, hour: datetime) -> list[dict]:

@@ -21,6 +21,7 @@ from tests.support.lake_checks import (
     hour_digests,
 )
 from tests.support.stack import DAG_ID, task_states, wait_for_run
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
 BIG = 60_000  # rows: the job is killed as soon as spark-submit runs; enough to be mid-job
@@ -49,14 +50,6 @@ def spark_processes(hour: datetime) -> list[psutil.Process]:
         if "ingest_customers.py" in cmd and hour.isoformat() in cmd:
             found.append(p)
     return found
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.5)
-    return value
 
 
 def clear(client, run_id: str) -> None:

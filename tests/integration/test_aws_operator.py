@@ -17,12 +17,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
 from tests.support.moto_aws import CONN_ID, EMR_CONN_ID, moto_aws
 from tests.support.task_attempt import context, operator
+from tests.support.waiting import wait_for
 from tricloud.cluster.aws import project_root
 from tricloud.cluster.triggers import EmrStepTrigger
 from tricloud.links import ClusterConsoleLink, DriverLogLink
@@ -55,14 +55,6 @@ def emr(aws, monkeypatch):
     info = StartClusterOperator(task_id="start_cluster", backend_kwargs={"poll_interval": 1}).execute({})
     assert info["started"] is True and info["cluster_id"].startswith("j-")
     return info
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 def steps(aws, cluster_id: str) -> list:

@@ -16,7 +16,6 @@ Skipped, with the reason, only where network namespaces cannot be made (not root
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tests.support.azure_arm import FakeArm
 from tests.support.azure_vm_cluster import CONN_ID, RESOURCE_GROUP, VMS, AzureVmCluster, backend_env, open_cluster
 from tests.support.lake_checks import assert_every_row_accounted_once
 from tests.support.netns import netns_permitted
+from tests.support.waiting import wait_for
 from tricloud import settings
 from tricloud.cluster import JobState, SparkJob, backend_from_settings, job_key
 from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
@@ -106,14 +106,6 @@ def plain(address: str) -> str:
 
 def power(vms: AzureVmCluster) -> dict[str, str]:
     return {vm: vms.arm.vm(RESOURCE_GROUP, vm).power for vm in VMS.values()}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 def get_json(url: str) -> dict | list | None:

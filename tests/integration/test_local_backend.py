@@ -17,6 +17,7 @@ import pytest
 
 from include import generate
 from tests.support.cluster import launches
+from tests.support.waiting import wait_for
 from tricloud import settings
 from tricloud.cluster import JobState, SparkJob, job_key
 from tricloud.cluster.local_connect import MODE_ENV, SPARK_SUBMIT
@@ -35,14 +36,6 @@ def processes_running(needle: str) -> list[psutil.Process]:
         if p.info["status"] != psutil.STATUS_ZOMBIE and needle in " ".join(p.info["cmdline"] or []):
             found.append(p)
     return found
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.2)
-    return value
 
 
 def ingest_products(lake: Path, **kwargs) -> SparkJobOperator:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import psutil
@@ -22,6 +21,7 @@ import pytest
 from include import generate
 from include import lake as lake_layout
 from include.processes import alive
+from tests.support.waiting import wait_for
 from tricloud import settings
 from tricloud.cluster import JobState
 from tricloud.cluster.local_connect import MODE_ENV, listens_on
@@ -63,14 +63,6 @@ def rows(partition: Path) -> list[tuple]:
     """The partition's Parquet rows, sorted (None-safe), read by pyarrow, not by Spark."""
     table = pq.read_table(partition)
     return sorted((tuple(r.values()) for r in table.to_pylist()), key=repr)
-
-
-def wait_for(predicate, timeout: float, what: str, poll: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        time.sleep(poll)
-    return value
 
 
 class TestSameOutputsBothWays:
