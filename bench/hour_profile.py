@@ -1,7 +1,8 @@
 """Benchmark: Airflow's own share of one hour, and the memory of the whole embedded stack during it.
 
 For each profile -- ``default`` (Airflow's and Spark's defaults for the settings of
-:data:`stack.config.LEAN_SETTINGS`) and ``lean`` (the stack's settings) -- a world of its own (own
+:data:`stack.config.LEAN_SETTINGS`), ``lean`` (the stack's settings) and ``lean-connect`` (the stack's
+settings, jobs through the Spark Connect server: ``TRICLOUD_SPARK_SUBMIT_MODE=connect``) -- a world of its own (own
 ports, Spark cluster, emulators, Airflow home, lake; never `.env`'s) is started, ``--hours`` hours of
 ``--rows`` customer rows are run one after the other through the DAG (REST trigger), and then:
 
@@ -35,15 +36,18 @@ from include import generate
 
 DAG_ID = "customer_enrichment"
 FIRST_HOUR = datetime(2026, 2, 1, 0, tzinfo=UTC)
-PROFILES = ("default", "lean")
+PROFILES = ("default", "lean", "lean-connect")
 
 
 def profile_env(env: dict[str, str], profile: str) -> dict[str, str]:
     """The world's env for ``profile``: ``default`` drops every LEAN_SETTINGS key (Airflow's and Spark's
-    own defaults apply), ``lean`` keeps them. Scheduled runs off in both (only the triggered hours run)."""
+    own defaults apply), ``lean`` keeps them, ``lean-connect`` also runs the jobs through Spark Connect.
+    Scheduled runs off in all (only the triggered hours run)."""
     from stack.config import LEAN_SETTINGS
+    from tricloud.cluster.local_connect import CONNECT, MODE_ENV, SPARK_SUBMIT
 
-    out = dict(env) if profile == "lean" else {k: v for k, v in env.items() if k not in LEAN_SETTINGS}
+    out = dict(env) if profile != "default" else {k: v for k, v in env.items() if k not in LEAN_SETTINGS}
+    out[MODE_ENV] = CONNECT if profile == "lean-connect" else SPARK_SUBMIT
     out["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     return out
 
@@ -112,8 +116,8 @@ def _last(result: dict) -> list[TaskTiming]:
 
 
 SHARED = (
-    "Taken on a shared machine: 2 cores used by six helpers at once, so absolute figures move with the "
-    "others' load; both profiles ran in the same invocation, one after the other."
+    "Taken on a shared 2-core machine (other jobs may run beside it), so absolute figures move with their "
+    "load; the profiles ran in the same invocation, one after the other."
 )
 
 
@@ -162,7 +166,8 @@ def report_latency(args: argparse.Namespace, results: list[dict]) -> None:
         "hour; from the task instances' queued/start/end times (REST API). A stage's *wait* = its first "
         "task's start − the previous stage's last end (scheduler loop + executor + task start-up); "
         "*queued→start* is the executor/start-up part of it; *run* = the stage's last end − first start. "
-        f"`default` = Airflow's and Spark's defaults, `lean` = stack.config.LEAN_SETTINGS. {SHARED}\n\n"
+        f"`default` = Airflow's and Spark's defaults, `lean` = stack.config.LEAN_SETTINGS, `lean-connect` = lean with "
+        f"the jobs through Spark Connect. {SHARED}\n\n"
         + "\n".join(lines)
         + "\n\n| profile | last hour, trigger → success (s) | Σ waits (s) | Σ stage runs (s) "
         "| median of the hours (s) |\n|---|---|---|---|---|\n" + "\n".join(totals) + "\n"

@@ -20,7 +20,8 @@ import pytest
 
 from tests.support.moto_aws import CONN_ID, EMR_CONN_ID, moto_aws
 from tricloud.cluster import BACKEND_ENV, JobState, SparkJob, backend_from_settings, job_key
-from tricloud.cluster.aws import MANAGED_TAG, project_root, project_zip
+from tricloud.cluster.aws import MANAGED_TAG
+from tricloud.cluster.code_bundle import project_root, project_zip
 from tricloud.cluster.emr import EmrBackend
 from tricloud.cluster.emr_serverless import EmrServerlessBackend
 

@@ -23,7 +23,7 @@ import pytest
 from tests.support.moto_aws import CONN_ID, EMR_CONN_ID, moto_aws
 from tests.support.task_attempt import context, operator
 from tests.support.waiting import wait_for
-from tricloud.cluster.aws import project_root
+from tricloud.cluster.code_bundle import project_root
 from tricloud.cluster.triggers import EmrStepTrigger
 from tricloud.links import ClusterConsoleLink, DriverLogLink
 from tricloud.operators import StartClusterOperator, StopClusterOperator

@@ -26,7 +26,7 @@ import pytest
 
 from tests.support.dataproc_fake import fake_dataproc
 from tricloud.cluster import BACKEND_ENV, JobState, SparkJob, backend_from_settings, job_key
-from tricloud.cluster.aws import project_root
+from tricloud.cluster.code_bundle import project_root
 from tricloud.cluster.dataproc import DataprocBackend
 from tricloud.cluster.dataproc_serverless import DataprocServerlessBackend
 from tricloud.cluster.gcp import MANAGED_LABEL, request_id

@@ -13,20 +13,15 @@
 
 from __future__ import annotations
 
-import functools
 import gzip
-import hashlib
-import io
 import json
-import os
-import zipfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tricloud.cluster.base import ClusterBackend, JobHandle
+from tricloud.cluster.base import ClusterBackend, JobHandle, with_log_tail
+from tricloud.cluster.code_bundle import digest, project_zip
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.base_aws import AwsGenericHook
@@ -44,44 +39,11 @@ LOG_TAIL_LINES = 40
 CONSOLE = "https://console.aws.amazon.com"
 
 
-def setting(overrides: Mapping[str, Any], key: str, env: str, default: Any = None, *, required: str = "") -> Any:
-    """``overrides[key]``, else ``$env``, else ``default``.
-
-    :param required: when non-empty and no value is found, raise ``ValueError`` with this hint.
-    """
-    value = overrides.get(key)
-    if value is None:
-        value = os.environ.get(env) or None
-    if value is None:
-        value = default
-    if value is None and required:
-        raise ValueError(f"{env} is not set: {required}")
-    return value
-
-
 def s3_uri(value: str, env: str) -> str:
     """``value`` without a trailing slash; ``ValueError`` naming ``env`` unless it is ``s3://bucket[/prefix]``."""
     if not str(value).startswith("s3://") or len(str(value)) <= len("s3://"):
         raise ValueError(f"{env}={value!r} must be an S3 URI such as s3://my-bucket/tricloud")
     return str(value).rstrip("/")
-
-
-def parse_tags(value: str | Mapping[str, str] | None, env: str) -> dict[str, str]:
-    """Tags from a mapping or from ``key=value,key=value`` (or a JSON object); ``ValueError`` naming ``env``."""
-    if not value:
-        return {}
-    if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items()}
-    text = str(value).strip()
-    if text.startswith("{"):
-        return {str(k): str(v) for k, v in json.loads(text).items()}
-    tags = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, val = part.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{env}: {part!r} is not key=value (e.g. team=data,env=prod)")
-        tags[key.strip()] = val.strip()
-    return tags
 
 
 def require_object_store_lake(backend: str, job: SparkJob | None = None) -> None:
@@ -104,42 +66,6 @@ def require_object_store_lake(backend: str, job: SparkJob | None = None) -> None
                 f"LAKE_ROOT points at a local path ({value}), but the {backend} backend runs the jobs on the "
                 "cloud's machines, where that path would be the node's own disk: set LAKE_ROOT=s3://<bucket>/<prefix>"
             )
-
-
-def project_root() -> Path:
-    """The checkout holding ``include/`` (the package the jobs import)."""
-    import include
-
-    return Path(include.__file__).resolve().parent.parent
-
-
-@functools.lru_cache(maxsize=4)
-def _zip_of(root: Path, stamp: tuple[tuple[str, int, int], ...]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, _, _ in stamp:
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, (root / name).read_bytes())
-    return buffer.getvalue()
-
-
-def project_zip(root: Path | None = None) -> bytes:
-    """``include/`` as a zip the cluster puts on ``--py-files`` (``import include.jobs.common`` works).
-
-    Only ``*.py`` files, no caches; the same sources give the same bytes (cached per file stamps, so a
-    worker builds it once per content, not once per job).
-    """
-    root = root or project_root()
-    files = sorted(p for p in (root / "include").rglob("*.py") if "__pycache__" not in p.parts and p.is_file())
-    stamp = tuple((p.relative_to(root).as_posix(), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    return _zip_of(root, stamp)
-
-
-def digest(data: bytes) -> str:
-    """The first 16 hex digits of SHA-256: names a staged object by its content."""
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -267,9 +193,7 @@ class AwsBackend(ClusterBackend):
         """``head``, then the last lines of the driver log (or where it will be; ``missing`` when unknown)."""
         where = self.driver_log(handle)
         tail = read_log_tail(self.s3, where) if where and where.startswith("s3://") else None
-        if tail:
-            return f"{head}\n--- {where} (last lines) ---\n{tail}"
-        return f"{head}\n(driver log: {where or missing})"
+        return with_log_tail(head, where, tail, missing)
 
     def read_result(self, handle: JobHandle) -> dict[str, Any]:
         """The job's metrics at ``handle.result_uri``, read with the backend's AWS connection."""

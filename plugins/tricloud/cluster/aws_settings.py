@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tricloud.cluster import aws
+from tricloud.cluster.env_settings import parse_tags, setting
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def emr_settings(overrides: Mapping[str, Any]) -> EmrSettings:
     if unknown:
         raise ValueError(f"emr backend: unknown setting(s) {unknown}; known: {sorted(known)}")
     code_uri = aws.s3_uri(
-        aws.setting(
+        setting(
             overrides,
             "code_uri",
             "TRICLOUD_CODE_URI",
@@ -110,26 +111,26 @@ def emr_settings(overrides: Mapping[str, Any]) -> EmrSettings:
         "TRICLOUD_CODE_URI",
     )
     try:
-        idle = int(aws.setting(overrides, "idle_timeout", "TRICLOUD_EMR_IDLE_TIMEOUT", 1800))
+        idle = int(setting(overrides, "idle_timeout", "TRICLOUD_EMR_IDLE_TIMEOUT", 1800))
     except ValueError:
         raise ValueError("TRICLOUD_EMR_IDLE_TIMEOUT must be whole seconds (60 … 604800)") from None
     if not 60 <= idle <= 604800:
         raise ValueError(f"TRICLOUD_EMR_IDLE_TIMEOUT={idle}: EMR accepts 60 … 604800 seconds")
-    log_uri = aws.setting(overrides, "log_uri", "TRICLOUD_EMR_LOG_URI", f"{code_uri}/emr-logs")
+    log_uri = setting(overrides, "log_uri", "TRICLOUD_EMR_LOG_URI", f"{code_uri}/emr-logs")
     return EmrSettings(
         code_uri=code_uri,
-        aws_conn_id=aws.setting(overrides, "aws_conn_id", "TRICLOUD_AWS_CONN_ID", "aws_default"),
-        emr_conn_id=aws.setting(overrides, "emr_conn_id", "TRICLOUD_EMR_CONN_ID", "emr_default"),
-        cluster_name=aws.setting(overrides, "cluster_name", "TRICLOUD_EMR_CLUSTER_NAME", "tricloud"),
-        release_label=aws.setting(overrides, "release_label", "TRICLOUD_EMR_RELEASE_LABEL", "emr-7.12.0"),
+        aws_conn_id=setting(overrides, "aws_conn_id", "TRICLOUD_AWS_CONN_ID", "aws_default"),
+        emr_conn_id=setting(overrides, "emr_conn_id", "TRICLOUD_EMR_CONN_ID", "emr_default"),
+        cluster_name=setting(overrides, "cluster_name", "TRICLOUD_EMR_CLUSTER_NAME", "tricloud"),
+        release_label=setting(overrides, "release_label", "TRICLOUD_EMR_RELEASE_LABEL", "emr-7.12.0"),
         log_uri=aws.s3_uri(log_uri, "TRICLOUD_EMR_LOG_URI"),
         idle_timeout=idle,
-        instance_type=aws.setting(overrides, "instance_type", "TRICLOUD_EMR_INSTANCE_TYPE", "m5.xlarge"),
+        instance_type=setting(overrides, "instance_type", "TRICLOUD_EMR_INSTANCE_TYPE", "m5.xlarge"),
         workers=int(overrides.get("workers") or 2),
-        tags=aws.parse_tags(aws.setting(overrides, "tags", "TRICLOUD_EMR_TAGS"), "TRICLOUD_EMR_TAGS"),
+        tags=parse_tags(setting(overrides, "tags", "TRICLOUD_EMR_TAGS"), "TRICLOUD_EMR_TAGS"),
         created_by=str(overrides.get("created_by") or f"{socket.gethostname()}:{os.getpid()}"),
         poll_interval=float(overrides.get("poll_interval") or 30.0),
-        start_timeout=float(aws.setting(overrides, "start_timeout", "TRICLOUD_EMR_START_TIMEOUT", 1800)),
+        start_timeout=float(setting(overrides, "start_timeout", "TRICLOUD_EMR_START_TIMEOUT", 1800)),
     )
 
 
@@ -149,8 +150,8 @@ def emr_serverless_settings(overrides: Mapping[str, Any]) -> EmrServerlessSettin
     if unknown:
         raise ValueError(f"emr-serverless backend: unknown setting(s) {unknown}; known: {sorted(known)}")
     hint = "set it to s3://<bucket>/<prefix> where the job may read the staged code"
-    code_uri = aws.s3_uri(aws.setting(overrides, "code_uri", "TRICLOUD_CODE_URI", required=hint), "TRICLOUD_CODE_URI")
-    role = aws.setting(
+    code_uri = aws.s3_uri(setting(overrides, "code_uri", "TRICLOUD_CODE_URI", required=hint), "TRICLOUD_CODE_URI")
+    role = setting(
         overrides,
         "execution_role_arn",
         "TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN",
@@ -159,23 +160,21 @@ def emr_serverless_settings(overrides: Mapping[str, Any]) -> EmrServerlessSettin
     if not str(role).startswith("arn:"):
         raise ValueError(f"TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN={role!r} is not an IAM role ARN")
     try:
-        idle = int(aws.setting(overrides, "idle_minutes", "TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES", 15))
+        idle = int(setting(overrides, "idle_minutes", "TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES", 15))
     except ValueError:
         raise ValueError("TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES must be whole minutes (1 … 10080)") from None
     if not 1 <= idle <= 10080:
         raise ValueError(f"TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES={idle}: EMR Serverless accepts 1 … 10080")
-    log_uri = aws.setting(overrides, "log_uri", "TRICLOUD_EMR_SERVERLESS_LOG_URI", f"{code_uri}/emr-serverless-logs")
+    log_uri = setting(overrides, "log_uri", "TRICLOUD_EMR_SERVERLESS_LOG_URI", f"{code_uri}/emr-serverless-logs")
     return EmrServerlessSettings(
         code_uri=code_uri,
         execution_role_arn=str(role),
-        aws_conn_id=aws.setting(overrides, "aws_conn_id", "TRICLOUD_AWS_CONN_ID", "aws_default"),
-        application_name=aws.setting(
-            overrides, "application_name", "TRICLOUD_EMR_SERVERLESS_APPLICATION_NAME", "tricloud"
-        ),
-        release_label=aws.setting(overrides, "release_label", "TRICLOUD_EMR_SERVERLESS_RELEASE_LABEL", "emr-7.12.0"),
+        aws_conn_id=setting(overrides, "aws_conn_id", "TRICLOUD_AWS_CONN_ID", "aws_default"),
+        application_name=setting(overrides, "application_name", "TRICLOUD_EMR_SERVERLESS_APPLICATION_NAME", "tricloud"),
+        release_label=setting(overrides, "release_label", "TRICLOUD_EMR_SERVERLESS_RELEASE_LABEL", "emr-7.12.0"),
         idle_minutes=idle,
         log_uri=aws.s3_uri(log_uri, "TRICLOUD_EMR_SERVERLESS_LOG_URI"),
-        tags=aws.parse_tags(aws.setting(overrides, "tags", "TRICLOUD_EMR_TAGS"), "TRICLOUD_EMR_TAGS"),
+        tags=parse_tags(setting(overrides, "tags", "TRICLOUD_EMR_TAGS"), "TRICLOUD_EMR_TAGS"),
         created_by=str(overrides.get("created_by") or f"{socket.gethostname()}:{os.getpid()}"),
         poll_interval=float(overrides.get("poll_interval") or 10.0),
         workers=overrides.get("workers"),

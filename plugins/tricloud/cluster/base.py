@@ -170,6 +170,19 @@ class JobFailed(RuntimeError):
         self.driver_log = driver_log
 
 
+def with_log_tail(head: str, where: str | None, tail: str | None, missing: str, what: str = "driver log") -> str:
+    """A failed job's message for the task log: ``head``, then the last lines of its driver log.
+
+    :param where: the log's URI (``s3://``, ``gs://``, a path), None when the service named none.
+    :param tail: the log's last lines, None when it could not be read (yet).
+    :param missing: said instead of ``where`` when that is None.
+    :returns: ``head`` + ``--- <where> (last lines) ---`` + ``tail``, or ``head`` + ``(<what>: <where>)``.
+    """
+    if tail:
+        return f"{head}\n--- {where} (last lines) ---\n{tail}"
+    return f"{head}\n({what}: {where or missing})"
+
+
 class ClusterBackend(ABC):
     """Start (or reuse), inspect and stop one cluster, and run jobs on it. Implementations are idempotent."""
 

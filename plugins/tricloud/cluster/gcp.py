@@ -5,7 +5,7 @@
   Dataproc itself refuses a second job of that id.
 * Labels: keys and values ``[a-z0-9_-]`` (≤ 63 characters, lower case), :func:`label_value` folds a
   value into that alphabet.
-* Code staging: the same content-addressed objects as on AWS (:func:`tricloud.cluster.aws.project_zip`),
+* Code staging: the same content-addressed objects as on AWS (:func:`tricloud.cluster.code_bundle.project_zip`),
   uploaded through the google provider's ``GCSHook`` under ``<code_uri>/code/``; an object already there
   is not uploaded again.
 * :class:`DataprocEndpointHook`: the provider's ``DataprocHook`` always talks gRPC to
@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.google.cloud.hooks.dataproc import DataprocHook
 
-from tricloud.cluster import aws
-from tricloud.cluster.base import ClusterBackend, JobHandle, JobStatus
+from tricloud.cluster import code_bundle
+from tricloud.cluster.base import ClusterBackend, JobHandle, JobStatus, with_log_tail
 from tricloud.cluster.gcp_settings import DataprocSettings, dataproc_settings
 from tricloud.cluster.gcs_output import log_tail, split_gs
 
@@ -205,10 +205,10 @@ def stage_code(gcs: GCSHook, code_uri: str, job: SparkJob) -> StagedCode:
     """
     app = Path(job.application)
     app_bytes = app.read_bytes()
-    zip_bytes = aws.project_zip()
+    zip_bytes = code_bundle.project_zip()
     staged = StagedCode(
-        application=f"{code_uri}/code/{app.stem}-{aws.digest(app_bytes)}.py",
-        py_files=f"{code_uri}/code/include-{aws.digest(zip_bytes)}.zip",
+        application=f"{code_uri}/code/{app.stem}-{code_bundle.digest(app_bytes)}.py",
+        py_files=f"{code_uri}/code/include-{code_bundle.digest(zip_bytes)}.zip",
     )
     for uri, data in ((staged.application, app_bytes), (staged.py_files, zip_bytes)):
         bucket, key = split_gs(uri)
@@ -366,10 +366,7 @@ class GcpBackend(ClusterBackend):
         """Dataproc's status message, then the tail of the driver output (or where it will be)."""
         head = status.message or f"{handle.job_id} ended {status.raw}"
         where = self.driver_log(handle)
-        tail = log_tail(self.gcs, where)
-        if tail:
-            return f"{head}\n--- {where} (last lines) ---\n{tail}"
-        return f"{head}\n(driver output: {where or 'none recorded'})"
+        return with_log_tail(head, where, log_tail(self.gcs, where), "none recorded", what="driver output")
 
     def read_result(self, handle: JobHandle) -> dict[str, Any]:
         """The job's metrics at ``handle.result_uri``, read with the backend's Google Cloud connection."""

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from tricloud.cluster import aws, gcp
+from tricloud.cluster import gcp
+from tricloud.cluster.env_settings import parse_tags, setting
 
 #: Dataproc's bounds of ``lifecycleConfig.idleDeleteTtl``: 10 minutes … 14 days.
 IDLE_TTL_BOUNDS = (600, 1_209_600)
@@ -96,7 +97,7 @@ def dataproc_settings(overrides: Mapping[str, Any], backend: str = "dataproc") -
     if unknown:
         raise ValueError(f"{backend} backend: unknown setting(s) {unknown}; known: {sorted(known)}")
     code_uri = gcp.gs_uri(
-        aws.setting(
+        setting(
             overrides,
             "code_uri",
             "TRICLOUD_GCS_CODE_URI",
@@ -104,40 +105,39 @@ def dataproc_settings(overrides: Mapping[str, Any], backend: str = "dataproc") -
         ),
         "TRICLOUD_GCS_CODE_URI",
     )
-    region = aws.setting(
+    region = setting(
         overrides, "region", "TRICLOUD_DATAPROC_REGION", required="set it to the Dataproc region, e.g. europe-west1"
     )
-    conn_id = aws.setting(overrides, "gcp_conn_id", "TRICLOUD_GCP_CONN_ID", "google_cloud_default")
+    conn_id = setting(overrides, "gcp_conn_id", "TRICLOUD_GCP_CONN_ID", "google_cloud_default")
     extra = _connection_extra(conn_id)
-    project = aws.setting(overrides, "project", "TRICLOUD_GCP_PROJECT") or extra.get("project")
+    project = setting(overrides, "project", "TRICLOUD_GCP_PROJECT") or extra.get("project")
     if not project:
         raise ValueError(
             f"TRICLOUD_GCP_PROJECT is not set and connection {conn_id!r} names no project: "
             "set TRICLOUD_GCP_PROJECT, or the connection's extra 'project'"
         )
     try:
-        ttl = int(aws.setting(overrides, "idle_delete_ttl", "TRICLOUD_DATAPROC_IDLE_DELETE_TTL", 1800))
+        ttl = int(setting(overrides, "idle_delete_ttl", "TRICLOUD_DATAPROC_IDLE_DELETE_TTL", 1800))
     except ValueError:
         raise ValueError("TRICLOUD_DATAPROC_IDLE_DELETE_TTL must be whole seconds (600 … 1209600)") from None
     if not IDLE_TTL_BOUNDS[0] <= ttl <= IDLE_TTL_BOUNDS[1]:
         raise ValueError(f"TRICLOUD_DATAPROC_IDLE_DELETE_TTL={ttl}: Dataproc accepts 600 … 1209600 seconds")
-    labels = aws.parse_tags(aws.setting(overrides, "labels", "TRICLOUD_GCP_LABELS"), "TRICLOUD_GCP_LABELS")
+    labels = parse_tags(setting(overrides, "labels", "TRICLOUD_GCP_LABELS"), "TRICLOUD_GCP_LABELS")
     return DataprocSettings(
         project=str(project),
         region=str(region),
         code_uri=code_uri,
         gcp_conn_id=conn_id,
-        api_endpoint=aws.setting(overrides, "api_endpoint", "TRICLOUD_DATAPROC_API_ENDPOINT")
-        or extra.get("api_endpoint"),
-        cluster_name=aws.setting(overrides, "cluster_name", "TRICLOUD_DATAPROC_CLUSTER_NAME", "tricloud"),
-        image_version=aws.setting(overrides, "image_version", "TRICLOUD_DATAPROC_IMAGE_VERSION", "2.3-debian12"),
+        api_endpoint=setting(overrides, "api_endpoint", "TRICLOUD_DATAPROC_API_ENDPOINT") or extra.get("api_endpoint"),
+        cluster_name=setting(overrides, "cluster_name", "TRICLOUD_DATAPROC_CLUSTER_NAME", "tricloud"),
+        image_version=setting(overrides, "image_version", "TRICLOUD_DATAPROC_IMAGE_VERSION", "2.3-debian12"),
         idle_delete_ttl=ttl,
-        machine_type=aws.setting(overrides, "machine_type", "TRICLOUD_DATAPROC_MACHINE_TYPE", "n2-standard-4"),
+        machine_type=setting(overrides, "machine_type", "TRICLOUD_DATAPROC_MACHINE_TYPE", "n2-standard-4"),
         workers=int(overrides.get("workers") or 2),
-        runtime_version=aws.setting(overrides, "runtime_version", "TRICLOUD_DATAPROC_SERVERLESS_VERSION", "2.3"),
-        service_account=aws.setting(overrides, "service_account", "TRICLOUD_DATAPROC_SERVICE_ACCOUNT"),
+        runtime_version=setting(overrides, "runtime_version", "TRICLOUD_DATAPROC_SERVERLESS_VERSION", "2.3"),
+        service_account=setting(overrides, "service_account", "TRICLOUD_DATAPROC_SERVICE_ACCOUNT"),
         labels={gcp.label_value(k): gcp.label_value(v) for k, v in labels.items()},
         created_by=str(overrides.get("created_by") or f"{socket.gethostname()}:{os.getpid()}"),
         poll_interval=float(overrides.get("poll_interval") or 10.0),
-        start_timeout=float(aws.setting(overrides, "start_timeout", "TRICLOUD_DATAPROC_START_TIMEOUT", 900)),
+        start_timeout=float(setting(overrides, "start_timeout", "TRICLOUD_DATAPROC_START_TIMEOUT", 900)),
     )
