@@ -26,12 +26,10 @@ the master's private IP, workers' UIs and executors on theirs, the driver on the
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
-import urllib.request
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
@@ -41,6 +39,7 @@ from tricloud import settings as tricloud_settings
 from tricloud.cluster.azure_vm_settings import AzureVmSettings, azure_vm_settings
 from tricloud.cluster.base import ClusterBackend, ClusterInfo, ClusterStatus, JobHandle, SparkJob
 from tricloud.cluster.local_jobs import LocalJobsMixin
+from tricloud.cluster.standalone import cluster_status, master_state
 
 if TYPE_CHECKING:
     from airflow.providers.microsoft.azure.hooks.compute import AzureComputeHook
@@ -131,21 +130,10 @@ class AzureVmBackend(LocalJobsMixin, ClusterBackend):
         return f"http://{self.host}:{self.config.webui_port}"
 
     def master_json(self, timeout: float = 2.0) -> dict | None:
-        # Straight to the private address: an HTTP proxy of the Airflow worker must not carry it (urllib's
-        # no_proxy does not understand CIDR ranges).
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(f"{self.ui_url}/json/", timeout=timeout) as resp:
-                return json.load(resp)
-        except (OSError, ValueError):
-            return None
+        return master_state(self.ui_url, timeout)
 
     def status(self) -> ClusterStatus:
-        state = self.master_json()
-        if not state or state.get("status") != "ALIVE":
-            return ClusterStatus(alive=False, workers=0, active_apps=0)
-        live = sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
-        return ClusterStatus(alive=True, workers=live, active_apps=len(state.get("activeapps", [])))
+        return cluster_status(self.master_json())
 
     def power_states(self) -> dict[str, str]:
         """Each VM's power state (``running``, ``deallocated``, …), master first.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ from tricloud import settings
 from tricloud.cluster.base import ClusterBackend, ClusterInfo, ClusterStatus
 from tricloud.cluster.local_connect import CONNECT, SERVER_APP_NAME, ConnectServerMixin, submit_mode
 from tricloud.cluster.local_jobs import LocalJobsMixin
+from tricloud.cluster.standalone import cluster_status, master_state
 
 log = logging.getLogger(__name__)
 
@@ -120,20 +120,11 @@ class LocalStandaloneBackend(LocalJobsMixin, ConnectServerMixin, ClusterBackend)
         return f"http://{self.host}:{self.webui_port}"
 
     def master_json(self, timeout: float = 2.0) -> dict | None:
-        try:
-            with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=timeout) as resp:
-                return json.load(resp)
-        except (OSError, ValueError):
-            return None
+        return master_state(self.ui_url, timeout)
 
     def status(self) -> ClusterStatus:
-        state = self.master_json()
-        if not state or state.get("status") != "ALIVE":
-            return ClusterStatus(alive=False, workers=0, active_apps=0)
-        live = sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE" and not self._died(w))
         # The Connect server is part of the cluster, not a job that keeps it busy.
-        apps = [a for a in state.get("activeapps", []) if a.get("name") != SERVER_APP_NAME]
-        return ClusterStatus(alive=True, workers=live, active_apps=len(apps))
+        return cluster_status(self.master_json(), ignore_apps={SERVER_APP_NAME}, worker_gone=self._died)
 
     def _died(self, worker: dict) -> bool:
         """A worker the master still lists but whose process (started by us) is gone.
