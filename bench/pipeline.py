@@ -64,14 +64,20 @@ def by_hand(env: dict[str, str], hour: datetime) -> float:
     ]
     if any(p.wait() for p in procs):
         raise RuntimeError("a spark-submit failed")
-    enrich_hour(env["LAKE_ROOT"], hour)
-    # What the DAG does after enrichment: hash once, three clouds in parallel, verify; the warehouse.
+    after_spark(env, hour)
+    return time.perf_counter() - t0
+
+
+def after_spark(env: dict[str, str], hour: datetime) -> None:
+    """What the DAG does after the two ingest jobs, without Airflow: the enrichment, one hashing pass, the
+    three clouds in parallel with the warehouse load, then verification. Raises when verification fails."""
     from concurrent.futures import ThreadPoolExecutor
 
     from include.replication import hour_digests, replicate_hour, verify_hour
     from tricloud.replication.stores import stores_from_env
     from tricloud.warehouse import load_hour
 
+    enrich_hour(env["LAKE_ROOT"], hour)
     hour_digests(env["LAKE_ROOT"], hour)
     stores = stores_from_env()
     with ThreadPoolExecutor(4) as pool:
@@ -81,7 +87,6 @@ def by_hand(env: dict[str, str], hour: datetime) -> float:
             j.result()
     if verify_hour(stores, env["LAKE_ROOT"], hour).problems:
         raise RuntimeError("verification failed")
-    return time.perf_counter() - t0
 
 
 def through_airflow(client: RestClient, hour: datetime) -> float:
