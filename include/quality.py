@@ -342,3 +342,21 @@ def read_day(lake_root: str | Path | Lake, day: date) -> dict[str, dict]:
         if body is not None:
             found[f"{h:02d}"] = json.loads(body)
     return found
+
+
+def day_summary(lake_root: str | Path | Lake, day: date) -> dict:
+    """The quality part of the daily report: which of ``day``'s hours were checked, which failed and why.
+
+    :returns: ``hours_checked`` (count), ``hours_passed`` / ``hours_failed`` (``"HH"`` lists) and
+        ``failed_checks`` (``"HH"`` → the failed checks' one-line messages).
+    """
+    verdicts = read_day(lake_root, day)
+    failed = sorted(h for h, v in verdicts.items() if not v["passed"])
+    return {
+        "hours_checked": len(verdicts),
+        "hours_passed": sorted(h for h, v in verdicts.items() if v["passed"]),
+        "hours_failed": failed,
+        "failed_checks": {
+            h: [f"{c['name']}: {c['message']}" for c in verdicts[h]["checks"] if not c["passed"]] for h in failed
+        },
+    }
