@@ -13,6 +13,7 @@ import pytest
 from include import lake, quality
 from include.quality_settings import QualitySettingError, Thresholds
 
+pytestmark = pytest.mark.fast  # the fast tier: no server (`pytest -m fast`)
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 T = Thresholds()
 
