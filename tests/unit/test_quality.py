@@ -267,3 +267,35 @@ class TestVerdictKept:
         report = daily_rollup(tmp_path, date(2026, 11, 24))
         assert report["quality"]["hours_checked"] == 1
         assert report["quality"]["hours_passed"] == ["10"] and report["quality"]["hours_failed"] == []
+
+
+class TestOnAnObjectStoreLake:
+    def test_the_hour_is_read_through_the_commits_and_the_verdict_kept_beside_it(self, tmp_path):
+        import shutil
+
+        from fsspec.implementations.dirfs import DirFileSystem
+        from fsspec.implementations.local import LocalFileSystem
+        from pyarrow import fs
+
+        from include.lake_commit import ObjectLake
+
+        local = tmp_path / "local"
+        tiny_hour(local, bad_email=60, history=[200] * 6)
+        bucket = tmp_path / "bucket"
+        bucket.mkdir()
+        # a bucket as a directory; like S3 (and unlike pyarrow's local file system) it needs no parent "directories"
+        bucket_fs = DirFileSystem(path=str(bucket), fs=LocalFileSystem(auto_mkdir=True))
+        the_lake = ObjectLake("s3://lake/prod", filesystem=fs.PyFileSystem(fs.FSSpecHandler(bucket_fs)))
+        for summary in sorted(local.rglob(lake.SUMMARY_FILE)):
+            part = summary.parent
+            staging = tmp_path / "staging" / part.relative_to(local)
+            shutil.copytree(part, staging)
+            the_lake.publish(str(part.relative_to(local)), staging)
+
+        result = quality.check_hour(the_lake, HOUR, T)
+        assert result.to_dict()["checks"] == quality.check_hour(local, HOUR, T).to_dict()["checks"]
+        assert [c.name for c in result.failed] == ["reject_rate.customer_activity"]
+        assert quality.write_result(the_lake, result) == "s3://lake/prod/" + quality.result_relpath(HOUR)
+        stored = json.loads((bucket / "lake/prod" / quality.result_relpath(HOUR)).read_text())
+        assert stored["failed_checks"] == ["reject_rate.customer_activity"]
+        assert quality.day_summary(the_lake, date(2026, 11, 24))["hours_failed"] == ["10"]
