@@ -14,17 +14,26 @@ Every hour `[start, end)` (UTC) this DAG:
    `reject_reason`; cleaned + rejected = input.
 3. **enrich_customer_data** — *joins* clean orders with the catalog and *aggregates* per customer
    (orders, items, spend, favourite category) into `enriched/customer_hourly/…` plus `_summary.json`.
-4. **replicate_to_s3** ∥ **replicate_to_gcs** ∥ **replicate_to_azure** — copy the hour's clean,
+4. **check_quality** — the hour's data-quality gate (include/quality.py): volume against the trailing
+   24 hours, reject rate per reason, NULL keys, negative spend, enriched ≤ clean customers. A failed
+   check fails this task at once (no retry: the same data fails the same way), naming the check and
+   its numbers, and nothing of the hour goes to the clouds or the warehouse. The verdict is in the task
+   log, XCom (key `quality`) and `_quality/customer_enrichment/date=…/hour=….json`; thresholds are
+   `TRICLOUD_DQ_*` settings.
+5. **replicate_to_s3** ∥ **replicate_to_gcs** ∥ **replicate_to_azure** — copy the hour's clean,
    rejects and enriched partitions to Amazon S3, Google Cloud Storage and Azure Blob through the
    provider hooks (connections `aws_default`, `google_cloud_default`, `wasb_default`, bucket
    `$REPLICA_BUCKET`). Each object carries its SHA-256; objects already in place are skipped; the
    hour's manifest (`_manifests/customer_enrichment/date=…/hour=….json`) is written last.
-5. **verify_replicas** — re-reads every cloud's objects and compares checksums; repairs a missing or
+6. **verify_replicas** — re-reads every cloud's objects and compares checksums; repairs a missing or
    corrupted copy from the lake or a healthy cloud, and fails naming what differed.
-6. **load_warehouse** — upserts the hour's aggregates into table `customer_hourly` of connection
+7. **load_warehouse** — upserts the hour's aggregates into table `customer_hourly` of connection
    `warehouse_default` (SQLite file locally, PostgreSQL in compose); a re-run replaces the hour.
-7. **stop_cluster** (teardown) — stops the Spark cluster only if this run started it.
-8. **release_hour** (teardown of claim_hour) — frees the hour, whatever happened. A crashed run's hour
+8. **check_warehouse_columns** ∥ **check_warehouse_table** — the common-sql provider's check operators on
+   the hour's rows of `customer_hourly` (no NULL or duplicate customer, spend ≥ 0, as many rows as the
+   lake's enriched customers); never retried.
+9. **stop_cluster** (teardown) — stops the Spark cluster only if this run started it.
+10. **release_hour** (teardown of claim_hour) — frees the hour, whatever happened. A crashed run's hour
    is free once that run is failed (or after an hour without renewal).
 
 Partitions are `date=YYYY-MM-DD/hour=HH` under `$LAKE_ROOT`; each appears atomically, and re-running
@@ -63,8 +72,12 @@ from tricloud.operators import (
     StopClusterOperator,
     VerifyReplicasOperator,
 )
+from tricloud.quality import XCOM_KEY, WarehouseColumnCheckOperator, WarehouseTableCheckOperator
 from tricloud.spark_conf import SHORT_JOB_CONF
 
+WAREHOUSE_TABLE = "customer_hourly"  # include.warehouse.TABLE (not imported: parse time stays light)
+#: The enriched customers the gate counted in the lake: what the warehouse must hold for the hour.
+LAKE_CUSTOMERS = f"{{{{ ti.xcom_pull(task_ids='check_quality', key='{XCOM_KEY}')['enriched_customers'] | int }}}}"
 HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--end", macros.HOUR_END, *LEASE_ARGS]
 
 
@@ -140,6 +153,15 @@ def customer_enrichment():
         start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
         return load_hour("warehouse_default", settings.lake_root(), start)
 
+    @task(task_id="check_quality", retries=0, pre_execute=fence)  # its verdict file is a lake write
+    def check_quality(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, ti=None) -> dict:
+        """The hour's data-quality gate (include/quality.py); fails, unretried, naming each failed check."""
+        from tricloud.hours import resolve_hour
+        from tricloud.quality import gate_hour
+
+        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
+        return gate_hour(settings.lake_root(), start, ti)
+
     stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster", pre_execute=keep_alive)
 
     enriched = enrich_customer_data()
@@ -168,14 +190,45 @@ def customer_enrichment():
             pre_execute=fence,  # its repairs write
         )
         copies >> verify
-    enriched >> replicate
+    gate = check_quality()
+    enriched >> gate >> replicate
     loaded = load_warehouse()
-    enriched >> loaded
+    gate >> loaded
+    in_hour = f"window_start = '{macros.HOUR_START}'"  # the hour is a validated whole-hour timestamp
+    warehouse_checks = [
+        WarehouseColumnCheckOperator(
+            task_id="check_warehouse_columns",
+            conn_id="warehouse_default",
+            table=WAREHOUSE_TABLE,
+            partition_clause=in_hour,
+            column_mapping={
+                "customer_id": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}},
+                "order_count": {"min": {"geq_to": 1}},
+                "spend": {"min": {"geq_to": 0}},
+            },
+            retry_on_failure=False,
+            retries=0,
+        ),
+        WarehouseTableCheckOperator(
+            task_id="check_warehouse_table",
+            conn_id="warehouse_default",
+            table=WAREHOUSE_TABLE,
+            partition_clause=in_hour,
+            checks={
+                "rows_equal_lake": {"check_statement": f"COUNT(*) = {LAKE_CUSTOMERS}"},
+                "items_cover_orders": {"check_statement": "items >= order_count"},
+                "first_order_not_after_last": {"check_statement": "first_order_ts <= last_order_ts"},
+            },
+            retry_on_failure=False,
+            retries=0,
+        ),
+    ]
+    loaded >> warehouse_checks
     stop_cluster.as_teardown(setups=start_cluster)
 
     release_hour = ReleaseHourOperator(task_id="release_hour")
     claim_hour >> start_cluster
-    [stop_cluster, verify, loaded] >> release_hour
+    [stop_cluster, verify, *warehouse_checks] >> release_hour
     release_hour.as_teardown(setups=claim_hour)
 
 

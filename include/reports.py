@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-from include import lake, paths
+from include import lake, paths, quality
 
 REPORTS = ("reports", "customer_daily")
 
@@ -72,6 +72,9 @@ def daily_rollup(lake_root: str | Path, day: date | str) -> dict:
         "customer_hours": sum(h["customers"] for h in hours),
         "top_favourite_categories": [{"category": c, "customers": n} for c, n in top],
         "by_hour": hours,
+        # The gate's verdicts (include/quality.py): an hour in hours_failed is in the lake but was never
+        # published; its numbers above are counted like any other hour's.
+        "quality": quality.day_summary(root, day),
     }
     path = report_path(lake_root, day)
     path.parent.mkdir(parents=True, exist_ok=True)

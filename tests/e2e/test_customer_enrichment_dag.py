@@ -83,6 +83,7 @@ class TestHostileLakeRoot:
         _, _, dr, tis, _ = first_run
         stages = {"ingest_customer_data", "ingest_product_data", "enrich_customer_data", "load_warehouse"}
         stages |= {"replicate_to_s3", "replicate_to_gcs", "replicate_to_azure", "verify_replicas"}
+        stages |= {"check_quality", "check_warehouse_columns", "check_warehouse_table"}  # the quality gates
         assert stages <= tis.keys()  # the whole pipeline ran, not part of it
         assert tis == {t: "success" for t in tis}, tis
         assert dr.state == "success"
@@ -116,6 +117,21 @@ class TestHostileLakeRoot:
                 exp["favourite_category"],
             ), cid
             assert got["spend"] == pytest.approx(exp["spend"], abs=0.011), cid
+
+    def test_the_ordinary_hour_passes_the_quality_gate(self, first_run, dag):
+        root, gen, dr, _, _ = first_run
+        ti = next(ti for ti in dr.get_task_instances() if ti.task_id == "check_quality")
+        verdict = ti.xcom_pull(task_ids="check_quality", key="quality")
+        assert verdict["passed"] is True and verdict["failed_checks"] == []
+        assert verdict == ti.xcom_pull(task_ids="check_quality")  # pushed under its key and returned
+        _, reasons = reference.clean_customers(gen.customer_file, HOUR)
+        check = next(c for c in verdict["checks"] if c["name"] == "reject_rate.customer_activity")
+        assert check["observed"]["bad_email_rows"] == reasons["bad_email"] > 0
+        # no earlier hour in this lake: the volume check is skipped, saying why
+        volume = next(c for c in verdict["checks"] if c["name"] == "row_volume")
+        assert volume["skipped"] and volume["message"] == "skipped: 0 of the trailing 24 hours on record, 6 needed"
+        kept = lake.read_json(root / "_quality/customer_enrichment/date=2026-11-24/hour=10.json")
+        assert kept["passed"] is True and kept["checks"] == verdict["checks"]
 
     def test_nothing_landed_beside_the_root(self, first_run):
         root = first_run[0]
