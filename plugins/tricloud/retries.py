@@ -74,7 +74,8 @@ DETERMINISTIC_TYPES: dict[str, str] = {
 TRANSIENT_TYPES: dict[str, str] = {
     "builtins.ConnectionError": "the endpoint is unreachable",
     "builtins.TimeoutError": "the endpoint timed out",
-    "botocore.exceptions.HTTPClientError": "the S3 endpoint is unreachable or dropped the connection",
+    "botocore.exceptions.ConnectionError": "the S3 endpoint is unreachable or timed out",
+    "botocore.exceptions.HTTPClientError": "the S3 endpoint dropped the connection",
     "requests.exceptions.ConnectionError": "the endpoint is unreachable",
     "requests.exceptions.Timeout": "the endpoint timed out",
     "urllib3.exceptions.HTTPError": "the connection failed",

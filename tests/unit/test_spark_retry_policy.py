@@ -85,18 +85,18 @@ class TestRetryPolicy:
         assert decision.action is RetryAction.FAIL and decision.reason
 
     @pytest.mark.parametrize(
-        "error",
+        ("error", "action"),
         [
-            AirflowException("Spark job x ended FAILED: Lost executor 0"),
-            ConnectionRefusedError("cluster down"),
-            FileNotFoundError("Spark application x.py does not exist"),  # NoInputError's base class
+            (AirflowException("Spark job x ended FAILED: Lost executor 0"), RetryAction.DEFAULT),
+            (ConnectionRefusedError("cluster down"), RetryAction.RETRY),  # transient: tricloud.retries
+            (FileNotFoundError("Spark application x.py does not exist"), RetryAction.FAIL),  # deterministic
         ],
         ids=["job failed", "cluster down", "missing application"],
     )
-    def test_any_other_failure_keeps_the_tasks_retries(self, error):
+    def test_other_failures_follow_the_shared_classes(self, error, action):
         from tricloud.operators.spark import SPARK_RETRY_POLICY
 
-        assert SPARK_RETRY_POLICY.evaluate(error, try_number=1, max_tries=3).action is RetryAction.DEFAULT
+        assert SPARK_RETRY_POLICY.evaluate(error, try_number=1, max_tries=3).action is action
 
     def test_every_spark_task_of_every_dag_carries_it_and_keeps_its_retries(self):
         from pathlib import Path
