@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-SMTP_PASSWORD = "smtp-pw-Zq81xT"  # a test value: asserted NOT to appear in any alert
-WEBHOOK_TOKEN = "hook-token-Yk27wR"
+SMTP_PASSWORD = "smtp-pw-Zq81xT"  # pragma: allowlist secret (a test value, asserted NOT to appear in any alert)
+WEBHOOK_TOKEN = "hook-token-Yk27wR"  # pragma: allowlist secret
 WEBHOOK_PATH = "/services/T000/B000/path-secret-Pm44vD"
 EMAIL_TO = "oncall@tricloud.test"
 
