@@ -6,6 +6,7 @@ tests/faults/test_alerts.py.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -98,3 +99,45 @@ class TestDeadlineSetting:
         monkeypatch.setenv(alerts.HOUR_DEADLINE_ENV, value)
         with pytest.raises(ValueError, match=alerts.HOUR_DEADLINE_ENV):
             alerts.hour_deadline()
+
+
+class TestWiring:
+    def test_every_task_has_the_policy_and_the_alert_and_parsing_loads_no_provider(self):
+        """In a fresh interpreter (nothing imported before): parse dags/, report what each task carries."""
+        import json
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[2]
+        probe = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+from tricloud.alerts import FailureAlert
+from tricloud.retries import RETRY_POLICY
+bag = DagBag(sys.argv[1])
+out = {"errors": sorted(bag.import_errors), "dags": {}}
+for d in bag.dags.values():
+    out["dags"][d.dag_id] = {
+        "without_policy": [t.task_id for t in d.tasks if t.retry_policy is not RETRY_POLICY],
+        "without_alert": [t.task_id for t in d.tasks
+                          if not any(isinstance(c, FailureAlert) for c in (t.on_failure_callback or []))],
+        "deadline": [(a.interval.total_seconds(), a.callback.path) for a in (d.deadline or [])],
+    }
+heavy = ("botocore", "google.cloud.storage", "azure.storage.blob", "aiohttp", "aiosmtpd",
+         "airflow.providers.smtp.notifications.smtp", "airflow.providers.http.notifications.http")
+out["loaded"] = [m for m in heavy if m in sys.modules]
+print(json.dumps(out))
+"""
+        env = {**os.environ, "PYTHONPATH": f"{root / 'plugins'}{os.pathsep}{root}"}
+        env.pop("TRICLOUD_HOUR_DEADLINE_MINUTES", None)
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(root / "dags")], capture_output=True, text=True, env=env, check=True
+        )
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        assert out["errors"] == []
+        for dag_id in ("customer_enrichment", "athlete_age_by_year"):
+            assert out["dags"][dag_id]["without_policy"] == [], dag_id
+            assert out["dags"][dag_id]["without_alert"] == [], dag_id
+        assert out["dags"]["customer_enrichment"]["deadline"] == [[6600.0, "tricloud.alerts.notify_deadline_missed"]]
+        assert out["loaded"] == []
