@@ -62,6 +62,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
 
 from tricloud import macros, settings
+from tricloud.alerts import ON_FAILURE, hour_deadline
 from tricloud.assets import ENRICHED_CUSTOMER_HOURLY, REPLICATED_CUSTOMER_HOURLY
 from tricloud.hour_lease import LEASE_ARGS, ClaimHourSensor, ReleaseHourOperator, fence, keep_alive
 from tricloud.hours import HOUR_PARAM_PATTERN
@@ -73,6 +74,7 @@ from tricloud.operators import (
     VerifyReplicasOperator,
 )
 from tricloud.quality import XCOM_KEY, WarehouseColumnCheckOperator, WarehouseTableCheckOperator
+from tricloud.retries import RETRY_POLICY
 from tricloud.spark_conf import SHORT_JOB_CONF
 
 WAREHOUSE_TABLE = "customer_hourly"  # include.warehouse.TABLE (not imported: parse time stays light)
@@ -106,7 +108,12 @@ HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--e
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=10),
         "execution_timeout": timedelta(minutes=30),
+        # Deterministic errors fail on try 1, transient ones retry with backoff (docs/reliability.md).
+        "retry_policy": RETRY_POLICY,
+        # E-mail / webhook on a task's final failure, if their connections exist (tricloud.alerts).
+        "on_failure_callback": ON_FAILURE,
     },
+    deadline=hour_deadline(),  # late hour: TRICLOUD_HOUR_DEADLINE_MINUTES after its interval ends
 )
 def customer_enrichment():
     claim_hour = ClaimHourSensor(task_id="claim_hour", hour=macros.HOUR_START, lake_root=macros.LAKE_ROOT)

@@ -16,13 +16,22 @@ import warnings
 
 import pytest
 
+from tests.support.alert_sinks import alert_sinks_running
 from tests.support.stack import ONLY_OUR_RUNS, hand_over_idle, private_stack
 
 
 @pytest.fixture(scope="package")
-def shared_fault_airflow(spark_cluster, emulators):
-    """(airflow, rest client, env, lake root) of the package's private Airflow: only our runs, 30 s heartbeat."""
-    with private_stack("test-faults-airflow", **ONLY_OUR_RUNS) as stack:
+def alert_sinks():
+    """A local SMTP server and webhook receiver (127.0.0.1) that the fault Airflow's alerts go to."""
+    with alert_sinks_running() as sinks:
+        yield sinks
+
+
+@pytest.fixture(scope="package")
+def shared_fault_airflow(spark_cluster, emulators, alert_sinks):
+    """(airflow, rest client, env, lake root) of the package's private Airflow: only our runs, 30 s heartbeat,
+    alerts (connections ``smtp_default``, ``tricloud_webhook``) going to :func:`alert_sinks`."""
+    with private_stack("test-faults-airflow", **ONLY_OUR_RUNS, **alert_sinks.env) as stack:
         yield stack
 
 

@@ -1,10 +1,11 @@
-"""A Spark task that failed on its input fails at once; every other failure keeps its retries.
+"""A Spark task that failed on its input fails at once; other failures follow the shared retry classes.
 
 The chain under test: the job process exits ``DATA_ERROR_EXIT`` on a missing or unusable input
 (``include.jobs.common.run``); the operator turns that exit into ``SparkJobDataError``
-(``tricloud.operators.spark.data_error``); the Spark tasks' ``retry_policy`` (Airflow 3.3's
-``ExceptionRetryPolicy``, evaluated by the task runner with the raised exception) returns FAIL for it
-and DEFAULT (the task's ``retries`` with backoff) for anything else. In real Airflow:
+(``tricloud.operators.spark.data_error``); the Spark tasks' ``retry_policy`` (the shared
+``tricloud.retries.RETRY_POLICY``, evaluated by the task runner with the raised exception) returns FAIL for it,
+RETRY for a transient failure and DEFAULT (the task's ``retries`` with backoff) for anything unknown
+(all classes: tests/unit/test_retry_classes.py). In real Airflow:
 tests/e2e/test_prod_topology.py (the backfill: a missing hour fails on try 1) and tests/faults/test_spark_reattach.py
 (a killed worker is retried, try 2 succeeds).
 """
@@ -85,18 +86,18 @@ class TestRetryPolicy:
         assert decision.action is RetryAction.FAIL and decision.reason
 
     @pytest.mark.parametrize(
-        "error",
+        ("error", "action"),
         [
-            AirflowException("Spark job x ended FAILED: Lost executor 0"),
-            ConnectionRefusedError("cluster down"),
-            FileNotFoundError("Spark application x.py does not exist"),  # NoInputError's base class
+            (AirflowException("Spark job x ended FAILED: Lost executor 0"), RetryAction.DEFAULT),
+            (ConnectionRefusedError("cluster down"), RetryAction.RETRY),  # transient: tricloud.retries
+            (FileNotFoundError("Spark application x.py does not exist"), RetryAction.FAIL),  # deterministic
         ],
         ids=["job failed", "cluster down", "missing application"],
     )
-    def test_any_other_failure_keeps_the_tasks_retries(self, error):
+    def test_other_failures_follow_the_shared_classes(self, error, action):
         from tricloud.operators.spark import SPARK_RETRY_POLICY
 
-        assert SPARK_RETRY_POLICY.evaluate(error, try_number=1, max_tries=3).action is RetryAction.DEFAULT
+        assert SPARK_RETRY_POLICY.evaluate(error, try_number=1, max_tries=3).action is action
 
     def test_every_spark_task_of_every_dag_carries_it_and_keeps_its_retries(self):
         from pathlib import Path

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 from airflow.providers.common.compat.sdk import conf as airflow_conf
-from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from include.jobs import DATA_ERROR_EXIT
 from include.lease import LEASE_LOST_EXIT
+from tricloud import retries
 from tricloud.links import (
     ClusterConsoleLink,
     DriverLogLink,
@@ -70,17 +70,9 @@ class SparkJobDataError(AirflowException):
     """
 
 
-#: The Spark tasks' retry policy (Airflow 3.3 ``retry_policy``): a data error fails at once, everything
-#: else (a lost worker, a killed driver, a cluster that is down) keeps the task's retries and backoff.
-SPARK_RETRY_POLICY = ExceptionRetryPolicy(
-    rules=[
-        RetryRule(
-            exception=SparkJobDataError,
-            action=RetryAction.FAIL,
-            reason="the job's input is missing or unusable: a retry would fail the same way",
-        )
-    ]
-)
+#: The Spark tasks' retry policy: the pipelines' shared one (:data:`tricloud.retries.RETRY_POLICY`), which
+#: fails a :class:`SparkJobDataError` at once and retries a lost worker or a cluster that is down.
+SPARK_RETRY_POLICY = retries.RETRY_POLICY
 
 
 class SparkJobOperator(ResumableJobMixin, BaseOperator):

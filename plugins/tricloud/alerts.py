@@ -1,0 +1,262 @@
+"""Who is told when an hour fails or is late: the providers' notifiers, routed by connections.
+
+- **Failure** of a task (after its last try): :class:`FailureAlert` (the DAGs' ``on_failure_callback``),
+  run by the task's worker with the task's context.
+- **Late hour**: :func:`hour_deadline`, the SDK's ``DeadlineAlert`` per DAG run, due
+  ``TRICLOUD_HOUR_DEADLINE_MINUTES`` (default 50) after the hour's interval ends; the scheduler queues
+  :func:`notify_deadline_missed` on the executor (``SyncCallback``) when a run is not done by then.
+
+Both send the same message through every *configured* channel:
+
+- e-mail: the smtp provider's ``SmtpNotifier`` over connection ``smtp_default`` (:data:`SMTP_CONN_ID`),
+  to ``TRICLOUD_ALERT_EMAIL_TO`` (comma-separated; default :data:`DEFAULT_EMAIL_TO`);
+- webhook: the http provider's ``HttpNotifier`` POSTing Slack-style JSON ``{"text": …}`` to connection
+  ``tricloud_webhook`` (:data:`WEBHOOK_CONN_ID`; host = the webhook URL, its path kept).
+
+A channel whose connection does not exist is skipped with one log line: nothing is looked up at DAG
+parse time (no connection, no network, no provider import), so the check happens when an alert is due.
+The message names the DAG, the hour (UTC), the task, the error's first line and the log URL; every
+secret Airflow knows of (connection passwords, extras) is masked, and the channels' own passwords and
+extras are removed from the text before it is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
+from airflow.sdk.bases.notifier import BaseNotifier
+
+log = logging.getLogger(__name__)
+
+HOUR_DEADLINE_ENV = "TRICLOUD_HOUR_DEADLINE_MINUTES"
+DEFAULT_HOUR_DEADLINE_MINUTES = 50.0
+EMAIL_TO_ENV = "TRICLOUD_ALERT_EMAIL_TO"
+DEFAULT_EMAIL_TO = "data-platform@localhost"
+SMTP_CONN_ID = "smtp_default"
+WEBHOOK_CONN_ID = "tricloud_webhook"
+#: One hour, the length of an hourly run's interval.
+HOUR = timedelta(hours=1)
+
+
+def hour_deadline_minutes() -> float:
+    """Minutes after an hour's interval ends by which its run must be done (``TRICLOUD_HOUR_DEADLINE_MINUTES``).
+
+    :raises ValueError: not a number, or not > 0 — naming the setting.
+    """
+    raw = os.environ.get(HOUR_DEADLINE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_HOUR_DEADLINE_MINUTES
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = float("nan")
+    if not minutes > 0 or minutes == float("inf"):
+        raise ValueError(
+            f"{HOUR_DEADLINE_ENV}={raw!r} is not a positive number of minutes: set it in .env "
+            f"(e.g. {DEFAULT_HOUR_DEADLINE_MINUTES:.0f}) or unset it for the default"
+        )
+    return minutes
+
+
+def hour_deadline() -> DeadlineAlert:
+    """The DAG's deadline: the run is done ``TRICLOUD_HOUR_DEADLINE_MINUTES`` after its interval ends.
+
+    The SDK has no data-interval reference; ``DAGRUN_LOGICAL_DATE`` is the interval's *start* for a
+    ``CronDataIntervalTimetable`` run (scheduled or backfilled), so the interval is one hour plus the
+    setting. A manual run's logical date is its hour's *end* (``tricloud.hours.resolve_hour``): it gets
+    one hour more.
+    """
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=HOUR + timedelta(minutes=hour_deadline_minutes()),
+        callback=SyncCallback(notify_deadline_missed),
+        name="hour_deadline",
+    )
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What an alert says: one subject line and a body of ``name: value`` lines."""
+
+    kind: str  # "failed" or "late"
+    dag_id: str
+    hour: str  # ISO start of the hour, UTC
+    task: str
+    error: str  # the error's first line
+    url: str  # the task's log, or the run's page
+
+    @property
+    def subject(self) -> str:
+        return f"[tricloud] {self.dag_id} hour {self.hour} {self.kind}: {self.task}"
+
+    @property
+    def text(self) -> str:
+        return "\n".join(
+            [
+                self.subject,
+                f"DAG: {self.dag_id}",
+                f"Hour: {self.hour}",
+                f"Task: {self.task}",
+                f"Error: {self.error}",
+                f"Log: {self.url}",
+            ]
+        )
+
+
+def first_line(error: BaseException | str | None) -> str:
+    """``Type: first line of the message`` of an exception (or the first line of a text)."""
+    if error is None:
+        return "(no error recorded)"
+    if isinstance(error, BaseException):
+        lines = str(error).strip().splitlines()
+        return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _hour(data_interval_start, data_interval_end, dag_run, conf: dict | None) -> str:
+    from tricloud.hours import resolve_hour
+
+    try:
+        return resolve_hour(data_interval_start, data_interval_end, dag_run, (conf or {}).get("hour"))[0].isoformat()
+    except Exception as err:  # an alert must go out even when the hour cannot be worked out
+        return f"(unknown: {err})"
+
+
+def failure_alert(context: dict[str, Any]) -> Alert:
+    """The alert of a failed task from its context (``ti``, ``dag_run``, ``exception``, interval, params)."""
+    ti = context["ti"]
+    dag_run = context.get("dag_run")
+    params = context.get("params") or {}
+    hour = _hour(context.get("data_interval_start"), context.get("data_interval_end"), dag_run, dict(params))
+    return Alert(
+        kind="failed",
+        dag_id=ti.dag_id,
+        hour=hour,
+        task=f"{ti.task_id} (try {ti.try_number})",
+        error=first_line(context.get("exception")),
+        url=ti.log_url,
+    )
+
+
+def deadline_alert(context: dict[str, Any]) -> Alert:
+    """The alert of a missed deadline from the scheduler's context (``dag_run`` as JSON, ``deadline``)."""
+    from types import SimpleNamespace
+    from urllib.parse import quote
+
+    from airflow.sdk.configuration import conf
+
+    run = context.get("dag_run") or {}
+    deadline = context.get("deadline") or {}
+
+    def when(key: str) -> datetime | None:
+        value = run.get(key)
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+    dag_run = SimpleNamespace(
+        logical_date=when("logical_date"), run_type=run.get("run_type"), run_after=when("run_after")
+    )
+    hour = _hour(when("data_interval_start"), when("data_interval_end"), dag_run, run.get("conf"))
+    base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
+    dag_id = str(run.get("dag_id", "?"))
+    return Alert(
+        kind="late",
+        dag_id=dag_id,
+        hour=hour,
+        task=f"run {run.get('dag_run_id', '?')} (state {run.get('state', '?')})",
+        error=f"not finished by its deadline {deadline.get('deadline_time', '?')} ({HOUR_DEADLINE_ENV})",
+        url=f"{base}/dags/{dag_id}/runs/{quote(str(run.get('dag_run_id', '')))}",
+    )
+
+
+def _connection(conn_id: str):
+    """The connection, or None when it is not configured (the channel is then skipped)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def _scrub(text: str, connections: list) -> str:
+    """The text with every secret masked: Airflow's masker, then the channels' passwords and secret extras."""
+    from airflow.sdk._shared.secrets_masker import redact, should_hide_value_for_key
+
+    text = str(redact(text))
+    for conn in connections:
+        secrets = [conn.password] + [
+            str(v) for k, v in (conn.extra_dejson or {}).items() if should_hide_value_for_key(k)
+        ]
+        for secret in secrets:
+            if secret:
+                text = text.replace(str(secret), "***")
+    return text
+
+
+def send(alert: Alert) -> list[str]:
+    """Send an alert through every configured channel; returns the channels used ("email", "webhook").
+
+    A channel that fails to send is logged and the other one still sends; an alert never raises.
+    """
+    smtp, webhook = _connection(SMTP_CONN_ID), _connection(WEBHOOK_CONN_ID)
+    configured = [c for c in (smtp, webhook) if c is not None]
+    subject, text = _scrub(alert.subject, configured), _scrub(alert.text, configured)
+    sent: list[str] = []
+    if smtp is None:
+        log.info("No connection %r: e-mail alert not sent", SMTP_CONN_ID)
+    else:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        to = [a.strip() for a in os.environ.get(EMAIL_TO_ENV, DEFAULT_EMAIL_TO).split(",") if a.strip()]
+        html = "<pre>" + text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</pre>"
+        notifier = SmtpNotifier(
+            to=to, subject=subject, html_content=html, smtp_conn_id=SMTP_CONN_ID, from_email=smtp.login or None
+        )
+        sent += _try("email", notifier)
+    if webhook is None:
+        log.info("No connection %r: webhook alert not sent", WEBHOOK_CONN_ID)
+    else:
+        from airflow.providers.http.notifications.http import HttpNotifier
+
+        notifier = HttpNotifier(
+            http_conn_id=WEBHOOK_CONN_ID, json={"text": text}, headers={"Content-Type": "application/json"}
+        )
+        sent += _try("webhook", notifier)
+    return sent
+
+
+def _try(channel: str, notifier: BaseNotifier) -> list[str]:
+    try:
+        # notify() directly, not notifier(context): the text is final, nothing to render from Jinja.
+        notifier.notify({})
+    except Exception:
+        log.exception("The %s alert could not be sent", channel)
+        return []
+    log.info("Alert sent by %s", channel)
+    return [channel]
+
+
+class FailureAlert(BaseNotifier):
+    """``on_failure_callback`` of the tasks: sends :func:`failure_alert` through :func:`send`.
+
+    Built at parse time with no argument and no I/O; everything happens when a task has failed.
+    """
+
+    def notify(self, context) -> None:
+        send(failure_alert(context))
+
+
+def notify_deadline_missed(context: dict[str, Any] | None = None, **_: Any) -> None:
+    """The deadline callback (``SyncCallback``, run by the executor): sends :func:`deadline_alert`."""
+    send(deadline_alert(context or {}))
+
+
+#: The callbacks to put in ``default_args``: one notifier instance, shared by every task.
+ON_FAILURE = [FailureAlert()]

@@ -1,0 +1,143 @@
+"""The alerts (``tricloud.alerts``) sent for real: the smtp provider's SmtpNotifier to a local aiosmtpd
+server and the http provider's HttpNotifier to a local webhook receiver (127.0.0.1), routed by
+connections; no Airflow server. The same path inside a real Airflow (a failed and a late hour):
+tests/faults/test_alerts.py.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from tests.support.alert_sinks import EMAIL_TO, alert_sinks_running
+from tricloud import alerts
+
+pytestmark = pytest.mark.fast
+
+
+@pytest.fixture
+def sinks(monkeypatch):
+    with alert_sinks_running() as s:
+        for k, v in s.env.items():
+            monkeypatch.setenv(k, v)
+        yield s
+
+
+def failed_context() -> dict:
+    ti = SimpleNamespace(
+        dag_id="customer_enrichment",
+        task_id="ingest_customer_data",
+        try_number=1,
+        log_url="http://localhost:8080/dags/customer_enrichment/runs/r1/tasks/ingest_customer_data?try_number=1",
+    )
+    start = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    return {
+        "ti": ti,
+        "dag_run": SimpleNamespace(logical_date=start, run_type="scheduled"),
+        "data_interval_start": start,
+        "data_interval_end": start + timedelta(hours=1),
+        "params": {"hour": None},
+        # an error whose text carries the SMTP password: it must not leave in the alert
+        "exception": RuntimeError("first line, password smtp-pw-Zq81xT\nsecond line"),
+    }
+
+
+class TestSend:
+    def test_a_failure_goes_to_both_channels_naming_dag_hour_task_error_and_log(self, sinks):
+        sent = alerts.send(alerts.failure_alert(failed_context()))
+        assert sent == ["email", "webhook"]
+        [mail], [post] = sinks.mails, sinks.posts
+        assert mail["to"] == [EMAIL_TO]
+        assert post["path"].endswith("path-secret-Pm44vD")  # the connection's URL, path kept
+        for text in (mail["body"], post["body"]["text"]):
+            assert "DAG: customer_enrichment" in text
+            assert "Hour: 2026-11-24T10:00:00+00:00" in text
+            assert "Task: ingest_customer_data (try 1)" in text
+            assert "Error: RuntimeError: first line, password ***" in text
+            assert "second line" not in text
+            assert "Log: http://localhost:8080/dags/customer_enrichment/runs/r1/tasks/ingest_customer_data" in text
+        for secret in sinks.secrets:
+            assert secret not in mail["raw"] and secret not in post["raw"], secret
+
+    def test_a_channel_without_connection_is_skipped_without_error(self, sinks, monkeypatch):
+        monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT")
+        assert alerts.send(alerts.failure_alert(failed_context())) == ["webhook"]
+        assert sinks.mails == [] and len(sinks.posts) == 1
+
+    def test_a_late_hour_names_the_run_and_its_deadline(self, sinks):
+        context = {
+            "dag_run": {
+                "dag_id": "customer_enrichment",
+                "dag_run_id": "scheduled__2026-11-24T10:00:00+00:00",
+                "logical_date": "2026-11-24T10:00:00Z",
+                "data_interval_start": "2026-11-24T10:00:00Z",
+                "data_interval_end": "2026-11-24T11:00:00Z",
+                "run_type": "scheduled",
+                "state": "running",
+                "conf": {},
+            },
+            "deadline": {"id": "x", "deadline_time": "2026-11-24T11:50:00+00:00"},
+        }
+        alerts.notify_deadline_missed(context=context)
+        [post] = sinks.posts
+        text = post["body"]["text"]
+        assert "hour 2026-11-24T10:00:00+00:00 late" in text
+        assert "not finished by its deadline 2026-11-24T11:50:00+00:00" in text
+        assert "/dags/customer_enrichment/runs/scheduled__2026-11-24T10%3A00%3A00%2B00%3A00" in text
+
+
+class TestDeadlineSetting:
+    def test_default_is_fifty_minutes_after_the_interval_ends(self, monkeypatch):
+        monkeypatch.delenv(alerts.HOUR_DEADLINE_ENV, raising=False)
+        assert alerts.hour_deadline().interval == timedelta(hours=1, minutes=50)
+
+    @pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan"])
+    def test_a_bad_value_fails_naming_the_setting(self, monkeypatch, value):
+        monkeypatch.setenv(alerts.HOUR_DEADLINE_ENV, value)
+        with pytest.raises(ValueError, match=alerts.HOUR_DEADLINE_ENV):
+            alerts.hour_deadline()
+
+
+class TestWiring:
+    def test_every_task_has_the_policy_and_the_alert_and_parsing_loads_no_provider(self):
+        """In a fresh interpreter (nothing imported before): parse dags/, report what each task carries."""
+        import json
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[2]
+        probe = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+from tricloud.alerts import FailureAlert
+from tricloud.retries import RETRY_POLICY
+bag = DagBag(sys.argv[1])
+out = {"errors": sorted(bag.import_errors), "dags": {}}
+for d in bag.dags.values():
+    out["dags"][d.dag_id] = {
+        "without_policy": [t.task_id for t in d.tasks if t.retry_policy is not RETRY_POLICY],
+        "without_alert": [t.task_id for t in d.tasks
+                          if not any(isinstance(c, FailureAlert) for c in (t.on_failure_callback or []))],
+        "deadline": [(a.interval.total_seconds(), a.callback.path) for a in (d.deadline or [])],
+    }
+heavy = ("botocore", "google.cloud.storage", "azure.storage.blob", "aiohttp", "aiosmtpd",
+         "airflow.providers.smtp.notifications.smtp", "airflow.providers.http.notifications.http")
+out["loaded"] = [m for m in heavy if m in sys.modules]
+print(json.dumps(out))
+"""
+        env = {**os.environ, "PYTHONPATH": f"{root / 'plugins'}{os.pathsep}{root}"}
+        env.pop("TRICLOUD_HOUR_DEADLINE_MINUTES", None)
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(root / "dags")], capture_output=True, text=True, env=env, check=True
+        )
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        assert out["errors"] == []
+        for dag_id in ("customer_enrichment", "athlete_age_by_year"):
+            assert out["dags"][dag_id]["without_policy"] == [], dag_id
+            assert out["dags"][dag_id]["without_alert"] == [], dag_id
+        assert out["dags"]["customer_enrichment"]["deadline"] == [[6600.0, "tricloud.alerts.notify_deadline_missed"]]
+        assert out["loaded"] == []
