@@ -53,6 +53,23 @@ class TestHourPartitionKey:
             assets.hour_partition_key("2026-11-24T10:30:00+00:00")
 
 
+class TestProducerEvents:
+    """What the hourly DAG's producing tasks put in their outlet events (the SDK's own accessors)."""
+
+    @pytest.mark.parametrize("task_id", ["enrich_customer_data", "verify_replicas", "revise_daily_report"])
+    def test_each_event_carries_the_hour_as_partition_key(self, task_id):
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.sdk.execution_time.context import OutletEventAccessors
+
+        task = DagBag(str(REPORT_DAG.with_name("customer_enrichment.py"))).dags["customer_enrichment"].get_task(task_id)
+        events = OutletEventAccessors()
+        assets.describe_outlets({"task": task, "outlet_events": events}, hour="2026-11-24T10:00:00+00:00")
+        assert len(task.outlets) == 1
+        for asset in task.outlets:
+            assert events[asset].partition_keys == {"2026-11-24T10:00:00"}
+            assert events[asset].extra == {"hour": "2026-11-24T10:00:00+00:00"}
+
+
 class TestScheduleAsTheSchedulerSeesIt:
     def test_the_day_needs_exactly_the_24_keys_our_producers_emit(self):
         mapper = core_mapper(assets.daily_report_schedule(0), assets.REPLICATED_CUSTOMER_HOURLY)
