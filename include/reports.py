@@ -97,8 +97,12 @@ def hour_needs_revision(lake_root: str | Path, hour: str | datetime) -> bool:
     True when the day's report exists but does not show the hour as it is now in the lake: the hour
     is missing from it (a late hour) or was re-processed since (its ``_summary.json`` differs). False
     when the day has no report yet (its first build is the partition schedule's job) or the report
-    already shows this hour (e.g. the hour that completed the day, reported moments later).
+    already shows this hour (e.g. the hour that completed the day, reported moments later). Also
+    False on an object-store lake (``s3://…``), where no daily report is built yet
+    (:func:`report_path` refuses it): the hourly run must not fail for a report that cannot exist.
     """
+    if "://" in str(lake_root):
+        return False
     start = lake.parse_hour(hour)
     path = report_path(lake_root, start.date())
     if not path.is_file():

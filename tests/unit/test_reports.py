@@ -124,3 +124,7 @@ class TestHourNeedsRevision:
         publish_summary(tmp_path, 5, {"run": 1})
         assert hour_needs_revision(tmp_path, self.hour(5))
         assert not hour_needs_revision(tmp_path, self.hour(3))
+
+    def test_an_object_store_lake_has_no_report_to_revise(self):
+        # The report refuses such a lake (TestLocalOnlyFeatures...); the hourly run must not fail on it.
+        assert not hour_needs_revision("s3://bucket/lake", self.hour(3))
