@@ -72,10 +72,21 @@ def asset_id(client, asset) -> int:
     return next(a["id"] for a in found if a["name"] == asset.name)
 
 
-def emit(client, asset, hour: datetime) -> None:
-    """What the hourly run's producing task emits for ``hour`` (extra and partition key)."""
+def emit(client, asset, hour: datetime, attempts: int = 5) -> None:
+    """What the hourly run's producing task emits for ``hour`` (extra and partition key).
+
+    The embedded stack's metadata DB is SQLite: while the scheduler writes, the API server may answer
+    500/503 "Database error"/"Database is locked" (docs/reliability.md row 8). That request's
+    transaction was rolled back, so it is sent again (a duplicate would show in the consumed events)."""
     body = {"asset_id": asset_id(client, asset), "extra": {"hour": hour.isoformat()}}
-    client.call("POST", "/assets/events", body | {"partition_key": hour_partition_key(hour)})
+    for attempt in range(attempts):
+        try:
+            client.call("POST", "/assets/events", body | {"partition_key": hour_partition_key(hour)})
+            return
+        except RuntimeError as err:
+            if attempt == attempts - 1 or not ("HTTP 500" in str(err) or "HTTP 503" in str(err)):
+                raise
+            time.sleep(1)
 
 
 def runs_of(client, day: datetime) -> list[dict]:
