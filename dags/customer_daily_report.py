@@ -1,11 +1,18 @@
 """
-### customer_daily_report — the day so far, rebuilt whenever one of its hours is safe in three clouds
+### customer_daily_report — one report per UTC day, once the day's hours are in three clouds
 
-**Scheduled on data, not on time:** runs when `customer_enrichment` emits the asset
-`customer_hourly_replicated` (after `verify_replicas` succeeded), and rebuilds the rollup of that
-hour's UTC day from the lake's enriched partitions: per hour customers, orders, items and spend; the
-day's totals; the five most common favourite categories; and which hours are still missing. Several
-hours landing together make one run that rebuilds each of their days once.
+**Scheduled on partitions, not on every hour:** `customer_enrichment` emits the asset
+`customer_hourly_replicated` with the hour as partition key (`2026-11-24T10:00:00`). This DAG waits
+for all 24 hourly partitions of a day (`DayWindow`, `WaitForAll`) and then runs once, with the day as
+its partition key (`2026-11-24`). With `TRICLOUD_REPORT_MAX_MISSING_HOURS=N` (default 0) it runs as
+soon as at most N hours are missing (`MinimumCount(-N)`); the report lists them.
+
+**Rebuilt when an hour changes:** when an hour of an already reported day is replicated again (a
+re-run, or a late hour), `customer_enrichment.revise_daily_report` emits `customer_hourly_revised`
+for that hour, and this DAG rebuilds that day's report.
+
+The report: per hour customers, orders, items and spend; the day's totals; the five most common
+favourite categories; which hours are missing.
 
 **Output:** `$LAKE_ROOT/reports/customer_daily/date=YYYY-MM-DD/report.json` (asset
 `customer_daily_report`), replaced atomically.
@@ -19,12 +26,13 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from tricloud.assets import CUSTOMER_DAILY_REPORT, REPLICATED_CUSTOMER_HOURLY
+from tricloud import settings
+from tricloud.assets import CUSTOMER_DAILY_REPORT, daily_report_schedule
 
 
 @dag(
     dag_id="customer_daily_report",
-    schedule=[REPLICATED_CUSTOMER_HOURLY],
+    schedule=daily_report_schedule(settings.report_max_missing_hours()),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     doc_md=__doc__,
@@ -36,26 +44,21 @@ from tricloud.assets import CUSTOMER_DAILY_REPORT, REPLICATED_CUSTOMER_HOURLY
             type=["null", "string"],
             format="date",
             title="Day (UTC)",
-            description="Only for manual runs, e.g. 2026-11-24; asset-triggered runs use the hours that landed.",
+            description="Only for manual runs, e.g. 2026-11-24; scheduled runs report their partition's day.",
         )
     },
 )
 def customer_daily_report():
     @task(task_id="daily_rollup", outlets=[CUSTOMER_DAILY_REPORT])
-    def daily_rollup(params=None, triggering_asset_events=None) -> list[dict]:
-        """Rebuild the report of every day that the triggering hours belong to."""
-        from include.reports import daily_rollup, days_of
-        from tricloud import settings
+    def daily_rollup(params=None, dag_run=None) -> dict:
+        """Build the report of the run's day: the `date` param, else the run's partition key."""
+        from include.reports import daily_rollup
 
-        hours = [e.extra["hour"] for e in (triggering_asset_events or {}).get(REPLICATED_CUSTOMER_HOURLY, [])]
-        if params["date"]:
-            days = [params["date"]]
-        elif hours:
-            days = days_of(hours)
-        else:
-            raise ValueError("nothing to report: trigger with a 'date' param, or let the asset schedule run it")
-        reports = [daily_rollup(settings.lake_root(), day) for day in days]
-        return [{k: r[k] for k in ("date", "hours_processed", "orders", "spend", "path")} for r in reports]
+        day = params["date"] or dag_run.partition_key
+        if not day:
+            raise ValueError("nothing to report: trigger with a 'date' param, or let the partition schedule run it")
+        report = daily_rollup(settings.lake_root(), day)
+        return {k: report[k] for k in ("date", "hours_processed", "hours_missing", "orders", "spend", "path")}
 
     daily_rollup()
 

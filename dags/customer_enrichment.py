@@ -27,6 +27,9 @@ Every hour `[start, end)` (UTC) this DAG:
    hour's manifest (`_manifests/customer_enrichment/date=…/hour=….json`) is written last.
 6. **verify_replicas** — re-reads every cloud's objects and compares checksums; repairs a missing or
    corrupted copy from the lake or a healthy cloud, and fails naming what differed.
+   **revise_daily_report** — when the hour's day already has a daily report that does not show the
+   hour as it is now (a re-run or late hour), emits `customer_hourly_revised` so that report is
+   rebuilt; skipped otherwise (the day's first report waits for its 24 partitions).
 7. **load_warehouse** — upserts the hour's aggregates into table `customer_hourly` of connection
    `warehouse_default` (SQLite file locally, PostgreSQL in compose); a re-run replaces the hour.
 8. **check_warehouse_columns** ∥ **check_warehouse_table** — the common-sql provider's check operators on
@@ -39,9 +42,10 @@ Every hour `[start, end)` (UTC) this DAG:
 Partitions are `date=YYYY-MM-DD/hour=HH` under `$LAKE_ROOT`; each appears atomically, and re-running
 an hour replaces it with identical content.
 
-**Outputs as Assets:** `customer_hourly_enriched` (after enrichment) and `customer_hourly_replicated`
-(after `verify_replicas`), each event carrying `{"hour": …}`; `customer_daily_report` is scheduled on
-the latter.
+**Outputs as partitioned Assets:** `customer_hourly_enriched` (after enrichment) and
+`customer_hourly_replicated` (after `verify_replicas`), each event carrying `{"hour": …}` and the
+hour as partition key (`2026-11-24T10:00:00`); `customer_daily_report` runs once a day's 24
+partitions of the latter are in.
 
 **Re-run or backfill an hour:**
 - UI: clear the run, or *Trigger* and fill **hour** (e.g. `2026-11-24T10:00:00+00:00`; the form refuses
@@ -63,7 +67,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
 
 from tricloud import macros, settings
 from tricloud.alerts import ON_FAILURE, hour_deadline
-from tricloud.assets import ENRICHED_CUSTOMER_HOURLY, REPLICATED_CUSTOMER_HOURLY
+from tricloud.assets import ENRICHED_CUSTOMER_HOURLY, REPLICATED_CUSTOMER_HOURLY, REVISED_CUSTOMER_HOURLY
 from tricloud.hour_lease import LEASE_ARGS, ClaimHourSensor, ReleaseHourOperator, fence, keep_alive
 from tricloud.hours import HOUR_PARAM_PATTERN
 from tricloud.operators import (
@@ -169,6 +173,21 @@ def customer_enrichment():
         start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
         return gate_hour(settings.lake_root(), start, ti)
 
+    @task(task_id="revise_daily_report", outlets=[REVISED_CUSTOMER_HOURLY])
+    def revise_daily_report(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, **context):
+        """Emit the hour as revised if its day's report is out of date with it; skip otherwise."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.reports import hour_needs_revision
+        from tricloud.assets import describe_outlets
+        from tricloud.hours import resolve_hour
+
+        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
+        if not hour_needs_revision(settings.lake_root(), start):
+            raise AirflowSkipException(f"the report of {start:%Y-%m-%d} is not built yet or already shows this hour")
+        describe_outlets(context, hour=start.isoformat())
+        return start.isoformat()
+
     stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster", pre_execute=keep_alive)
 
     enriched = enrich_customer_data()
@@ -199,6 +218,7 @@ def customer_enrichment():
         copies >> verify
     gate = check_quality()
     enriched >> gate >> replicate
+    verify >> revise_daily_report()
     loaded = load_warehouse()
     gate >> loaded
     in_hour = f"window_start = '{macros.HOUR_START}'"  # the hour is a validated whole-hour timestamp

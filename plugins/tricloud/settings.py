@@ -56,3 +56,25 @@ def python_env() -> dict[str, str]:
         # Drivers bind where the stack says (127.0.0.1 locally), not on every interface.
         **({"SPARK_LOCAL_IP": os.environ["SPARK_LOCAL_IP"]} if os.environ.get("SPARK_LOCAL_IP") else {}),
     }
+
+
+REPORT_MAX_MISSING_HOURS_ENV = "TRICLOUD_REPORT_MAX_MISSING_HOURS"
+
+
+def report_max_missing_hours() -> int:
+    """How many of a day's 24 hours may still be missing when its daily report runs (env
+    ``TRICLOUD_REPORT_MAX_MISSING_HOURS``, default 0: the report waits for every hour).
+
+    Read when the report DAG is parsed. Raises ``ValueError`` naming the setting unless it is a whole
+    number from 0 to 23 (24 would report a day before any of its hours landed)."""
+    raw = os.environ.get(REPORT_MAX_MISSING_HOURS_ENV, "").strip() or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 23:
+        raise ValueError(
+            f"{REPORT_MAX_MISSING_HOURS_ENV}={raw!r} is invalid: set it to a whole number of hours from 0 "
+            "(wait for all 24 hours, the default) to 23"
+        )
+    return value

@@ -49,7 +49,8 @@ EXPECTED_EDGES = {
         "replicate_to_s3": {"verify_replicas"},
         "replicate_to_gcs": {"verify_replicas"},
         "replicate_to_azure": {"verify_replicas"},
-        "verify_replicas": {"release_hour"},
+        "verify_replicas": {"release_hour", "revise_daily_report"},
+        "revise_daily_report": set(),
         "stop_cluster": {"release_hour"},
         "release_hour": set(),
     },
@@ -230,8 +231,12 @@ class TestUIFacingDeclarations:
         assert dag.get_task("enrich_customer_data").outlets == [assets.ENRICHED_CUSTOMER_HOURLY]
         assert dag.get_task("verify_replicas").outlets == [assets.REPLICATED_CUSTOMER_HOURLY]
         assert dagbag.dags["athlete_age_by_year"].get_task("mean_age_by_year").outlets == [assets.ATHLETE_MEAN_AGE]
+        assert dag.get_task("revise_daily_report").outlets == [assets.REVISED_CUSTOMER_HOURLY]
         report = dagbag.dags["customer_daily_report"]
-        assert list(report.timetable.asset_condition.objects) == [assets.REPLICATED_CUSTOMER_HOURLY]
+        assert list(report.timetable.asset_condition.objects) == [
+            assets.REPLICATED_CUSTOMER_HOURLY,
+            assets.REVISED_CUSTOMER_HOURLY,
+        ]
 
     @pytest.mark.parametrize(
         ("dag_id", "conf", "ok"),

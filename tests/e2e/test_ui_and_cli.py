@@ -36,15 +36,19 @@ SHOTS = Path(os.environ.get("TRICLOUD_SCREENSHOTS") or Path(os.environ["TRICLOUD
 
 @pytest.fixture(scope="module")
 def ui_stack(spark_cluster, emulators):
-    # The scheduler runs for real (the daily report is started by an asset event), so it also starts
-    # the latest hour on its own: give that hour input too, and the other two hours ours.
+    # The scheduler runs for real (the daily report is started by the hours' partitioned asset events),
+    # so it also starts the latest hour on its own: give that hour input too, and the other two hours
+    # ours. The report waits for a day's 24 hours by default; here two hours of a day are enough
+    # (at most 22 missing), so the two hours of 2026-11-20 start it.
     root = Path(os.environ["LAKE_ROOT"])
     latest = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     for hour in {latest, latest - timedelta(hours=1), UI_HOUR, CLI_HOUR}:
         generate.generate_hour(root, hour, rows=ROWS, products=200)
     # A distinctive dummy secret (moto accepts any), so the masking test cannot pass by accident.
     aws = json.loads(os.environ["AIRFLOW_CONN_AWS_DEFAULT"]) | {"password": "Tr1cloud-mask-canary-5e1f"}
-    with private_stack("test-ui-airflow", AIRFLOW_CONN_AWS_DEFAULT=json.dumps(aws)) as stack:
+    with private_stack(
+        "test-ui-airflow", AIRFLOW_CONN_AWS_DEFAULT=json.dumps(aws), TRICLOUD_REPORT_MAX_MISSING_HOURS="22"
+    ) as stack:
         stack[1].wait_for_dag("customer_daily_report")
         yield stack
 
@@ -238,13 +242,15 @@ class TestCLIAndRest:
         _, client, _, root = ui_stack
         from include.reports import report_path
 
-        # Both hours of 2026-11-20 were replicated above; their asset events start the report DAG.
+        # Both hours of 2026-11-20 were replicated above; their partitioned asset events start the report
+        # of that day (the stack allows 22 missing hours).
         path = report_path(root, UI_HOUR.date())
         wait_until(
             lambda: path.exists() and lake.read_json(path)["hours_processed"] == 2, 300, "the report of both hours"
         )
         runs = client.call("GET", "/dags/customer_daily_report/dagRuns")["dag_runs"]
         assert runs and all(r["run_type"] == "asset_triggered" for r in runs)
+        assert f"{UI_HOUR:%Y-%m-%d}" in {r["partition_key"] for r in runs}  # one run per day, keyed by it
         for r in runs:
             assert wait_for_run(client, r["dag_run_id"], "customer_daily_report") == "success"
         report = lake.read_json(path)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from include import lake
-from include.reports import daily_rollup, days_of, report_path
+from include.reports import daily_rollup, days_of, hour_needs_revision, report_path
 
 DAY = date(2026, 11, 24)
 
@@ -82,3 +82,49 @@ class TestPathsAreData:
         assert report["hours_processed"] == 1
         assert report["customer_hours"] == 4
         assert report["orders"] == sum(r["order_count"] for r in customers(4, 1))
+
+
+def publish_summary(root, hour: int, content: dict) -> None:
+    part = lake.partition(root, lake.ENRICHED_CUSTOMERS, datetime(2026, 11, 24, hour, tzinfo=UTC)).path
+    (part / lake.SUMMARY_FILE).write_text(json.dumps(content))
+
+
+class TestHourNeedsRevision:
+    """Whether a replicated hour must rebuild its day's report (customer_enrichment.revise_daily_report)."""
+
+    def hour(self, h: int) -> str:
+        return datetime(2026, 11, 24, h, tzinfo=UTC).isoformat()
+
+    def test_no_report_yet_is_the_partition_schedules_job(self, tmp_path):
+        write_hour(tmp_path, 3, customers(4, 1))
+        publish_summary(tmp_path, 3, {"run": 1})
+        assert not hour_needs_revision(tmp_path, self.hour(3))
+
+    def test_the_hour_the_report_already_shows_is_not_revised(self, tmp_path):
+        for h in (3, 4):
+            write_hour(tmp_path, h, customers(4, h))
+            publish_summary(tmp_path, h, {"run": 1})
+        daily_rollup(tmp_path, DAY)
+        assert not hour_needs_revision(tmp_path, self.hour(4))
+
+    def test_a_reprocessed_hour_is_revised(self, tmp_path):
+        write_hour(tmp_path, 3, customers(4, 1))
+        publish_summary(tmp_path, 3, {"run": 1})
+        daily_rollup(tmp_path, DAY)
+        publish_summary(tmp_path, 3, {"run": 2})  # the hour's re-run rewrote its summary
+        assert hour_needs_revision(tmp_path, self.hour(3))
+        daily_rollup(tmp_path, DAY)
+        assert not hour_needs_revision(tmp_path, self.hour(3))
+
+    def test_a_late_hour_of_a_reported_day_is_revised(self, tmp_path):
+        write_hour(tmp_path, 3, customers(4, 1))
+        publish_summary(tmp_path, 3, {"run": 1})
+        daily_rollup(tmp_path, DAY)  # reported with hour 05 missing
+        write_hour(tmp_path, 5, customers(4, 5))
+        publish_summary(tmp_path, 5, {"run": 1})
+        assert hour_needs_revision(tmp_path, self.hour(5))
+        assert not hour_needs_revision(tmp_path, self.hour(3))
+
+    def test_an_object_store_lake_has_no_report_to_revise(self):
+        # The report refuses such a lake (TestLocalOnlyFeatures...); the hourly run must not fail on it.
+        assert not hour_needs_revision("s3://bucket/lake", self.hour(3))
