@@ -12,6 +12,7 @@ parse, the hour, the summary) on a fresh state directory (own ports, clouds, Air
 from __future__ import annotations
 
 import argparse
+import os
 
 from bench.common import machine, own_world, write_results
 
@@ -43,8 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     md = (
         "# make demo: time per phase (fresh state, warm venv)\n\n"
         f"{args.rows:,} customer rows. The install phase was skipped (it would reinstall the shared venv; "
-        "`make demo` times it itself and prints it with the others). Taken on a shared machine: 2 cores used by "
-        "six helpers at once.\n\n| phase | seconds |\n|---|---|\n"
+        "`make demo` times it itself and prints it with the others). Jobs through "
+        f"`{os.environ.get('TRICLOUD_SPARK_SUBMIT_MODE') or 'spark-submit'}` (.env.example's setting). Taken on a "
+        "shared 2-core machine (other jobs may run beside it).\n\n| phase | seconds |\n|---|---|\n"
         f"{rows}\n| **total after the install** | **{total:.1f}** |\n\n"
         "Reference, a fresh clone (issue 16): install 90 s, Airflow's first start 50 s, the hour 140 s (the hour "
         "ran twice then), clone → summary 296 s; goal ≤ 150 s.\n"
