@@ -420,7 +420,7 @@ class TestAJobWithStagedIO:
             env.update(
                 AWS_ENDPOINT_URL=extra["endpoint_url"],
                 AWS_ACCESS_KEY_ID="testing",
-                AWS_SECRET_ACCESS_KEY="testing",
+                AWS_SECRET_ACCESS_KEY="testing",  # pragma: allowlist secret (moto's published test key)
                 AWS_DEFAULT_REGION=extra["region_name"],
             )
 
