@@ -135,3 +135,25 @@ def test_the_stack_refuses_an_unsupported_lake_root_before_starting_anything(tmp
     assert env["LAKE_ROOT"] == "/data/o'brien [eu]"
     assert env["TRICLOUD_STATE_DIR"] == str(state) and env["AIRFLOW_HOME"] == str(state / "airflow")
     assert sorted(p.name for p in (state / "secrets").iterdir()) == ["fernet_key", "jwt_secret"]
+
+
+class TestGcsLakeFileSystem:
+    """A driver reaches a gs:// lake with the standard client settings: the emulator named by
+    STORAGE_EMULATOR_HOST (the variable google-cloud-storage honours), with or without a scheme."""
+
+    @pytest.mark.parametrize(("host", "scheme"), [("http://127.0.0.1:9023", "http"), ("127.0.0.1:9023", "http")])
+    def test_the_emulator_endpoint_is_taken_from_storage_emulator_host(self, host, scheme, monkeypatch):
+        from pyarrow import fs
+
+        from include import lake_fs
+
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
+        assert lake_fs.gcs_emulator_endpoint() == ("127.0.0.1:9023", scheme)
+        filesystem, path = lake_fs.filesystem("gs://lake-bucket/prod/")
+        assert isinstance(filesystem, fs.GcsFileSystem) and path == "lake-bucket/prod"
+        assert lake_fs.default_deleter("gs://lake-bucket/prod") is None  # pyarrow's delete: no marker on GCS
+
+    def test_a_gs_lake_is_the_gcs_clouds_copy(self):
+        from tricloud.replication.stores import primary_cloud
+
+        assert [primary_cloud(r) for r in ("gs://b/p", "s3://b/p", "/data/lake")] == ["gcs", "s3", None]
