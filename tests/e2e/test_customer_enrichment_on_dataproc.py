@@ -83,7 +83,7 @@ def gcp_deployment(request, dataproc, gcs_lake_endpoint, emulators, tmp_path_fac
         for bucket in (lake_bucket, code_bucket, "dataproc-staging"):
             if not gcs.bucket(bucket).exists():
                 gcs.create_bucket(bucket)
-        for cloud in ("s3", "azure"):
+        for cloud in ("s3", "gcs", "azure"):  # GCS's too: it must stay empty (the lake is GCS's copy)
             make_store(cloud, replicas).ensure_bucket()
         gen = generate.generate_hour(tmp_path_factory.mktemp("raw"), HOUR, rows=ROWS, products=40)
         for ds, path in ((lake.RAW_CUSTOMERS, gen.customer_file), (lake.RAW_PRODUCTS, gen.product_file)):
