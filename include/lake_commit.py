@@ -5,8 +5,8 @@ implementation from ``LAKE_ROOT``:
 
 - :class:`LocalLake` (a directory): the writer fills a staging directory and
   :func:`include.lake.publish_dir` swaps it in with one directory rename — unchanged behaviour.
-- :class:`ObjectLake` (``s3://bucket/prefix``): an object store has no atomic directory rename, so a
-  partition ``<rel>/`` is committed with a pointer (docs/design.md "The lake on object storage"):
+- :class:`ObjectLake` (``s3://bucket/prefix`` or ``gs://bucket/prefix``): an object store has no atomic
+  directory rename, so a partition ``<rel>/`` is committed with a pointer (docs/design.md "The lake on object storage"):
 
   1. the writer fills a local staging directory, as on a local lake;
   2. every file goes to a fresh **attempt** ``<rel>/_attempts/<attempt>.<name>`` (attempt ids
@@ -20,8 +20,9 @@ implementation from ``LAKE_ROOT``:
   starts over, so it returns the old partition or the new one, never a mix. A writer that dies before
   step 3 leaves an orphan attempt that readers never see and the next commit deletes.
 
-No Airflow here: the plugin side hands in a pyarrow file system built from the ``aws_default``
-connection (:mod:`tricloud.lake`); without one, pyarrow reads the standard client settings.
+No Airflow here: the plugin side hands in a pyarrow file system built from the lake's connection
+(``aws_default`` or ``google_cloud_default``, :mod:`tricloud.lake`); without one, pyarrow reads the
+standard client settings.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from include import lake
-from include.lake_fs import boto3_deleter, is_object_store
+from include.lake_fs import default_deleter, is_object_store
 from include.lake_fs import filesystem as lake_filesystem
 
 POINTER = "_commit.json"
@@ -150,15 +151,16 @@ class LocalLake:
 
 
 class ObjectLake:
-    """A lake under ``s3://bucket/prefix``: partitions committed by pointer (see the module docstring).
+    """A lake under ``s3://bucket/prefix`` or ``gs://bucket/prefix``: partitions committed by pointer (see the
+    module docstring).
 
-    :param root: the lake URI, e.g. ``s3://lake/prod``.
+    :param root: the lake URI, e.g. ``s3://lake/prod`` or ``gs://lake/prod``.
     :param filesystem: a pyarrow file system for the URI's scheme; default ``FileSystem.from_uri``.
     :param delete_objects: deletes a list of ``bucket/key`` paths. pyarrow's ``delete_file`` on S3 leaves an
         empty ``…/`` directory marker object behind when a "directory" empties (measured with pyarrow 26 on
         moto), so the plugin side passes the provider hook's ``delete_objects``; without a ``filesystem``
-        (a Spark driver: standard client settings) boto3's ``DeleteObjects`` is the default when boto3 is
-        installed, else pyarrow's ``delete_file``.
+        (a Spark driver: standard client settings) boto3's ``DeleteObjects`` is the default on S3 when boto3
+        is installed, else pyarrow's ``delete_file`` (always on GCS, which leaves no marker behind).
     """
 
     def __init__(
@@ -172,7 +174,7 @@ class ObjectLake:
         if filesystem is None:
             filesystem, _ = lake_filesystem(self.root)
             if delete_objects is None:  # the standard client settings, as for the file system (a Spark driver)
-                delete_objects = boto3_deleter()
+                delete_objects = default_deleter(self.root)
         self.fs = filesystem
         self._delete_objects = delete_objects
 

@@ -1,23 +1,25 @@
 """Small reads and writes of JSON documents at a lake path: a local path or an object-store URI.
 
-Local paths use the file system; ``s3://`` (and later ``gs://``, ``abfss://``) URIs use pyarrow's
-file systems, which read the standard client settings (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, …),
-so the same code runs on an Airflow worker and on an EMR driver. No Airflow here.
+Local paths use the file system; ``s3://`` and ``gs://`` URIs use pyarrow's file systems, which read the
+standard client settings (S3: ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, …; GCS: Application Default
+Credentials, ``STORAGE_EMULATOR_HOST`` for the emulator), so the same code runs on an Airflow worker and on
+an EMR or Dataproc driver. ``abfss://`` is not supported (docs/design.md "The lake on GCS"). No Airflow here.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 #: URI schemes of object stores a lake may live on.
-OBJECT_STORE_SCHEMES = ("s3",)
+OBJECT_STORE_SCHEMES = ("s3", "gs")
 
 
 def is_object_store(uri: str) -> bool:
-    """Whether ``uri`` names an object store (``s3://bucket/key``) rather than a local path."""
+    """Whether ``uri`` names an object store (``s3://bucket/key``, ``gs://bucket/key``) rather than a local path."""
     return urlsplit(str(uri)).scheme in OBJECT_STORE_SCHEMES
 
 
@@ -55,26 +57,59 @@ def boto3_deleter():
     return delete
 
 
+def default_deleter(uri: str) -> Callable[[list[str]], None] | None:
+    """The deleter an object lake at ``uri`` uses without one handed in: :func:`boto3_deleter` on S3, None
+    (pyarrow's ``delete_file``) on GCS, where deleting an object leaves no directory marker behind (measured
+    with pyarrow 26 on gcp-storage-emulator: the listing after a delete holds only the other objects)."""
+    return boto3_deleter() if urlsplit(str(uri)).scheme == "s3" else None
+
+
+def gcs_emulator_endpoint() -> tuple[str, str] | None:
+    """``(host:port, scheme)`` of ``STORAGE_EMULATOR_HOST`` (the GCS emulator), None when it is unset.
+
+    The same variable google-cloud-storage honours, so a driver's pyarrow and its lease client reach
+    the same endpoint. A value without a scheme is taken as ``http``.
+    """
+    import os
+
+    value = os.environ.get("STORAGE_EMULATOR_HOST", "").strip()
+    if not value:
+        return None
+    url = urlsplit(value if "://" in value else f"http://{value}")
+    return url.netloc, url.scheme or "http"
+
+
 def filesystem(uri: str):
     """``(pyarrow file system, path without scheme)`` for an object-store URI, from the standard client settings.
 
-    An endpoint in ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (an S3-compatible store, the emulator in
-    tests) is passed to pyarrow explicitly, with the region from ``AWS_REGION`` / ``AWS_DEFAULT_REGION``:
+    S3: an endpoint in ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (an S3-compatible store, the emulator
+    in tests) is passed to pyarrow explicitly, with the region from ``AWS_REGION`` / ``AWS_DEFAULT_REGION``:
     ``FileSystem.from_uri`` would otherwise first ask AWS itself for the bucket's region. Without one,
     ``from_uri`` (AWS: region resolved, credentials from the usual chain, e.g. an EMR instance profile).
+
+    GCS: with ``STORAGE_EMULATOR_HOST`` set, an anonymous ``GcsFileSystem`` on that endpoint (the emulator
+    takes no credentials); without it, ``from_uri`` (Application Default Credentials: a Dataproc VM's or
+    batch's service account, ``GOOGLE_APPLICATION_CREDENTIALS``, or the metadata server).
     """
     import os
-    from urllib.parse import urlsplit
 
     from pyarrow import fs
 
+    target = urlsplit(uri)
+    path = f"{target.netloc}{target.path}".rstrip("/")
+    if target.scheme == "gs":
+        emulator = gcs_emulator_endpoint()
+        if emulator is None:
+            return fs.FileSystem.from_uri(uri)
+        host, scheme = emulator
+        return fs.GcsFileSystem(anonymous=True, endpoint_override=host, scheme=scheme), path
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if not endpoint or urlsplit(uri).scheme != "s3":
+    if not endpoint or target.scheme != "s3":
         return fs.FileSystem.from_uri(uri)
-    url, target = urlsplit(endpoint), urlsplit(uri)
+    url = urlsplit(endpoint)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     s3 = fs.S3FileSystem(endpoint_override=url.netloc, scheme=url.scheme or "https", region=region)
-    return s3, f"{target.netloc}{target.path}".rstrip("/")
+    return s3, path
 
 
 _filesystem = filesystem

@@ -7,7 +7,8 @@ Layout: one directory per hour, ``<lake>/_leases/<pipeline>/date=YYYY-MM-DD/hour
 JSON file per **generation** (``000001.json``, ``000002.json``, …). The highest generation is the
 lease; its number is the fencing token. A file appears atomically with its whole content and only if
 its name is free (locally: written to a temporary name, then hard-linked; on an ``s3://`` lake: a
-conditional PUT ``If-None-Match: *``; :mod:`include.lease_store`), so of two runs that both try to take
+conditional PUT ``If-None-Match: *``; on a ``gs://`` lake: an upload with ``ifGenerationMatch=0``;
+:mod:`include.lease_store`), so of two runs that both try to take
 generation n+1 exactly one succeeds. Only the holder rewrites its own file (renewal, release), with an
 atomic rename (one PUT); nobody ever rewrites another generation.
 
@@ -111,8 +112,9 @@ class HourLease:
     :param hour: start of the hour (ISO 8601 or datetime; must be a whole UTC hour).
     :param ttl: a lease not renewed for this long is free even if its holder's state is unknown.
     :param clock: returns the current UTC time (tests pass their own).
-    :param client: for an ``s3://`` lake, the boto3 S3 client to use (the provider hook's on the Airflow side);
-        default ``boto3.client("s3")`` with the standard client settings (a Spark driver).
+    :param client: for an ``s3://`` lake, the boto3 S3 client to use, for a ``gs://`` lake the
+        google-cloud-storage client (the provider hook's on the Airflow side); default one from the standard
+        client settings (a Spark driver).
     """
 
     def __init__(
@@ -127,7 +129,7 @@ class HourLease:
         self.hour = lake.parse_hour(hour)
         self.pipeline = pipeline
         self.store: LeaseDir = lease_dir(lake_root, f"_leases/{pipeline}/{lake.hour_relpath(self.hour)}", client)
-        #: Where the lease is: a directory (``Path``), or the ``s3://`` URI of its prefix.
+        #: Where the lease is: a directory (``Path``), or the ``s3://`` / ``gs://`` URI of its prefix.
         self.path: Path | str = self.store.path if isinstance(self.store, LocalLeaseDir) else self.store.where
         self.ttl = ttl
         self.clock = clock

@@ -14,19 +14,26 @@ release), create an empty marker, test that a name exists, delete one (pruning).
   amazon provider's (``S3Hook(aws_conn_id).get_conn()``, :mod:`tricloud.hour_lease`); a Spark driver,
   which only *checks* the lease, uses ``boto3.client("s3")`` with the standard client settings.
 
-pyarrow's file systems cannot do a conditional PUT, which is why the lease talks to S3 through boto3
-(the provider hook's client) rather than through the lake's pyarrow file system. No Airflow here.
+- :class:`GcsLeaseDir`: a prefix on GCS through a google-cloud-storage client; exclusive create is an upload
+  with the precondition ``ifGenerationMatch=0`` (GCS answers 412 when the object exists); a replace is one
+  upload (atomic). On the Airflow side the client is the google provider's (``GCSHook(gcp_conn_id).get_conn()``);
+  a Spark driver uses ``storage.Client()`` (Application Default Credentials, or ``STORAGE_EMULATOR_HOST``).
+
+pyarrow's file systems cannot do a conditional write, which is why the lease talks to S3 and GCS through
+their SDK clients (the provider hooks' clients) rather than through the lake's pyarrow file system. Both
+stores are probed once per client and bucket: a store that ignores the condition is refused
+(:class:`LeaseStoreError`) rather than letting two runs hold one hour. No Airflow here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from include.lake_fs import is_object_store
 from include.paths import ObjectStoreLakeNotSupported
 
 #: (id of a client, bucket) pairs whose conditional writes were probed and work.
@@ -214,20 +221,123 @@ class S3LeaseDir:
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
 
 
-def lease_dir(lake_root: str | Path, relpath: str, client: Any = None) -> LeaseDir:
-    """The lease place ``<lake_root>/<relpath>``: :class:`S3LeaseDir` for an ``s3://`` lake (with ``client``,
-    or one from the standard client settings), else :class:`LocalLeaseDir`.
+class GcsLeaseDir:
+    """A lease "directory" ``gs://bucket/prefix/`` on GCS, through a google-cloud-storage client (module docstring).
 
-    :raises include.paths.ObjectStoreLakeNotSupported: ``lake_root`` is another store's URI (``gs://``,
-        ``abfss://``), where the lease does not run yet.
+    :param uri: ``gs://bucket/key/prefix`` of the hour's lease.
+    :param client: a ``google.cloud.storage.Client``; default ``storage.Client()`` (Application Default
+        Credentials; anonymous on the emulator named by ``STORAGE_EMULATOR_HOST``).
     """
-    if is_object_store(str(lake_root)):
-        return S3LeaseDir(f"{str(lake_root).rstrip('/')}/{relpath}", client)
-    # Path("gs://b/x") would be the relative directory gs:/b/x under the working directory: two workers
-    # would each hold "the" lease. Stores the lease cannot use yet are refused, naming what to set.
-    if "://" in str(lake_root):
+
+    def __init__(self, uri: str, client: Any = None) -> None:
+        url = urlsplit(uri.rstrip("/"))
+        self.bucket, self.prefix = url.netloc, url.path.strip("/") + "/"
+        self.where = uri.rstrip("/")
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from google.cloud import storage
+
+            self._client = storage.Client()
+        return self._client
+
+    def _blob(self, key: str) -> Any:
+        return self.client.bucket(self.bucket).blob(key)
+
+    def names(self) -> list[str]:
+        return [b.name[len(self.prefix) :] for b in self.client.list_blobs(self.bucket, prefix=self.prefix)]
+
+    def read(self, name: str) -> str | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self._blob(self.prefix + name).download_as_bytes().decode()
+        except NotFound:
+            return None
+
+    def create(self, name: str, text: str) -> bool:
+        """Upload ``name`` with ``ifGenerationMatch=0``: True when written, False when it already existed (412).
+
+        :raises LeaseStoreError: the store does not honour the precondition (checked once per client and
+            bucket: :meth:`require_conditional_writes`).
+        """
+        from google.api_core.exceptions import PreconditionFailed
+
+        self.require_conditional_writes()
+        try:
+            self._blob(self.prefix + name).upload_from_string(text.encode(), if_generation_match=0)
+            return True
+        except PreconditionFailed:
+            return False
+
+    def require_conditional_writes(self) -> None:
+        """Make sure the store refuses a second ``ifGenerationMatch=0`` upload of one object, once per client
+        and bucket (a probe object under the lease prefix, written twice, then deleted).
+
+        GCS itself honours the precondition; gcp-storage-emulator 2026.7.19 does not (it writes the second
+        upload: measured), and neither would a proxy that drops query parameters.
+
+        :raises LeaseStoreError: the store wrote the second upload; the message names what to use instead.
+        """
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        if (id(self.client), self.bucket) in _CONDITIONAL_WRITES_OK:
+            return
+        blob = self._blob(f"{self.prefix}.probe-{uuid.uuid4().hex}")
+        refused = False
+        try:
+            for _ in range(2):
+                blob.upload_from_string(b"", if_generation_match=0)
+        except PreconditionFailed:
+            refused = True
+        finally:
+            with contextlib.suppress(NotFound):
+                blob.delete()
+        if not refused:
+            raise LeaseStoreError(
+                f"gs://{self.bucket}/{self.prefix} does not honour the ifGenerationMatch=0 precondition, so two "
+                "runs could both hold an hour: use Google Cloud Storage itself (gcp-storage-emulator ignores "
+                "preconditions), or an s3:// or local LAKE_ROOT"
+            )
+        _CONDITIONAL_WRITES_OK.add((id(self.client), self.bucket))
+
+    def replace(self, name: str, text: str) -> None:
+        self._blob(self.prefix + name).upload_from_string(text.encode())
+
+    def touch(self, name: str) -> None:
+        self._blob(self.prefix + name).upload_from_string(b"")
+
+    def exists(self, name: str) -> bool:
+        return bool(self._blob(self.prefix + name).exists())
+
+    def delete(self, name: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        with contextlib.suppress(NotFound):
+            self._blob(self.prefix + name).delete()
+
+
+def lease_dir(lake_root: str | Path, relpath: str, client: Any = None) -> LeaseDir:
+    """The lease place ``<lake_root>/<relpath>``: :class:`S3LeaseDir` for an ``s3://`` lake, :class:`GcsLeaseDir`
+    for a ``gs://`` one (each with ``client``, or one from the standard client settings), else
+    :class:`LocalLeaseDir`.
+
+    :raises include.paths.ObjectStoreLakeNotSupported: ``lake_root`` is another store's URI (``abfss://``),
+        where the lease does not run.
+    """
+    root = str(lake_root).rstrip("/")
+    scheme = urlsplit(root).scheme
+    if scheme == "s3":
+        return S3LeaseDir(f"{root}/{relpath}", client)
+    if scheme == "gs":
+        return GcsLeaseDir(f"{root}/{relpath}", client)
+    # Path("abfss://b/x") would be the relative directory abfss:/b/x under the working directory: two workers
+    # would each hold "the" lease. Stores the lease cannot use are refused, naming what to set.
+    if "://" in root:
         raise ObjectStoreLakeNotSupported(
-            f"the hour lease (one writer per hour) cannot live on {str(lake_root)!r} yet: "
-            "set LAKE_ROOT to an s3:// URI or a local directory"
+            f"the hour lease (one writer per hour) cannot live on {root!r}: "
+            "set LAKE_ROOT to an s3:// or gs:// URI or a local directory"
         )
     return LocalLeaseDir(Path(lake_root) / relpath)

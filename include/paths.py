@@ -33,6 +33,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 UNSUPPORTED = {":": "Hadoop reads 'a:b' in a path as a URI scheme (Spark fails: Relative path in absolute URI)"}
 
 
+#: Why an ``abfss://`` lake is refused (docs/design.md "The lake on GCS").
+NO_ABFSS = (
+    "an Azure Data Lake (abfss://) lake is not supported: Azurite, the only local Azure endpoint, has no ADLS "
+    "Gen2 (dfs) endpoint, so it could not be tested; use a local directory, s3://bucket/prefix or "
+    "gs://bucket/prefix (the hour's outputs are still replicated to Azure Blob)"
+)
+
+
 class UnsupportedPathError(ValueError):
     """A path holds a character that some layer of the pipeline cannot take literally."""
 
@@ -103,16 +111,20 @@ def check_lake_root(value: str | Path) -> str:
 
 
 def _check_object_store_root(text: str) -> str:
-    """An object-store lake root (``s3://bucket/prefix``): a known scheme, a bucket, no control character.
+    """An object-store lake root (``s3://bucket/prefix``, ``gs://bucket/prefix``): a known scheme, a bucket, no
+    control character.
 
-    Hadoop never sees these paths (Spark cannot reach s3:// here, see docs/design.md "The lake on object
-    storage"), so ``:`` is not refused after the scheme.
+    Hadoop never sees these paths (Spark cannot reach s3:// or gs:// here, see docs/design.md "The lake on
+    object storage"), so ``:`` is not refused after the scheme. ``abfss://`` is refused with its own reason
+    (:data:`NO_ABFSS`).
     """
     from urllib.parse import urlsplit
 
     from include.lake_fs import OBJECT_STORE_SCHEMES
 
     url = urlsplit(text)
+    if url.scheme in ("abfss", "abfs"):
+        raise UnsupportedPathError(f"LAKE_ROOT {text!r}: {NO_ABFSS}")
     if url.scheme not in OBJECT_STORE_SCHEMES:
         raise UnsupportedPathError(
             f"LAKE_ROOT {text!r}: scheme {url.scheme!r} is not supported; use a local directory or "

@@ -38,7 +38,7 @@ COARSE_GRANULARITY_NS = 2_000_000_000
 
 
 def _local_only(root: str | Path) -> None:
-    if is_object_store(str(root)) or str(root).startswith("s3:/"):
+    if is_object_store(str(root)) or str(root).startswith(("s3:/", "gs:/")):
         raise ReplicationError(
             f"{root} is an object store: the digest cache is for a local lake; an object lake's digests come from "
             "its commit pointers (hour_digests / committed_digests)"

@@ -56,22 +56,14 @@ def _holder(context: Context) -> str:
 
 
 def _lease(lake_root: str, pipeline: str, hour: str, ttl: timedelta = LEASE_TTL) -> HourLease:
-    """The hour's lease; on an ``s3://`` lake through the lake connection's S3 client (the provider hook's)."""
-    from include.lake_fs import is_object_store
+    """The hour's lease; on an object-store lake through the lake connection's client (the provider hook's:
+    boto3 S3 for ``s3://``, google-cloud-storage for ``gs://``)."""
     from include.lease import HourLease
+    from tricloud.lake import lake_client
 
-    client = None
-    if is_object_store(lake_root):
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        from tricloud.connections import require_connection
-        from tricloud.lake import LAKE_CONN_ID
-
-        # As the lake itself (tricloud.lake): without the connection the hook would fall back to the
-        # ambient credential chain, and the lease could live in another account or endpoint than the lake.
-        require_connection(LAKE_CONN_ID, ("aws",))
-        client = S3Hook(aws_conn_id=LAKE_CONN_ID).get_conn()
-    return HourLease(lake_root, pipeline, hour, ttl=ttl, client=client)
+    # As the lake itself (tricloud.lake): without the connection the hook would fall back to the ambient
+    # credential chain, and the lease could live in another account or endpoint than the lake.
+    return HourLease(lake_root, pipeline, hour, ttl=ttl, client=lake_client(lake_root))
 
 
 class ClaimHourSensor(BaseSensorOperator):

@@ -131,6 +131,10 @@ class TestAwsBackend:
         with pytest.raises(ValueError, match=r"LAKE_ROOT points at a local path .*set LAKE_ROOT=s3://"):
             backend.start(timeout=10)
         assert live_clusters(cloud, backend) == []  # nothing created, nothing to pay for
+        monkeypatch.setenv("LAKE_ROOT", "gs://elsewhere/lake")  # an object store, but not one EMR's Spark reaches
+        with pytest.raises(ValueError, match=r"reaches only S3 \(EMRFS\): set LAKE_ROOT=s3://"):
+            backend.start(timeout=10)
+        assert live_clusters(cloud, backend) == []
         monkeypatch.setenv("LAKE_ROOT", LAKE)
         info = backend.start(timeout=10)
         job = a_job()

@@ -1,13 +1,15 @@
-"""An hour with ``LAKE_ROOT=s3://…`` on the S3 emulator (moto), for real: enrichment, warehouse load,
-replication to GCS and Azure, verify, restore after the primary's objects are deleted, re-runs, and a
-reader racing a re-run.
+"""An hour with ``LAKE_ROOT=s3://…`` on the S3 emulator (moto) and with ``LAKE_ROOT=gs://…`` on the GCS
+emulator (gcp-storage-emulator), for real: enrichment, warehouse load, replication to the two other clouds,
+verify, restore after the primary's objects are deleted, re-runs, and a reader racing a re-run. Every test
+runs once per store (``[s3]``, ``[gs]``).
 
 The clean partitions come from the real ingest jobs (spark-submit's ``main`` on ``local[1]``), which write a
 local directory: Spark cannot reach s3:// on this machine (no hadoop-aws jars). Their output is committed to
 the S3 lake through the lake's commit protocol, the step a job running on a cluster with the S3 connector
 would take (docs/design.md "The lake on object storage"). Everything else runs as in production. Counts
-and SHA-256 digests are computed here independently: objects are read back with boto3 (the hook's client),
-pointers parsed by hand, Parquet footers read from the downloaded bytes.
+and SHA-256 digests are computed here independently: objects are read back with boto3 or
+google-cloud-storage (:class:`RawBucket`), pointers parsed by hand, Parquet footers read from the
+downloaded bytes.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
 INGESTED = (lake.CLEAN_CUSTOMERS, lake.REJECTS_CUSTOMERS, lake.CLEAN_PRODUCTS, lake.REJECTS_PRODUCTS)
 
 
-def run_job(name: str, root: Path) -> None:
+def run_job(name: str, root: Path | str, **extra_env: str) -> None:
     env = {**os.environ, "PYSPARK_SUBMIT_ARGS": "--master local[1] --conf spark.ui.enabled=false pyspark-shell"}
-    env["PYTHONPATH"] = str(ROOT)
+    env.update(PYTHONPATH=str(ROOT), **extra_env)
     args = ["--lake-root", str(root), "--start", HOUR.isoformat(), "--end", (HOUR + lake.HOUR).isoformat()]
     done = subprocess.run(
         [sys.executable, "-m", f"include.jobs.{name}", *args], cwd=ROOT, env=env, capture_output=True, text=True
@@ -59,21 +61,72 @@ def job_output(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture
-def s3_lake(emulators, monkeypatch):
-    """A fresh S3 bucket as the primary lake, ``LAKE_ROOT=s3://<bucket>/prod``, opened as the DAG does."""
+class RawBucket:
+    """The lake's bucket through the cloud's own SDK (boto3, google-cloud-storage), none of our code: what
+    the assertions read, and how the tests damage the primary."""
+
+    def __init__(self, scheme: str, bucket: str) -> None:
+        self.scheme, self.bucket = scheme, bucket
+        if scheme == "s3":
+            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+            self.client = S3Hook(aws_conn_id="aws_default").get_conn()
+        else:
+            from google.cloud import storage
+
+            self.client = storage.Client()  # anonymous on STORAGE_EMULATOR_HOST
+
+    def keys(self) -> set[str]:
+        if self.scheme == "gs":
+            return {b.name for b in self.client.list_blobs(self.bucket)}
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+    def get(self, key: str) -> bytes:
+        if self.scheme == "gs":
+            return self.client.bucket(self.bucket).blob(key).download_as_bytes()
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.scheme == "gs":
+            self.client.bucket(self.bucket).blob(key).upload_from_string(data)
+        else:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def delete(self, keys) -> None:
+        for key in keys:
+            if self.scheme == "gs":
+                self.client.bucket(self.bucket).blob(key).delete()
+            else:
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+
+
+#: Lake scheme -> the replica cloud that holds it (gets no replica of its own).
+PRIMARY = {"s3": "s3", "gs": "gcs"}
+
+
+@pytest.fixture(params=["s3", "gs"])
+def s3_lake(request, emulators, monkeypatch):
+    """A fresh bucket as the primary lake, ``LAKE_ROOT=s3://<bucket>/prod`` or ``gs://<bucket>/prod``, opened
+    as the DAG does (``tricloud.lake.lake``: the lake connection's pyarrow file system). ``.raw`` reads the
+    bucket independently; ``.cloud`` names the replica cloud that holds the lake."""
     from tricloud.lake import lake as open_lake
     from tricloud.replication.stores import make_store
 
+    scheme = request.param
     bucket = f"lake-{uuid.uuid4().hex[:12]}"
-    store = make_store("s3", bucket)
-    store.ensure_bucket()
-    monkeypatch.setenv("LAKE_ROOT", f"s3://{bucket}/prod")
+    make_store(PRIMARY[scheme], bucket).ensure_bucket()
+    monkeypatch.setenv("LAKE_ROOT", f"{scheme}://{bucket}/prod")
     the_lake = open_lake()
     assert isinstance(the_lake, ObjectLake)
-    the_lake.client = store.client  # boto3, for independent reads in the assertions
-    the_lake.bucket = bucket
+    the_lake.raw = RawBucket(scheme, bucket)
+    the_lake.cloud = PRIMARY[scheme]
     return the_lake
+
+
+def replicas(stores, the_lake) -> list:
+    """The replica stores of the clouds that do not hold the lake, in ``CLOUDS`` order."""
+    return [s for s in stores if s.name != the_lake.cloud]
 
 
 def commit_job_output(job_root: Path, the_lake: ObjectLake) -> None:
@@ -85,14 +138,13 @@ def commit_job_output(job_root: Path, the_lake: ObjectLake) -> None:
         the_lake.publish(part.relpath, staging)
 
 
-# -- independent reads: boto3 and hand-parsed pointers, none of the code under test --------------------
+# -- independent reads: the cloud's SDK and hand-parsed pointers, none of the code under test ---------------
 def keys(the_lake) -> set[str]:
-    pages = the_lake.client.get_paginator("list_objects_v2").paginate(Bucket=the_lake.bucket)
-    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+    return the_lake.raw.keys()
 
 
 def get(the_lake, key: str) -> bytes:
-    return the_lake.client.get_object(Bucket=the_lake.bucket, Key=key)["Body"].read()
+    return the_lake.raw.get(key)
 
 
 def pointer(the_lake, relpath: str) -> dict:
@@ -127,10 +179,12 @@ def rows(data: bytes) -> int:
 
 
 class TestAnHourOnS3:
+    """The hour on an object-store lake (the class name predates gs://: node ids in docs/reliability.md)."""
+
     def test_enrich_load_replicate_verify_and_restore_after_the_primary_is_deleted(
         self, job_output, s3_lake, stores, tmp_path
     ):
-        gcs, azure = (s for s in stores if s.name != "s3")
+        gcs, azure = replicas(stores, s3_lake)
         commit_job_output(job_output, s3_lake)
 
         summary = enrich_hour(s3_lake, HOUR)
@@ -188,7 +242,7 @@ class TestAnHourOnS3:
         assert manifest["rows"]["enriched/customer_hourly"] == enriched.num_rows
 
         # The primary is lost: every object of the lake bucket deleted. Azure alone brings it back.
-        s3_lake.client.delete_objects(Bucket=s3_lake.bucket, Delete={"Objects": [{"Key": k} for k in keys(s3_lake)]})
+        s3_lake.raw.delete(keys(s3_lake))
         assert keys(s3_lake) == set()
         restored = replication.restore_hour(azure, HOUR, lake_root=s3_lake)
         assert (restored.objects, restored.target) == (len(hour_files), "lake")
@@ -205,16 +259,14 @@ class TestAnHourOnS3:
         assert upsert_hour(db, "?", s3_lake, HOUR)["rows_loaded"] == enriched.num_rows
 
     def test_verify_recommits_a_partition_whose_pointer_is_gone(self, job_output, s3_lake, stores):
-        gcs, azure = (s for s in stores if s.name != "s3")
+        gcs, azure = replicas(stores, s3_lake)
         commit_job_output(job_output, s3_lake)
         enrich_hour(s3_lake, HOUR)
         for store in (gcs, azure):
             replication.replicate_hour(store, s3_lake, HOUR)
         rel = lake.partition("/", lake.CLEAN_CUSTOMERS, HOUR).relpath
         before = {k: get(s3_lake, k) for k in committed_keys(s3_lake, rel) if "_attempts" in k}
-        s3_lake.client.delete_objects(
-            Bucket=s3_lake.bucket, Delete={"Objects": [{"Key": k} for k in committed_keys(s3_lake, rel)]}
-        )
+        s3_lake.raw.delete(committed_keys(s3_lake, rel))
 
         report = replication.verify_hour([gcs, azure], s3_lake, HOUR)
         assert {(p.cloud, p.problem) for p in report.problems} == {("lake", "missing")}
@@ -232,7 +284,7 @@ class TestRerun:
         # A writer that died before its pointer: its attempt objects are invisible, then removed.
         rel = lake.partition("/", lake.ENRICHED_CUSTOMERS, HOUR).relpath
         orphan = f"prod/{rel}/_attempts/{'0' * 20}-deadbeef.part-00000.parquet"
-        s3_lake.client.put_object(Bucket=s3_lake.bucket, Key=orphan, Body=b"half an attempt")
+        s3_lake.raw.put(orphan, b"half an attempt")
         before = read_tables(s3_lake, rel)
 
         commit_job_output(job_output, s3_lake)
@@ -313,7 +365,7 @@ class TestReaderDuringRerun:
 
 
 class TestOperators:
-    def test_replicate_verify_and_restore_operators_on_an_s3_lake(self, job_output, s3_lake, stores, monkeypatch):
+    def test_replicate_verify_and_restore_operators_on_an_object_lake(self, job_output, s3_lake, stores, monkeypatch):
         from tricloud.operators.replication import ReplicateHourOperator, RestoreLakeOperator, VerifyReplicasOperator
 
         monkeypatch.setenv("REPLICA_BUCKET", stores[0].bucket)
@@ -326,23 +378,64 @@ class TestOperators:
             c: ReplicateHourOperator(task_id=f"replicate_to_{c}", cloud=c, hour=hour, lake_root=root).execute({})
             for c in ("s3", "gcs", "azure")
         }
-        assert sent["s3"] is None  # S3 holds the primary: no replica of its own
-        assert stores[0].list_keys("") == []  # ... and nothing was written to the S3 replica bucket
-        for c in ("gcs", "azure"):
+        others = [s.name for s in replicas(stores, s3_lake)]
+        assert sent[s3_lake.cloud] is None  # the lake's own cloud holds the primary: no replica of its own
+        primary_replica = next(s for s in stores if s.name == s3_lake.cloud)
+        assert primary_replica.list_keys("") == []  # ... and nothing was written to its replica bucket
+        for c in others:
             assert json.loads(json.dumps(sent[c]))["objects"] == sent[c]["uploaded"] == files
 
         verify = VerifyReplicasOperator(task_id="verify_replicas", hour=hour, lake_root=root)
         report = verify.execute({"task": verify, "outlet_events": {}})
         assert (report["clouds"], report["problems"], report["objects_checked"]) == (
-            ["lake", "gcs", "azure"],
+            ["lake", *others],
             [],
             3 * files,
         )
 
-        s3_lake.client.delete_objects(Bucket=s3_lake.bucket, Delete={"Objects": [{"Key": k} for k in keys(s3_lake)]})
+        s3_lake.raw.delete(keys(s3_lake))
         out = RestoreLakeOperator(
-            task_id="restore", source="gcs", target="local", start=hour, end=hour, lake_root=root
+            task_id="restore", source=others[0], target="local", start=hour, end=hour, lake_root=root
         ).execute({})
         assert json.loads(json.dumps(out))["details"][0]["objects"] == files
         assert out["hours"] == 1
         assert verify.execute({"task": verify, "outlet_events": {}})["problems"] == []
+
+
+class TestAJobWithStagedIO:
+    def test_the_ingest_job_reads_and_commits_the_hour_on_the_object_lake(self, job_output, s3_lake):
+        """The real ingest job (``main`` on ``local[1]``) with ``--lake-root s3://…`` / ``gs://…`` and staged
+        object-store I/O, as a Spark cluster without a connector runs it: the raw object is downloaded, Spark
+        writes locally, the driver uploads the attempt and commits it. The driver reaches the store with the
+        standard client settings only (AWS_* / STORAGE_EMULATOR_HOST). Its rows must equal the same job's
+        rows on a local lake from the same input."""
+        from include.jobs import staged_io
+
+        raw_rel = lake.partition("/", lake.RAW_CUSTOMERS, HOUR).relpath
+        local_raw = lake.partition(job_output, lake.RAW_CUSTOMERS, HOUR).path / lake.RAW_CUSTOMERS_FILE
+        s3_lake.raw.put(f"prod/{raw_rel}/{lake.RAW_CUSTOMERS_FILE}", local_raw.read_bytes())
+        env = {staged_io.OBJECT_STORE_IO_ENV: staged_io.STAGED}
+        if s3_lake.cloud == "s3":  # the driver's standard settings, from the world's aws connection
+            extra = json.loads(os.environ["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]
+            env.update(
+                AWS_ENDPOINT_URL=extra["endpoint_url"],
+                AWS_ACCESS_KEY_ID="testing",
+                AWS_SECRET_ACCESS_KEY="testing",  # pragma: allowlist secret (moto's published test key)
+                AWS_DEFAULT_REGION=extra["region_name"],
+            )
+
+        run_job("ingest_customers", s3_lake.root, **env)
+
+        clean_rel = lake.partition("/", lake.CLEAN_CUSTOMERS, HOUR).relpath
+        p = pointer(s3_lake, clean_rel)
+        objects = {f["name"]: f.get("object") or f"{p['attempt']}.{f['name']}" for f in p["files"]}
+        data = {n: get(s3_lake, f"prod/{clean_rel}/_attempts/{o}") for n, o in objects.items()}
+        assert all(sha(data[f["name"]]) == f["sha256"] for f in p["files"])
+        parquet = [pq.read_table(pa.BufferReader(b)) for n, b in sorted(data.items()) if n.endswith(".parquet")]
+        on_store = pa.concat_tables(parquet).sort_by("order_id")
+        local_dir = lake.partition(job_output, lake.CLEAN_CUSTOMERS, HOUR).path
+        on_disk = pa.concat_tables([pq.read_table(f) for f in sorted(local_dir.glob("*.parquet"))]).sort_by("order_id")
+        assert on_store.num_rows == on_disk.num_rows > 0
+        assert on_store.equals(on_disk.select(on_store.column_names))
+        summary = json.loads(data[lake.SUMMARY_FILE])
+        assert summary["input"] == f"{s3_lake.root}/{raw_rel}/{lake.RAW_CUSTOMERS_FILE}"  # the object, not a copy

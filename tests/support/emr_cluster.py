@@ -66,8 +66,9 @@ class LocalSparkRunner(threading.Thread):
     :param poll: seconds between looks at moto's objects.
     """
 
-    #: ``--conf`` prefixes whose values become the driver's environment (YARN; EMR Serverless).
-    DRIVER_ENV_PREFIXES = ("spark.yarn.appMasterEnv.", "spark.emr-serverless.driverEnv.")
+    #: ``--conf`` prefixes whose values become the driver's environment (YARN; EMR Serverless; Dataproc
+    #: Serverless).
+    DRIVER_ENV_PREFIXES = ("spark.yarn.appMasterEnv.", "spark.emr-serverless.driverEnv.", "spark.dataproc.driverEnv.")
 
     def __init__(self, aws: MotoAws, workdir: Path, poll: float = 0.2, name: str = "emulated-emr") -> None:
         super().__init__(name=name, daemon=True)
@@ -110,7 +111,7 @@ class LocalSparkRunner(threading.Thread):
                 prefix = next(p for p in self.DRIVER_ENV_PREFIXES if conf.startswith(p))
                 name, _, value = conf[len(prefix) :].partition("=")
                 env[name] = value
-            elif arg.startswith("s3://") and arg.endswith((".py", ".zip")):
+            elif arg.startswith(("s3://", "gs://")) and arg.endswith((".py", ".zip")):
                 cmd.append(self._fetch(arg, into))  # the staged application or --py-files zip
             else:
                 cmd.append(arg)
@@ -125,13 +126,18 @@ class LocalSparkRunner(threading.Thread):
             "PYSPARK_PYTHON": sys.executable,
             "PYSPARK_DRIVER_PYTHON": sys.executable,
             "SPARK_LOCAL_IP": "127.0.0.1",
-            "AWS_ENDPOINT_URL": self.aws.endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
             "TRICLOUD_OBJECT_STORE_IO": "staged",  # the one difference from EMR: no EMRFS here
         }
-        return env | extra
+        return env | self.store_env() | extra
+
+    def store_env(self) -> dict[str, str]:
+        """The driver's standard client settings for the object store (here: the S3 emulator)."""
+        return {
+            "AWS_ENDPOINT_URL": self.aws.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret (moto's published test key)
+            "AWS_DEFAULT_REGION": REGION,
+        }
 
     def execute(self, args: list[str], into: Path, cancelled: Callable[[], bool]) -> tuple[int, bytes]:
         """Run ``args`` here in ``into``; kill it when ``cancelled()`` turns true.

@@ -40,13 +40,16 @@ class TestObjectStoreLakeRoot:
         from tricloud import settings
 
         assert paths.check_lake_root("s3://lake-bucket/prod/") == "s3://lake-bucket/prod"
+        assert paths.check_lake_root("gs://lake-bucket/prod/") == "gs://lake-bucket/prod"
         monkeypatch.setenv("LAKE_ROOT", "s3://lake-bucket/prod:eu")  # ':' is fine after the scheme
         assert settings.lake_root() == "s3://lake-bucket/prod:eu"
 
     @pytest.mark.parametrize(
         ("root", "why"),
         [
-            ("gs://b/p", "scheme 'gs' is not supported; use a local directory or s3://bucket/prefix"),
+            ("http://b/p", "scheme 'http' is not supported; use a local directory or s3://bucket/prefix or gs://"),
+            ("abfss://lake@acct.dfs.core.windows.net/p", "Azurite, the only local Azure endpoint, has no ADLS Gen2"),
+            ("gs:///p", "names no bucket"),
             ("s3:///p", "names no bucket"),
             ("s3://b/p?x=1", "has a '?' or '#' part"),
             ("s3://b/p\tq", "U+0009"),
@@ -64,14 +67,16 @@ class TestLocalOnlyFeaturesRefuseAnObjectStoreLake:
 
     ROOT = "s3://lake-bucket/prod"
 
-    @pytest.mark.parametrize("root", ["gs://lake-bucket/prod", "abfss://lake@acct.dfs.core.windows.net/prod"])
+    @pytest.mark.parametrize("root", ["abfss://lake@acct.dfs.core.windows.net/prod", "wasbs://c@a.blob/prod"])
     def test_the_hour_lease_on_a_store_it_does_not_run_on_yet(self, root, tmp_path, monkeypatch):
-        """The lease runs on s3:// (tests/integration/test_lease_on_s3.py); other stores are refused, not
-        taken for the relative directory 'gs:/…' (found again in review after the s3 lease landed)."""
+        """The lease runs on s3:// and gs:// (tests/integration/test_lease_on_s3.py); other stores are refused,
+        not taken for the relative directory 'abfss:/…' (found again in review after the s3 lease landed)."""
         from include.lease import HourLease
 
         monkeypatch.chdir(tmp_path)
-        with pytest.raises(paths.ObjectStoreLakeNotSupported, match="hour lease .*set LAKE_ROOT to an s3:// URI"):
+        with pytest.raises(
+            paths.ObjectStoreLakeNotSupported, match="hour lease .*set LAKE_ROOT to an s3:// or gs:// URI"
+        ):
             HourLease(root, "customer_enrichment", "2026-11-24T10:00:00+00:00")
         assert list(tmp_path.iterdir()) == []  # nothing created under the working directory
 
@@ -130,3 +135,25 @@ def test_the_stack_refuses_an_unsupported_lake_root_before_starting_anything(tmp
     assert env["LAKE_ROOT"] == "/data/o'brien [eu]"
     assert env["TRICLOUD_STATE_DIR"] == str(state) and env["AIRFLOW_HOME"] == str(state / "airflow")
     assert sorted(p.name for p in (state / "secrets").iterdir()) == ["fernet_key", "jwt_secret"]
+
+
+class TestGcsLakeFileSystem:
+    """A driver reaches a gs:// lake with the standard client settings: the emulator named by
+    STORAGE_EMULATOR_HOST (the variable google-cloud-storage honours), with or without a scheme."""
+
+    @pytest.mark.parametrize(("host", "scheme"), [("http://127.0.0.1:9023", "http"), ("127.0.0.1:9023", "http")])
+    def test_the_emulator_endpoint_is_taken_from_storage_emulator_host(self, host, scheme, monkeypatch):
+        from pyarrow import fs
+
+        from include import lake_fs
+
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
+        assert lake_fs.gcs_emulator_endpoint() == ("127.0.0.1:9023", scheme)
+        filesystem, path = lake_fs.filesystem("gs://lake-bucket/prod/")
+        assert isinstance(filesystem, fs.GcsFileSystem) and path == "lake-bucket/prod"
+        assert lake_fs.default_deleter("gs://lake-bucket/prod") is None  # pyarrow's delete: no marker on GCS
+
+    def test_a_gs_lake_is_the_gcs_clouds_copy(self):
+        from tricloud.replication.stores import primary_cloud
+
+        assert [primary_cloud(r) for r in ("gs://b/p", "s3://b/p", "/data/lake")] == ["gcs", "s3", None]

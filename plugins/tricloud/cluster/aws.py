@@ -66,6 +66,12 @@ def require_object_store_lake(backend: str, job: SparkJob | None = None) -> None
                 f"LAKE_ROOT points at a local path ({value}), but the {backend} backend runs the jobs on the "
                 "cloud's machines, where that path would be the node's own disk: set LAKE_ROOT=s3://<bucket>/<prefix>"
             )
+        if not str(value).startswith("s3://"):
+            # EMR's Spark reaches S3 through EMRFS and has no GCS connector: a gs:// lake fails only in the job.
+            raise ValueError(
+                f"LAKE_ROOT is {value}, but the {backend} backend's Spark reaches only S3 (EMRFS): "
+                "set LAKE_ROOT=s3://<bucket>/<prefix>"
+            )
 
 
 @dataclass(frozen=True)

@@ -89,12 +89,13 @@ def require_gcs_lake(backend: str, job: SparkJob | None = None) -> None:
 
     :raises ValueError: naming ``LAKE_ROOT`` and what to set it to.
     """
-    # Read as given, not through tricloud.settings.lake_root(): the project's lake layer (include/paths.py,
-    # lake_fs) does not accept gs:// yet, and these backends accept nothing else (docs/design.md).
+    from include.paths import check_lake_root
+
     root = os.environ.get("LAKE_ROOT") or ""
     if not root:
         raise ValueError(f"LAKE_ROOT is not set: the {backend} backend needs LAKE_ROOT=gs://<bucket>/<prefix>")
-    candidates = [root]
+    # The lake layer's own rules first (a bucket, no '?', no control character; docs/design.md "The lake on GCS").
+    candidates = [check_lake_root(root) if root.startswith("gs://") else root]
     if job is not None:
         candidates.append(job.result_uri)
     for value in filter(None, candidates):

@@ -292,12 +292,14 @@ def replica_bucket() -> str:
     return bucket
 
 
-#: URI scheme of a lake root -> the cloud (store name) that holds it.
-LAKE_SCHEMES = {"s3": "s3"}
+#: URI scheme of a lake root -> the cloud (store name) that holds it. That cloud gets no replica of its own:
+#: the lake is its copy, checked as one store among the replicas (docs/design.md "The lake on GCS").
+LAKE_SCHEMES = {"s3": "s3", "gs": "gcs"}
 
 
 def primary_cloud(lake_root: str) -> str | None:
-    """The cloud holding the primary lake (``s3`` for ``s3://…``), None for a local directory."""
+    """The cloud holding the primary lake (``s3`` for ``s3://…``, ``gcs`` for ``gs://…``), None for a local
+    directory."""
     from urllib.parse import urlsplit
 
     return LAKE_SCHEMES.get(urlsplit(str(lake_root)).scheme)
