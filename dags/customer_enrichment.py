@@ -50,13 +50,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag
 
 from tricloud import macros, settings
 from tricloud.assets import ENRICHED_CUSTOMER_HOURLY, REPLICATED_CUSTOMER_HOURLY
 from tricloud.hour_lease import LEASE_ARGS, ClaimHourSensor, ReleaseHourOperator, fence, keep_alive
 from tricloud.hours import HOUR_PARAM_PATTERN
 from tricloud.operators import (
+    EnrichHourOperator,
+    LoadWarehouseOperator,
     ReplicateHourOperator,
     SparkJobOperator,
     StartClusterOperator,
@@ -115,34 +117,16 @@ def customer_enrichment():
         pre_execute=fence,
     )
 
-    @task(task_id="enrich_customer_data", outlets=[ENRICHED_CUSTOMER_HOURLY], pre_execute=fence)
-    def enrich_customer_data(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, **context):
-        """Join clean orders with the catalog and aggregate per customer (DuckDB)."""
-        from include.enrichment import enrich_hour
-        from include.replication import hour_digests
-        from tricloud.assets import describe_outlets
-        from tricloud.hours import resolve_hour
-        from tricloud.lake import lake
-
-        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
-        summary = enrich_hour(lake(), start)
-        # Hash the hour's outputs once here, so the three replication tasks share one pass.
-        hour_digests(lake(), start)
-        describe_outlets(context, hour=start.isoformat())
-        return summary
-
-    @task(task_id="load_warehouse", pre_execute=fence)
-    def load_warehouse(data_interval_start=None, data_interval_end=None, dag_run=None, params=None) -> dict:
-        """Upsert the hour's aggregates into the SQL warehouse (connection `warehouse_default`)."""
-        from tricloud.hours import resolve_hour
-        from tricloud.warehouse import load_hour
-
-        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
-        return load_hour("warehouse_default", settings.lake_root(), start)
-
     stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster", pre_execute=keep_alive)
 
-    enriched = enrich_customer_data()
+    # Operators, not @task functions, so they report the datasets they really read and wrote (lineage).
+    enriched = EnrichHourOperator(
+        task_id="enrich_customer_data",
+        hour=macros.HOUR_START,
+        lake_root=macros.LAKE_ROOT,
+        outlets=[ENRICHED_CUSTOMER_HOURLY],
+        pre_execute=fence,
+    )
     start_cluster >> [ingest_customers, ingest_products] >> enriched >> stop_cluster
 
     with TaskGroup("replicate", prefix_group_id=False, tooltip="copy to three clouds, then verify") as replicate:
@@ -169,7 +153,13 @@ def customer_enrichment():
         )
         copies >> verify
     enriched >> replicate
-    loaded = load_warehouse()
+    loaded = LoadWarehouseOperator(
+        task_id="load_warehouse",
+        hour=macros.HOUR_START,
+        lake_root=macros.LAKE_ROOT,
+        conn_id="warehouse_default",
+        pre_execute=fence,
+    )
     enriched >> loaded
     stop_cluster.as_teardown(setups=start_cluster)
 
