@@ -9,6 +9,7 @@ tests/e2e/test_customer_enrichment_dag.py::TestLineage.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -184,7 +185,7 @@ def test_lineage_is_off_without_a_transport(monkeypatch):
     """No transport configured: the provider disables itself (no listener, nothing called, nothing sent)."""
     from airflow.providers.openlineage import conf
 
-    for key in [k for k in __import__("os").environ if "OPENLINEAGE" in k]:
+    for key in [k for k in os.environ if "OPENLINEAGE" in k]:
         monkeypatch.delenv(key)
     assert conf.is_disabled()
     monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps({"type": "console"}))
