@@ -71,6 +71,8 @@ from tricloud.assets import ENRICHED_CUSTOMER_HOURLY, REPLICATED_CUSTOMER_HOURLY
 from tricloud.hour_lease import LEASE_ARGS, ClaimHourSensor, ReleaseHourOperator, fence, keep_alive
 from tricloud.hours import HOUR_PARAM_PATTERN
 from tricloud.operators import (
+    EnrichHourOperator,
+    LoadWarehouseOperator,
     ReplicateHourOperator,
     SparkJobOperator,
     StartClusterOperator,
@@ -139,31 +141,6 @@ def customer_enrichment():
         pre_execute=fence,
     )
 
-    @task(task_id="enrich_customer_data", outlets=[ENRICHED_CUSTOMER_HOURLY], pre_execute=fence)
-    def enrich_customer_data(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, **context):
-        """Join clean orders with the catalog and aggregate per customer (DuckDB)."""
-        from include.enrichment import enrich_hour
-        from include.replication import hour_digests
-        from tricloud.assets import describe_outlets
-        from tricloud.hours import resolve_hour
-        from tricloud.lake import lake
-
-        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
-        summary = enrich_hour(lake(), start)
-        # Hash the hour's outputs once here, so the three replication tasks share one pass.
-        hour_digests(lake(), start)
-        describe_outlets(context, hour=start.isoformat())
-        return summary
-
-    @task(task_id="load_warehouse", pre_execute=fence)
-    def load_warehouse(data_interval_start=None, data_interval_end=None, dag_run=None, params=None) -> dict:
-        """Upsert the hour's aggregates into the SQL warehouse (connection `warehouse_default`)."""
-        from tricloud.hours import resolve_hour
-        from tricloud.warehouse import load_hour
-
-        start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
-        return load_hour("warehouse_default", settings.lake_root(), start)
-
     @task(task_id="check_quality", retries=0, pre_execute=fence)  # its verdict file is a lake write
     def check_quality(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, ti=None) -> dict:
         """The hour's data-quality gate (include/quality.py); fails, unretried, naming each failed check."""
@@ -190,7 +167,14 @@ def customer_enrichment():
 
     stop_cluster = StopClusterOperator(task_id="stop_cluster", start_task_id="start_cluster", pre_execute=keep_alive)
 
-    enriched = enrich_customer_data()
+    # Operators, not @task functions, so they report the datasets they really read and wrote (lineage).
+    enriched = EnrichHourOperator(
+        task_id="enrich_customer_data",
+        hour=macros.HOUR_START,
+        lake_root=macros.LAKE_ROOT,
+        outlets=[ENRICHED_CUSTOMER_HOURLY],
+        pre_execute=fence,
+    )
     start_cluster >> [ingest_customers, ingest_products] >> enriched >> stop_cluster
 
     with TaskGroup("replicate", prefix_group_id=False, tooltip="copy to three clouds, then verify") as replicate:
@@ -219,7 +203,13 @@ def customer_enrichment():
     gate = check_quality()
     enriched >> gate >> replicate
     verify >> revise_daily_report()
-    loaded = load_warehouse()
+    loaded = LoadWarehouseOperator(
+        task_id="load_warehouse",
+        hour=macros.HOUR_START,
+        lake_root=macros.LAKE_ROOT,
+        conn_id="warehouse_default",
+        pre_execute=fence,
+    )
     gate >> loaded
     in_hour = f"window_start = '{macros.HOUR_START}'"  # the hour is a validated whole-hour timestamp
     warehouse_checks = [

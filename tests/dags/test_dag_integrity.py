@@ -72,7 +72,16 @@ def test_no_import_errors(dagbag):
 # Every task process parses its DAG file first, so what a DAG file imports is paid by every task.
 # An Asset URI with a provider-registered scheme loads every provider's asset module (boto3, the GCS
 # client: ~1.1 s per task); custom schemes must start with "x-".
-HEAVY_MODULES = ("boto3", "google.cloud.storage", "azure.storage.blob", "pyspark", "duckdb", "pandas", "dask")
+HEAVY_MODULES = (
+    "boto3",
+    "google.cloud.storage",
+    "azure.storage.blob",
+    "pyspark",
+    "duckdb",
+    "pandas",
+    "dask",
+    "openlineage",  # the lineage facet methods import it only when the provider calls them
+)
 
 
 #: Tasks whose failure no retry can change: verify_replicas fails on purpose, once, when it repaired

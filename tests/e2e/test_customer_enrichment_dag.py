@@ -7,6 +7,8 @@ GCS and Azure emulators, on a lake root full of characters that mean something t
 sibling that the root would match as a glob holds a different hour: reading it would change the counts.
 Then, in this order (pytest runs a module's tests in file order): the checks that only read the hour, a
 re-run of the hour (byte-identical, nothing sent again), and a restore of the wiped lake from one cloud.
+The first run also emits OpenLineage events (the provider's http transport) to a receiver on 127.0.0.1:
+TestLineage joins them into the hour's graph.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from include import generate, lake
 from tests.support import reference
+from tests.support.lineage_receiver import lineage_receiver, openlineage_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)
@@ -61,7 +64,14 @@ def dag():
 
 
 @pytest.fixture(scope="module")
-def first_run(dag, spark_cluster, emulators, tmp_path_factory):
+def lineage():
+    """An OpenLineage receiver on 127.0.0.1 (what the first run's events were sent to)."""
+    with lineage_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def first_run(dag, spark_cluster, emulators, tmp_path_factory, lineage):
     """(root, generated input, dag run, task states, warehouse) of the module's one hour."""
     base = tmp_path_factory.mktemp("paths")
     root, decoy = base / HOSTILE, base / DECOY
@@ -73,7 +83,8 @@ def first_run(dag, spark_cluster, emulators, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LAKE_ROOT", str(root))
         mp.setenv("AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({"conn_type": "sqlite", "host": str(warehouse)}))
-        dr = run_hour(dag)
+        with openlineage_on(mp, lineage.transport()):  # this run only
+            dr = run_hour(dag)
         tis = {ti.task_id: ti.state for ti in dr.get_task_instances()}
         yield root, gen, dr, tis, warehouse
 
@@ -161,6 +172,76 @@ class TestHostileLakeRoot:
             assert wanted <= keys, (store.name, wanted - keys)
             # nowhere in the bucket a key carrying a piece of the root (quoted, escaped or cut at a glob character)
             assert [k for k in store.list_keys("") if "brien" in k] == [], store.name
+
+
+class TestLineage:
+    """The first run's OpenLineage events, as the receiver on 127.0.0.1 got them, joined by dataset name."""
+
+    DATA_TASKS = (
+        "ingest_customer_data",
+        "ingest_product_data",
+        "enrich_customer_data",
+        "replicate_to_s3",
+        "replicate_to_gcs",
+        "replicate_to_azure",
+        "verify_replicas",
+        "load_warehouse",
+    )
+
+    @staticmethod
+    def task_edges(lineage) -> dict[tuple[tuple[str, str], tuple[str, str]], str]:
+        """{(input, output): task} over every task's COMPLETE event; a dataset is (namespace, name)."""
+        edges = {}
+        for job, event in lineage.complete_events("customer_enrichment.").items():
+            for i in event["inputs"]:
+                for o in event["outputs"]:
+                    edges[(i["namespace"], i["name"]), (o["namespace"], o["name"])] = job.split(".", 1)[1]
+        return edges
+
+    def test_every_data_task_sent_a_start_and_a_complete_event(self, first_run, lineage):
+        sent = {(e["job"]["name"], e["eventType"]) for e in lineage.events}
+        for task in self.DATA_TASKS:
+            assert {(f"customer_enrichment.{task}", "START"), (f"customer_enrichment.{task}", "COMPLETE")} <= sent
+        assert set(lineage.paths) == {"/api/v1/lineage"}
+
+    def test_the_hours_events_form_the_graph_raw_clean_enriched_then_clouds_and_warehouse(self, first_run, lineage):
+        import os
+
+        root, _, _, _, warehouse = first_run
+        part = f"date={HOUR:%Y-%m-%d}/hour={HOUR:%H}"
+        bucket = os.environ["REPLICA_BUCKET"]
+        raw_orders = ("file", f"{root}/raw/customer_activity/{part}/activity.csv")
+        raw_catalog = ("file", f"{root}/raw/product_catalog/{part}/catalog.jsonl")
+        clean_orders = ("file", f"{root}/clean/customer_activity/{part}")
+        clean_catalog = ("file", f"{root}/clean/product_catalog/{part}")
+        enriched = ("file", f"{root}/enriched/customer_hourly/{part}")
+        clouds = [
+            (ns, f"enriched/customer_hourly/{part}")
+            for ns in (f"s3://{bucket}", f"gs://{bucket}", f"wasbs://{bucket}@devstoreaccount1")
+        ]
+        table = (f"sqlite://{warehouse}", "main.customer_hourly")
+        edges = self.task_edges(lineage)
+        expected = {
+            (raw_orders, clean_orders): "ingest_customer_data",
+            (raw_catalog, clean_catalog): "ingest_product_data",
+            (clean_orders, enriched): "enrich_customer_data",
+            (clean_catalog, enriched): "enrich_customer_data",
+            (enriched, clouds[0]): "replicate_to_s3",
+            (enriched, clouds[1]): "replicate_to_gcs",
+            (enriched, clouds[2]): "replicate_to_azure",
+            (enriched, table): "load_warehouse",
+        }
+        assert {e: edges.get(e) for e in expected} == expected
+        # Joined by name, the raw files reach all three clouds and the warehouse.
+        reached, frontier = set(), {raw_orders, raw_catalog}
+        while frontier:
+            reached |= frontier
+            frontier = {o for (i, o) in edges if i in frontier} - reached
+        assert set(clouds) | {table} <= reached
+        # verify_replicas read the three copies back
+        verify = lineage.complete_events("customer_enrichment.verify_replicas")
+        read = {(d["namespace"], d["name"]) for e in verify.values() for d in e["inputs"]}
+        assert set(clouds) <= read
 
 
 class TestOneHour:

@@ -1,4 +1,5 @@
 from tricloud.operators.cluster import StartClusterOperator, StopClusterOperator
+from tricloud.operators.hourly import EnrichHourOperator, LoadWarehouseOperator
 from tricloud.operators.replication import (
     ReplicateHourOperator,
     ReplicatePathOperator,
@@ -8,6 +9,8 @@ from tricloud.operators.replication import (
 from tricloud.operators.spark import SparkJobOperator
 
 __all__ = [
+    "EnrichHourOperator",
+    "LoadWarehouseOperator",
     "ReplicateHourOperator",
     "ReplicatePathOperator",
     "RestoreLakeOperator",

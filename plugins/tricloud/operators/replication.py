@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
+
+    from include.replication.results import VerifyReport
 
 
 def _bucket(bucket: str | None) -> str:
@@ -28,6 +31,14 @@ def _replica_clouds(clouds: Sequence[str], lake_root: str) -> list[str]:
     from tricloud.replication.stores import primary_cloud
 
     return [c for c in clouds if c != primary_cloud(lake_root)]
+
+
+def _hour_relpaths(hour: str, pipeline: str) -> list[str]:
+    """The hour's partitions (``zone/dataset/date=…/hour=…``) that replication copies, for lineage."""
+    from include.replication.manifests import pipeline_named
+    from tricloud.lineage import partition_relpath
+
+    return [partition_relpath(d, hour) for d in pipeline_named(pipeline).outputs]
 
 
 class ReplicateHourOperator(BaseOperator):
@@ -93,6 +104,27 @@ class ReplicateHourOperator(BaseOperator):
         )
         return result.to_dict()
 
+    # -- OpenLineage (called by the provider's listener only when lineage is on) -----------------
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """The hour's lake partitions in, the same partitions in this cloud out (known before the copy)."""
+        from tricloud.lineage import lake_path, lineage, replica_partitions
+
+        if not _replica_clouds([self.cloud], self.lake_root):
+            return lineage()  # the cloud holding the primary lake gets no copy
+        relpaths = _hour_relpaths(self.hour, self.pipeline)
+        return lineage(
+            inputs=[lake_path(self.lake_root, r) for r in relpaths],
+            outputs=replica_partitions(self.cloud, _bucket(self.bucket), relpaths, self.conn_id),
+        )
+
+    def get_openlineage_facets_on_complete(self, task_instance) -> OperatorLineage:
+        """As on start: every partition is in place once the task succeeded (copied or already equal)."""
+        return self.get_openlineage_facets_on_start()
+
+    def get_openlineage_facets_on_failure(self, task_instance) -> OperatorLineage:
+        """As on start: what the failed copy was writing (some objects may have landed)."""
+        return self.get_openlineage_facets_on_start()
+
 
 class VerifyReplicasOperator(BaseOperator):
     """
@@ -138,6 +170,7 @@ class VerifyReplicasOperator(BaseOperator):
         self.bucket = bucket
         self.repair = repair
         self.pipeline = pipeline
+        self._report: VerifyReport | None = None
 
     def execute(self, context: Context) -> dict:
         from airflow.sdk.exceptions import AirflowException
@@ -151,6 +184,7 @@ class VerifyReplicasOperator(BaseOperator):
         clouds = _replica_clouds(self.clouds, self.lake_root)
         stores = [make_store(c, bucket, self.conn_ids.get(c)) for c in clouds]
         report = verify_hour(stores, lake(self.lake_root), self.hour, repair=self.repair, pipeline=self.pipeline)
+        self._report = report  # for the lineage of its repairs, also when it fails below
         for fix in report.repaired:
             self.log.warning("Repaired %s %s (%s) from %s", fix.cloud, fix.object, fix.problem, fix.source)
         if report.problems:
@@ -163,6 +197,38 @@ class VerifyReplicasOperator(BaseOperator):
         self.log.info("All %d objects verified in %s", report.objects_checked, ", ".join(report.clouds))
         describe_outlets(context, hour=report.hour)  # a consumer learns which hour is safe everywhere
         return report.to_dict()
+
+    # -- OpenLineage (called by the provider's listener only when lineage is on) -----------------
+    def _replicas(self) -> dict[str, list]:
+        from tricloud.lineage import replica_partitions
+
+        relpaths = _hour_relpaths(self.hour, self.pipeline)
+        bucket = _bucket(self.bucket)
+        return {
+            c: replica_partitions(c, bucket, relpaths, self.conn_ids.get(c))
+            for c in _replica_clouds(self.clouds, self.lake_root)
+        }
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """Every cloud's copy of the hour's partitions in (read back and compared); nothing out yet."""
+        from tricloud.lineage import lineage
+
+        return lineage(inputs=[d for ds in self._replicas().values() for d in ds])
+
+    def get_openlineage_facets_on_complete(self, task_instance) -> OperatorLineage:
+        """As on start, plus the partitions it repaired as outputs (a repair rewrites objects)."""
+        from tricloud.lineage import lineage
+
+        replicas = self._replicas()
+        report = self._report
+        repaired = []
+        for fix in report.repaired if report is not None else ():
+            repaired.extend(d for d in replicas.get(fix.cloud, []) if fix.object.startswith(d.name + "/"))
+        return lineage(inputs=[d for ds in replicas.values() for d in ds], outputs=repaired)
+
+    def get_openlineage_facets_on_failure(self, task_instance) -> OperatorLineage:
+        """As on complete: a failed verify may still have repaired copies."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
 
 class RestoreLakeOperator(BaseOperator):

@@ -25,6 +25,7 @@ from tricloud.links import (
 )
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from tricloud.cluster import ClusterBackend, JobHandle, JobStatus, SparkJob
@@ -296,6 +297,23 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
         if self._handle is not None:
             self.log.info("Task killed: cancelling job %s", self._handle.key)
             self.backend.cancel(self._handle)
+
+    # -- OpenLineage (called by the provider's listener only when lineage is on) -----------------
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """Nothing yet: which files a job reads and writes is known once it reported them."""
+        from tricloud.lineage import lineage
+
+        return lineage()
+
+    def get_openlineage_facets_on_complete(self, task_instance) -> OperatorLineage:
+        """The job's ``input``, ``output`` and ``rejects``, as its metrics name them (tricloud.lineage)."""
+        from tricloud.lineage import spark_job_lineage
+
+        return spark_job_lineage(self._result)
+
+    def get_openlineage_facets_on_failure(self, task_instance) -> OperatorLineage:
+        """Whatever the job reported before it failed (usually nothing: a failed job writes no metrics)."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _as_handle(self, value: Any) -> JobHandle:
