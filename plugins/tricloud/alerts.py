@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 HOUR_DEADLINE_ENV = "TRICLOUD_HOUR_DEADLINE_MINUTES"
 DEFAULT_HOUR_DEADLINE_MINUTES = 50.0
+#: The value of the setting that turns the deadline alert off.
+DEADLINE_OFF = "off"
 EMAIL_TO_ENV = "TRICLOUD_ALERT_EMAIL_TO"
 DEFAULT_EMAIL_TO = "data-platform@localhost"
 SMTP_CONN_ID = "smtp_default"
@@ -43,14 +45,17 @@ WEBHOOK_CONN_ID = "tricloud_webhook"
 HOUR = timedelta(hours=1)
 
 
-def hour_deadline_minutes() -> float:
+def hour_deadline_minutes() -> float | None:
     """Minutes after an hour's interval ends by which its run must be done (``TRICLOUD_HOUR_DEADLINE_MINUTES``).
 
-    :raises ValueError: not a number, or not > 0 — naming the setting.
+    :returns: the minutes (default 50), or None when the setting is ``off`` (no deadline alert).
+    :raises ValueError: neither ``off`` nor a number > 0 — naming the setting.
     """
     raw = os.environ.get(HOUR_DEADLINE_ENV, "").strip()
     if not raw:
         return DEFAULT_HOUR_DEADLINE_MINUTES
+    if raw.lower() == DEADLINE_OFF:
+        return None
     try:
         minutes = float(raw)
     except ValueError:
@@ -58,22 +63,26 @@ def hour_deadline_minutes() -> float:
     if not minutes > 0 or minutes == float("inf"):
         raise ValueError(
             f"{HOUR_DEADLINE_ENV}={raw!r} is not a positive number of minutes: set it in .env "
-            f"(e.g. {DEFAULT_HOUR_DEADLINE_MINUTES:.0f}) or unset it for the default"
+            f"(e.g. {DEFAULT_HOUR_DEADLINE_MINUTES:.0f}), to {DEADLINE_OFF!r} for no deadline, "
+            "or unset it for the default"
         )
     return minutes
 
 
-def hour_deadline() -> DeadlineAlert:
+def hour_deadline() -> DeadlineAlert | None:
     """The DAG's deadline: the run is done ``TRICLOUD_HOUR_DEADLINE_MINUTES`` after its interval ends.
 
     The SDK has no data-interval reference; ``DAGRUN_LOGICAL_DATE`` is the interval's *start* for a
     ``CronDataIntervalTimetable`` run (scheduled or backfilled), so the interval is one hour plus the
     setting. A manual run's logical date is its hour's *end* (``tricloud.hours.resolve_hour``): it gets
-    one hour more.
+    one hour more. None (no deadline) when the setting is ``off``.
     """
+    minutes = hour_deadline_minutes()
+    if minutes is None:
+        return None
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-        interval=HOUR + timedelta(minutes=hour_deadline_minutes()),
+        interval=HOUR + timedelta(minutes=minutes),
         callback=SyncCallback(notify_deadline_missed),
         name="hour_deadline",
     )

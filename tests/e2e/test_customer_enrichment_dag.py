@@ -22,6 +22,7 @@ import pytest
 
 from include import generate, lake
 from tests.support import reference
+from tests.support.dag_test import dag_for_test
 from tests.support.lineage_receiver import lineage_receiver, openlineage_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
@@ -56,11 +57,7 @@ def parquet_files(root, dataset) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    from stack.config import ROOT
-
-    return DagBag(str(ROOT / "dags")).dags["customer_enrichment"]
+    return dag_for_test("customer_enrichment")
 
 
 @pytest.fixture(scope="module")

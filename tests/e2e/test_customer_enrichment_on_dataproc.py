@@ -26,6 +26,7 @@ import pytest
 
 from include import generate, lake
 from tests.support import reference
+from tests.support.dag_test import dag_for_test
 from tests.support.dataproc_fake import fake_dataproc
 from tests.support.dataproc_runner import EmulatedDataproc
 from tests.support.gcs_preconditions import gcs_with_preconditions
@@ -100,13 +101,10 @@ def gcp_deployment(request, dataproc, gcs_lake_endpoint, emulators, tmp_path_fac
 
 @pytest.fixture(scope="module")
 def run_on_dataproc(dataproc, gcp_deployment, tmp_path_factory):
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-    from stack.config import ROOT
-
     gen, env = gcp_deployment
-    dag = DagBag(str(ROOT / "dags")).dags["customer_enrichment"]
+    dag = dag_for_test("customer_enrichment")
     gcs = GCSHook(gcp_conn_id="google_cloud_default")
     with EmulatedDataproc(dataproc, gcs, tmp_path_factory.mktemp("dataproc")) as runner:
         # A manual run's interval ends at its logical date: 11:00 processes [10:00, 11:00).

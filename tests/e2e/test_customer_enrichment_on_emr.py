@@ -27,6 +27,7 @@ import pytest
 
 from include import generate, lake
 from tests.support import reference
+from tests.support.dag_test import dag_for_test
 from tests.support.emr_cluster import EmulatedEmrCluster
 from tests.support.emr_serverless_app import EmulatedEmrServerless
 from tests.support.moto_aws import ACCOUNT, CONN_ID, EMR_CONN_ID, moto_aws
@@ -91,12 +92,9 @@ def emr_deployment(request, aws, emulators, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run_on_emr(aws, emr_deployment, tmp_path_factory):
-    from airflow.dag_processing.dagbag import DagBag
-
-    from stack.config import ROOT
 
     gen, env = emr_deployment
-    dag = DagBag(str(ROOT / "dags")).dags["customer_enrichment"]
+    dag = dag_for_test("customer_enrichment")
     with RUNNERS[env["TRICLOUD_CLUSTER_BACKEND"]](aws, tmp_path_factory.mktemp("emr")) as cluster:
         # A manual run's interval ends at its logical date: 11:00 processes [10:00, 11:00).
         dr = dag.test(logical_date=pendulum.datetime(2026, 11, 24, 11, tz="UTC"))

@@ -17,6 +17,7 @@ import pytest
 
 from include import generate, lake
 from tests.support import reference
+from tests.support.dag_test import dag_for_test
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 #: An hour no other test touches, so the shared emulators' buckets say what this run sent.
@@ -44,11 +45,8 @@ def break_emails(path) -> None:
 @pytest.fixture(scope="module")
 def broken_run(spark_cluster, emulators, tmp_path_factory):
     """(root, generated input, dag run, task instances by id, warehouse file) of the broken hour."""
-    from airflow.dag_processing.dagbag import DagBag
 
-    from stack.config import ROOT
-
-    dag = DagBag(str(ROOT / "dags")).dags["customer_enrichment"]
+    dag = dag_for_test("customer_enrichment")
     root = tmp_path_factory.mktemp("broken-producer")
     gen = generate.generate_hour(root, HOUR, rows=ROWS, products=200)
     break_emails(gen.customer_file)

@@ -27,6 +27,7 @@ from include import generate, lake
 from stack.ports import free_port
 from tests.support.azure_arm import FakeArm
 from tests.support.azure_vm_cluster import CONN_ID, RESOURCE_GROUP, VMS, AzureVmCluster, backend_env, open_cluster
+from tests.support.dag_test import dag_for_test
 from tests.support.lake_checks import assert_every_row_accounted_once
 from tests.support.netns import netns_permitted
 from tests.support.waiting import wait_for
@@ -310,3 +311,39 @@ def driver_process(name: str) -> psutil.Process:
         return None
 
     return wait_for(find, 60, f"the driver of {name}")
+
+
+class TestCustomerEnrichmentHour:
+    """The DAG file every deployment runs, unchanged, with ``TRICLOUD_CLUSTER_BACKEND=azure-vm``."""
+
+    def test_the_hour_runs_on_the_vms_and_teardown_deallocates_what_it_started(
+        self, azure, emulators, tmp_path, monkeypatch
+    ):
+        import pendulum
+
+        from tests.support import reference
+
+        arm = azure.arm
+        for vm in VMS.values():  # a deployment at rest: every VM deallocated
+            arm.power_off(arm.vm(RESOURCE_GROUP, vm))
+        arm.calls.clear()
+        root = tmp_path / "lake"  # the same path on every host, as a shared mount would be (module docstring)
+        gen = generate.generate_hour(root, lake.parse_hour(HOUR), rows=2000, products=100)
+        monkeypatch.setenv("LAKE_ROOT", str(root))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_WAREHOUSE_DEFAULT", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "wh.sqlite")})
+        )
+        dag = dag_for_test("customer_enrichment")
+
+        # A manual run's interval ends at its logical date: 11:00 processes [10:00, 11:00).
+        dr = dag.test(logical_date=pendulum.datetime(2026, 11, 24, 11, tz="UTC"))
+
+        states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+        assert dr.state == "success", states
+        started = {vm for (method, vm, action) in arm.calls if (method, action) == ("POST", "start")}
+        assert VMS["master"] in started and started & set(WORKERS)  # start_cluster started the VMs
+        assert set(power(azure).values()) == {"deallocated"}  # stop_cluster deallocated what it started
+        orders, _ = reference.clean_customers(gen.customer_file, lake.parse_hour(HOUR))
+        clean = pq.read_table(lake.partition(root, lake.CLEAN_CUSTOMERS, HOUR).path / "part-00000.parquet")
+        assert clean.num_rows == len(orders)  # computed from the raw file, not by the job
+        assert_every_row_accounted_once(root, lake.parse_hour(HOUR), 2000)

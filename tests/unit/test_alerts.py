@@ -94,6 +94,10 @@ class TestDeadlineSetting:
         monkeypatch.delenv(alerts.HOUR_DEADLINE_ENV, raising=False)
         assert alerts.hour_deadline().interval == timedelta(hours=1, minutes=50)
 
+    def test_off_means_no_deadline(self, monkeypatch):
+        monkeypatch.setenv(alerts.HOUR_DEADLINE_ENV, " OFF ")
+        assert alerts.hour_deadline() is None
+
     @pytest.mark.parametrize("value", ["soon", "0", "-5", "inf", "nan"])
     def test_a_bad_value_fails_naming_the_setting(self, monkeypatch, value):
         monkeypatch.setenv(alerts.HOUR_DEADLINE_ENV, value)
