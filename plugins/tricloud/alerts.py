@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -209,6 +210,17 @@ def _scrub(text: str, connections: list) -> str:
     return text
 
 
+def sender(smtp) -> str:
+    """The alert's sender: the connection's ``from_email`` extra (the smtp provider's own field), else its
+    login when that is an address, else ``tricloud@<this host>``. Never a login that is no address: relays
+    such as SendGrid (login ``apikey``) or SES (an access key id) reject it as sender, and it would show the
+    relay user to every recipient."""
+    login = smtp.login or ""
+    return (smtp.extra_dejson or {}).get("from_email") or (
+        login if "@" in login else f"tricloud@{socket.gethostname()}"
+    )
+
+
 def send(alert: Alert) -> list[str]:
     """Send an alert through every configured channel; returns the channels used ("email", "webhook").
 
@@ -226,13 +238,17 @@ def send(alert: Alert) -> list[str]:
         to = [a.strip() for a in os.environ.get(EMAIL_TO_ENV, DEFAULT_EMAIL_TO).split(",") if a.strip()]
         html = "<pre>" + text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</pre>"
         notifier = SmtpNotifier(
-            to=to, subject=subject, html_content=html, smtp_conn_id=SMTP_CONN_ID, from_email=smtp.login or None
+            to=to, subject=subject, html_content=html, smtp_conn_id=SMTP_CONN_ID, from_email=sender(smtp)
         )
         sent += _try("email", notifier)
     if webhook is None:
         log.info("No connection %r: webhook alert not sent", WEBHOOK_CONN_ID)
     else:
         from airflow.providers.http.notifications.http import HttpNotifier
+        from airflow.sdk.log import mask_secret
+
+        if webhook.host:  # a Slack-style URL carries its token in the path: a send error would log it
+            mask_secret(webhook.host)
 
         notifier = HttpNotifier(
             http_conn_id=WEBHOOK_CONN_ID, json={"text": text}, headers={"Content-Type": "application/json"}

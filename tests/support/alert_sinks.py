@@ -45,6 +45,7 @@ def alert_sinks_running() -> Iterator[AlertSinks]:
             body = msg.get_body(("html", "plain"))
             sinks.mails.append(
                 {
+                    "from": envelope.mail_from,
                     "to": list(envelope.rcpt_tos),
                     "subject": str(msg["Subject"]),
                     "body": body.get_content() if body is not None else "",

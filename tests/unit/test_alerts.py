@@ -62,6 +62,27 @@ class TestSend:
         for secret in sinks.secrets:
             assert secret not in mail["raw"] and secret not in post["raw"], secret
 
+    @pytest.mark.parametrize(
+        ("login", "extra", "expected"),
+        [
+            ("alerts@tricloud.test", {}, "alerts@tricloud.test"),
+            ("apikey", {"from_email": "oncall-bot@tricloud.test"}, "oncall-bot@tricloud.test"),
+            ("AKIAEXAMPLEUSER", {}, None),  # an SES-style SMTP user is never the sender
+        ],
+    )
+    def test_the_sender_is_the_connections_from_email_never_a_relay_user(
+        self, sinks, monkeypatch, login, extra, expected
+    ):
+        import json
+        import socket
+
+        conn = json.loads(os.environ["AIRFLOW_CONN_SMTP_DEFAULT"])
+        conn["login"], conn["extra"] = login, {**conn["extra"], **extra}
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(conn))
+        assert alerts.send(alerts.failure_alert(failed_context())) == ["email", "webhook"]
+        [mail] = sinks.mails
+        assert mail["from"] == (expected or f"tricloud@{socket.gethostname()}")
+
     def test_a_channel_without_connection_is_skipped_without_error(self, sinks, monkeypatch):
         monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT")
         assert alerts.send(alerts.failure_alert(failed_context())) == ["webhook"]
