@@ -117,12 +117,9 @@ class LocalLeaseDir:
         (self.path / name).unlink(missing_ok=True)
 
 
-class S3LeaseDir:
-    """A lease "directory" ``s3://bucket/prefix/`` on S3, through a boto3 S3 client (see the module docstring).
-
-    :param uri: ``s3://bucket/key/prefix`` of the hour's lease.
-    :param client: a boto3 S3 client; default ``boto3.client("s3")`` (standard client settings).
-    """
+class _BucketLeaseDir:
+    """What the object-store lease directories share: ``bucket``, ``prefix`` and ``where`` from the URI, and
+    a client made on first use by the subclass's ``_new_client`` unless one was given."""
 
     def __init__(self, uri: str, client: Any = None) -> None:
         url = urlsplit(uri.rstrip("/"))
@@ -130,13 +127,29 @@ class S3LeaseDir:
         self.where = uri.rstrip("/")
         self._client = client
 
+    @staticmethod
+    def _new_client() -> Any:
+        raise NotImplementedError
+
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-
-            self._client = boto3.client("s3")
+            self._client = self._new_client()
         return self._client
+
+
+class S3LeaseDir(_BucketLeaseDir):
+    """A lease "directory" ``s3://bucket/prefix/`` on S3, through a boto3 S3 client (see the module docstring).
+
+    :param uri: ``s3://bucket/key/prefix`` of the hour's lease.
+    :param client: a boto3 S3 client; default ``boto3.client("s3")`` (standard client settings).
+    """
+
+    @staticmethod
+    def _new_client() -> Any:
+        import boto3
+
+        return boto3.client("s3")
 
     def names(self) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
@@ -221,7 +234,7 @@ class S3LeaseDir:
         self.client.delete_object(Bucket=self.bucket, Key=self.prefix + name)
 
 
-class GcsLeaseDir:
+class GcsLeaseDir(_BucketLeaseDir):
     """A lease "directory" ``gs://bucket/prefix/`` on GCS, through a google-cloud-storage client (module docstring).
 
     :param uri: ``gs://bucket/key/prefix`` of the hour's lease.
@@ -229,19 +242,11 @@ class GcsLeaseDir:
         Credentials; anonymous on the emulator named by ``STORAGE_EMULATOR_HOST``).
     """
 
-    def __init__(self, uri: str, client: Any = None) -> None:
-        url = urlsplit(uri.rstrip("/"))
-        self.bucket, self.prefix = url.netloc, url.path.strip("/") + "/"
-        self.where = uri.rstrip("/")
-        self._client = client
+    @staticmethod
+    def _new_client() -> Any:
+        from google.cloud import storage
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from google.cloud import storage
-
-            self._client = storage.Client()
-        return self._client
+        return storage.Client()
 
     def _blob(self, key: str) -> Any:
         return self.client.bucket(self.bucket).blob(key)
