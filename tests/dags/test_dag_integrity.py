@@ -13,6 +13,8 @@ from pathlib import Path
 import pendulum
 import pytest
 
+from tests.support.enrichment_tasks import WRITERS
+
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 
@@ -130,17 +132,7 @@ def test_stop_cluster_is_the_teardown_of_start_cluster(dagbag):
 class TestOneWriterPerHour:
     """customer_enrichment claims its hour first, frees it whatever happened, and fences every writer."""
 
-    WRITERS = (
-        "ingest_customer_data",
-        "ingest_product_data",
-        "enrich_customer_data",
-        "replicate_to_s3",
-        "replicate_to_gcs",
-        "replicate_to_azure",
-        "verify_replicas",
-        "load_warehouse",
-        "check_quality",  # writes its verdict next to the hour
-    )
+    WRITERS = WRITERS  # tests/support/enrichment_tasks.py (check_quality writes its verdict next to the hour)
 
     def test_claim_is_a_setup_waiting_without_a_worker_slot_and_release_its_teardown(self, dagbag):
         dag = dagbag.dags["customer_enrichment"]

@@ -23,6 +23,7 @@ import pytest
 from include import generate, lake
 from tests.support import reference
 from tests.support.dag_test import dag_for_test
+from tests.support.enrichment_tasks import DATA_TASKS
 from tests.support.lineage_receiver import lineage_receiver, openlineage_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
@@ -174,16 +175,7 @@ class TestHostileLakeRoot:
 class TestLineage:
     """The first run's OpenLineage events, as the receiver on 127.0.0.1 got them, joined by dataset name."""
 
-    DATA_TASKS = (
-        "ingest_customer_data",
-        "ingest_product_data",
-        "enrich_customer_data",
-        "replicate_to_s3",
-        "replicate_to_gcs",
-        "replicate_to_azure",
-        "verify_replicas",
-        "load_warehouse",
-    )
+    DATA_TASKS = DATA_TASKS  # tests/support/enrichment_tasks.py
 
     @staticmethod
     def task_edges(lineage) -> dict[tuple[tuple[str, str], tuple[str, str]], str]:
