@@ -22,6 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.cli import hour_args
 from bench.common import MemorySampler, machine, own_world, write_results
 from include import generate
 
@@ -34,16 +35,14 @@ def _ts(value: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hours", type=int, default=24, help="hours to backfill (default 24)")
-    parser.add_argument("--rows", type=int, default=500, help="customer rows per hour (default 500)")
-    parser.add_argument("--max-active-runs", type=int, default=2, help="runs at once (default 2, as the DAG)")
-    parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
-    args = parser.parse_args(argv)
-    if args.hours < 1:
-        parser.error("--hours must be at least 1")
+    args = hour_args(__doc__, argv, rows=500, hours=24, hours_help="hours to backfill", min_hours=1, more=own_options)
     with own_world("backfill") as env:
         run(dict(env), args)
+
+
+def own_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-active-runs", type=int, default=2, help="runs at once (default 2, as the DAG)")
+    parser.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds")
 
 
 def run(env: dict[str, str], args: argparse.Namespace) -> None:

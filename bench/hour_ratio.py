@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from bench.cli import hour_args
 from bench.common import machine, median, own_world, write_results
 from include import generate
 
@@ -83,12 +84,15 @@ def run(env: dict[str, str], args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=100_000, help="customer rows per hour (default 100000)")
-    parser.add_argument("--hours", type=int, default=3, help="hours each way, the first a warm-up (default 3)")
-    args = parser.parse_args(argv)
-    if args.hours < 2:
-        parser.error("--hours must be at least 2 (the first of each way is a warm-up)")
+    args = hour_args(
+        __doc__,
+        argv,
+        rows=100_000,
+        hours=3,
+        hours_help="hours each way, the first a warm-up",
+        min_hours=2,
+        min_hours_why="the first of each way is a warm-up",
+    )
     with own_world("hour-ratio") as env:
         result = run(env, args)
     dag, hand = median(result["dag_s"][1:]), median(result["by_hand_s"][1:])
