@@ -12,12 +12,15 @@ result before anything starts, and :func:`apply` drops every other ``AIRFLOW_*``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from stack import config, ports
 
@@ -180,3 +183,53 @@ def apply(env: dict[str, str]) -> list[str]:
 def dropped_line(dropped: list[str], who: str = "the test suite") -> str:
     """The log line naming the shell's Airflow settings ``who`` ignores (empty when none)."""
     return f"tricloud: {who} ignores the shell's {', '.join(dropped)} (its world sets its own)" if dropped else ""
+
+
+def strays(state: Path) -> list[psutil.Process]:
+    """The processes still running for the world under ``state``, found without pid files.
+
+    A process belongs to the world when it was started with its ``TRICLOUD_STATE_DIR`` (every server a world
+    starts inherits the world's environment: emulators, Spark, Airflow and what they start), or when it runs
+    in ``state`` or names it on its command line. This process and its ancestors are never included (a
+    benchmark or test holding the world has its environment too). For clean-up after the pid-file stops
+    (:func:`stack.__main__.down`): a process whose pid file was never written (interrupted between its
+    start and the write) or whose group leader died is found here.
+    """
+    mark = str(Path(state).resolve())
+    me = psutil.Process()
+    skip = {me.pid, *(p.pid for p in me.parents())}
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd", "environ", "status"]):
+        info = proc.info
+        if proc.pid in skip or info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if (
+            (info["environ"] or {}).get("TRICLOUD_STATE_DIR") == mark
+            or (info["cwd"] or "").startswith(mark)
+            or any(mark in arg for arg in info["cmdline"] or ())
+        ):
+            found.append(proc)
+    return found
+
+
+def stop_strays(state: Path, timeout: float = 10.0, rounds: int = 3) -> list[str]:
+    """SIGTERM every :func:`strays` process of the world under ``state``, SIGKILL those alive after
+    ``timeout`` seconds; repeated (up to ``rounds`` times) for children they started meanwhile.
+
+    :returns: ``"<pid> <command>"`` of each process stopped (empty when the world had none left).
+    """
+    stopped: list[str] = []
+    for _ in range(rounds):
+        procs = strays(state)
+        if not procs:
+            break
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                stopped.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [proc.name()])[:120]}")
+                proc.terminate()
+        _, alive = psutil.wait_procs(procs, timeout=timeout)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=timeout)
+    return stopped
