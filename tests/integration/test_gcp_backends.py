@@ -10,7 +10,7 @@ What a running driver would do, the test does, visibly (``driver_finishes``): it
 object at the job's ``--metrics-file`` and the driver output where Dataproc puts it
 (``driverOutputResourceUri`` / ``runtimeInfo.outputUri`` + ``.000000000``), then ends the job at the
 fake. Spark does not run here: this machine's Spark has no GCS connector (the lake layer on ``gs://`` is
-tested in tests/integration/test_lake_on_s3.py and test_lease_on_gcs.py). Our code is never patched.
+tested in tests/integration/test_lake_on_s3.py and test_lease_on_s3.py, their [gs] cases). Our code is never patched.
 """
 
 from __future__ import annotations
