@@ -79,15 +79,30 @@ def start_emulators(env: dict[str, str]) -> list[tuple[str, int, bool]]:
 
 
 def down(env: dict[str, str]) -> None:
+    """Stop Airflow, Spark and the emulators, each tried even when an earlier one failed to stop.
+
+    :raises RuntimeError: naming every component that failed to stop (after all were tried).
+    """
     config.apply(env)
-    stopped_airflow = LocalAirflow(env).stop()
-    stopped_spark = spark_backend(env).stop()
+    failed: list[str] = []
+
+    def attempt(name: str, stop) -> bool:
+        try:
+            return bool(stop())
+        except Exception as err:  # one component's failure must not leave the others running
+            failed.append(f"{name}: {type(err).__name__}: {err}")
+            return False
+
+    stopped_airflow = attempt("airflow", LocalAirflow(env).stop)
+    stopped_spark = attempt("spark", spark_backend(env).stop)
     for proc in emulators(env):
-        proc.stop()
+        attempt(proc.name, proc.stop)
     print(
         f"Stopped: airflow={'yes' if stopped_airflow else 'not running'}, "
         f"spark={'yes' if stopped_spark else 'not running'}"
     )
+    if failed:
+        raise RuntimeError("could not stop: " + "; ".join(failed) + " (see `python -m stack status`)")
 
 
 def status(env: dict[str, str]) -> None:
