@@ -12,7 +12,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from include import lake, paths
+from include import errors, lake, paths
 from include.lake_commit import Lake, as_lake, read_tables
 from include.lake_fs import is_object_store
 
@@ -54,7 +54,7 @@ ORDER BY j.customer_id
 """
 
 
-class MissingInputError(FileNotFoundError):
+class MissingInputError(errors.MissingInputError):
     pass
 
 
