@@ -323,6 +323,18 @@ class TestConfigAndData:
         assert env in str(exc)
         assert decide(exc) is FAIL, repr(exc)
 
+    def test_a_damaged_shipped_data_file_fails_at_once(self, tmp_path):
+        """athlete_age_by_year's shipped file does not decompress to its published sha256."""
+        import gzip
+
+        from include.athletes import data
+
+        source = tmp_path / "athlete_events.csv.gz"
+        source.write_bytes(gzip.compress(b"ID,Name\n1,x\n"))
+        exc = raised(lambda: data.extract(tmp_path / "out.csv", source))
+        assert type(exc).__name__ == "ChecksumError" and isinstance(exc, ValueError)
+        assert decide(exc) is FAIL
+
     def test_a_file_vanishing_under_a_reader_is_retried(self, tmp_path):
         """A bare FileNotFoundError: e.g. a trailing hour's file swapped away by publish_dir mid-read."""
         exc = raised(lambda: (tmp_path / "date=2026-11-24" / "hour=09" / "_summary.json").read_text())
