@@ -16,10 +16,10 @@ Every hour `[start, end)` (UTC) this DAG:
    (orders, items, spend, favourite category) into `enriched/customer_hourly/…` plus `_summary.json`.
 4. **check_quality** — the hour's data-quality gate (include/quality.py): volume against the trailing
    24 hours, reject rate per reason, NULL keys, negative spend, enriched ≤ clean customers. A failed
-   check fails this task at once (no retry: the same data fails the same way), naming the check and
-   its numbers, and nothing of the hour goes to the clouds or the warehouse. The verdict is in the task
-   log, XCom (key `quality`) and `_quality/customer_enrichment/date=…/hour=….json`; thresholds are
-   `TRICLOUD_DQ_*` settings.
+   check fails this task at once (no retry: the same data fails the same way; a read error is retried),
+   naming the check and its numbers, and nothing of the hour goes to the clouds or the warehouse. The
+   verdict is in the task log, XCom (key `quality`) and `_quality/customer_enrichment/date=…/hour=….json`;
+   thresholds are `TRICLOUD_DQ_*` settings.
 5. **replicate_to_s3** ∥ **replicate_to_gcs** ∥ **replicate_to_azure** — copy the hour's clean,
    rejects and enriched partitions to Amazon S3, Google Cloud Storage and Azure Blob through the
    provider hooks (connections `aws_default`, `google_cloud_default`, `wasb_default`, bucket
@@ -42,7 +42,7 @@ Every hour `[start, end)` (UTC) this DAG:
 Partitions are `date=YYYY-MM-DD/hour=HH` under `$LAKE_ROOT`; each appears atomically, and re-running
 an hour replaces it with identical content.
 
-**Outputs as partitioned Assets:** `customer_hourly_enriched` (after enrichment) and
+**Outputs as partitioned Assets:** `customer_hourly_enriched` (by `check_quality`, once the hour passed the gate) and
 `customer_hourly_replicated` (after `verify_replicas`), each event carrying `{"hour": …}` and the
 hour as partition key (`2026-11-24T10:00:00`); `customer_daily_report` runs once a day's 24
 partitions of the latter are in.

@@ -55,7 +55,7 @@ ORDER BY j.customer_id
 
 
 class MissingInputError(errors.MissingInputError):
-    pass
+    """The hour's clean orders or catalog are not in the lake: run the hour's ingest first."""
 
 
 def _input_table(the_lake: Lake, part: lake.HourPartition):
