@@ -16,10 +16,10 @@ Every hour `[start, end)` (UTC) this DAG:
    (orders, items, spend, favourite category) into `enriched/customer_hourly/…` plus `_summary.json`.
 4. **check_quality** — the hour's data-quality gate (include/quality.py): volume against the trailing
    24 hours, reject rate per reason, NULL keys, negative spend, enriched ≤ clean customers. A failed
-   check fails this task at once (no retry: the same data fails the same way), naming the check and
-   its numbers, and nothing of the hour goes to the clouds or the warehouse. The verdict is in the task
-   log, XCom (key `quality`) and `_quality/customer_enrichment/date=…/hour=….json`; thresholds are
-   `TRICLOUD_DQ_*` settings.
+   check fails this task at once (no retry: the same data fails the same way; a read error is retried),
+   naming the check and its numbers, and nothing of the hour goes to the clouds or the warehouse. The
+   verdict is in the task log, XCom (key `quality`) and `_quality/customer_enrichment/date=…/hour=….json`;
+   thresholds are `TRICLOUD_DQ_*` settings.
 5. **replicate_to_s3** ∥ **replicate_to_gcs** ∥ **replicate_to_azure** — copy the hour's clean,
    rejects and enriched partitions to Amazon S3, Google Cloud Storage and Azure Blob through the
    provider hooks (connections `aws_default`, `google_cloud_default`, `wasb_default`, bucket
@@ -42,7 +42,7 @@ Every hour `[start, end)` (UTC) this DAG:
 Partitions are `date=YYYY-MM-DD/hour=HH` under `$LAKE_ROOT`; each appears atomically, and re-running
 an hour replaces it with identical content.
 
-**Outputs as partitioned Assets:** `customer_hourly_enriched` (after enrichment) and
+**Outputs as partitioned Assets:** `customer_hourly_enriched` (by `check_quality`, once the hour passed the gate) and
 `customer_hourly_replicated` (after `verify_replicas`), each event carrying `{"hour": …}` and the
 hour as partition key (`2026-11-24T10:00:00`); `customer_daily_report` runs once a day's 24
 partitions of the latter are in.
@@ -141,14 +141,20 @@ def customer_enrichment():
         pre_execute=fence,
     )
 
-    @task(task_id="check_quality", retries=0, pre_execute=fence)  # its verdict file is a lake write
-    def check_quality(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, ti=None) -> dict:
-        """The hour's data-quality gate (include/quality.py); fails, unretried, naming each failed check."""
+    # The enriched hour's asset event comes from the gate, so a gated-out hour triggers no consumer.
+    # A failed verdict is deterministic (not retried); a read error is retried (tricloud.retries).
+    @task(task_id="check_quality", outlets=[ENRICHED_CUSTOMER_HOURLY], pre_execute=fence)  # verdict file: a write
+    def check_quality(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, **context) -> dict:
+        """The hour's data-quality gate (include/quality.py); fails, unretried, naming each failed check.
+        Passed: emits ``customer_hourly_enriched`` for the hour (partition key = the hour)."""
+        from tricloud.assets import describe_outlets
         from tricloud.hours import resolve_hour
         from tricloud.quality import gate_hour
 
         start, _ = resolve_hour(data_interval_start, data_interval_end, dag_run, params["hour"])
-        return gate_hour(settings.lake_root(), start, ti)
+        verdict = gate_hour(settings.lake_root(), start, context["ti"])
+        describe_outlets(context, hour=start.isoformat())
+        return verdict
 
     @task(task_id="revise_daily_report", outlets=[REVISED_CUSTOMER_HOURLY])
     def revise_daily_report(data_interval_start=None, data_interval_end=None, dag_run=None, params=None, **context):
@@ -172,7 +178,6 @@ def customer_enrichment():
         task_id="enrich_customer_data",
         hour=macros.HOUR_START,
         lake_root=macros.LAKE_ROOT,
-        outlets=[ENRICHED_CUSTOMER_HOURLY],
         pre_execute=fence,
     )
     start_cluster >> [ingest_customers, ingest_products] >> enriched >> stop_cluster
@@ -190,12 +195,12 @@ def customer_enrichment():
             )
             for cloud in ("s3", "gcs", "azure")
         ]
-        # No automatic retry: a repaired replica must show as a failed run, not vanish in a retry.
+        # A replica problem fails at try 1 (ReplicaCheckFailedError, deterministic): a repaired replica must
+        # show as a failed run, not vanish in a retry. A cloud read that fails is retried like any I/O.
         verify = VerifyReplicasOperator(
             task_id="verify_replicas",
             hour=macros.HOUR_START,
             lake_root=macros.LAKE_ROOT,
-            retries=0,
             outlets=[REPLICATED_CUSTOMER_HOURLY],
             pre_execute=fence,  # its repairs write
         )
@@ -220,7 +225,6 @@ def customer_enrichment():
             partition_clause=in_hour,
             column_mapping={
                 "customer_id": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}},
-                "order_count": {"min": {"geq_to": 1}},
                 "spend": {"min": {"geq_to": 0}},
             },
             retry_on_failure=False,
@@ -233,6 +237,8 @@ def customer_enrichment():
             partition_clause=in_hour,
             checks={
                 "rows_equal_lake": {"check_statement": f"COUNT(*) = {LAKE_CUSTOMERS}"},
+                # Row-level, not the column check's MIN(order_count) >= 1: that MIN is NULL on an empty hour.
+                "orders_at_least_one": {"check_statement": "order_count >= 1"},
                 "items_cover_orders": {"check_statement": "items >= order_count"},
                 "first_order_not_after_last": {"check_statement": "first_order_ts <= last_order_ts"},
             },

@@ -12,7 +12,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from include import lake, paths
+from include import errors, lake, paths
 from include.lake_commit import Lake, as_lake, read_tables
 from include.lake_fs import is_object_store
 
@@ -54,8 +54,8 @@ ORDER BY j.customer_id
 """
 
 
-class MissingInputError(FileNotFoundError):
-    pass
+class MissingInputError(errors.MissingInputError):
+    """The hour's clean orders or catalog are not in the lake: run the hour's ingest first."""
 
 
 def _input_table(the_lake: Lake, part: lake.HourPartition):

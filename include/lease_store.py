@@ -44,6 +44,28 @@ class LeaseStoreError(RuntimeError):
     """The lease's store cannot give one writer per hour (see :meth:`S3LeaseDir.require_conditional_writes`)."""
 
 
+#: Base classes of what an object store's client raises when a request fails (dotted names, matched along
+#: the MRO so nothing is imported): botocore (S3), google-api-core / google-auth (GCS), azure-core (Blob).
+STORE_ERROR_TYPES = frozenset(
+    {
+        "botocore.exceptions.BotoCoreError",
+        "botocore.exceptions.ClientError",
+        "google.api_core.exceptions.GoogleAPIError",
+        "google.auth.exceptions.GoogleAuthError",
+        "azure.core.exceptions.AzureError",
+    }
+)
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed request to the lake's store: an ``OSError`` (a local lake's file system,
+    or a connection error) or a cloud SDK's request error (:data:`STORE_ERROR_TYPES`), including
+    :class:`LeaseStoreError`. The SDK clients have already retried what their retry policy retries."""
+    if isinstance(exc, (OSError, LeaseStoreError)):
+        return True
+    return any(f"{c.__module__}.{c.__qualname__}" in STORE_ERROR_TYPES for c in type(exc).__mro__)
+
+
 class LeaseDir(Protocol):
     """The files of one hour's lease. ``where`` names the place for people (errors, logs)."""
 

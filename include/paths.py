@@ -25,6 +25,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from include.errors import ConfigError
+
 #: Characters Hadoop's GlobPattern gives a meaning to (GlobPattern.java / Globber.java).
 HADOOP_GLOB_CHARS = "\\[]{}*?"
 _HADOOP_GLOB = re.compile(r"([\\\[\]{}*?])")
@@ -41,7 +43,7 @@ NO_ABFSS = (
 )
 
 
-class UnsupportedPathError(ValueError):
+class UnsupportedPathError(ConfigError):
     """A path holds a character that some layer of the pipeline cannot take literally."""
 
 

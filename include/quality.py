@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from include import lake
+from include import errors, lake
 from include.lake_commit import Lake, ObjectLake, as_lake, read_tables, relpath
 from include.quality_settings import Thresholds
 
@@ -43,7 +43,7 @@ KEY_COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
 HISTORY = timedelta(hours=24)
 
 
-class QualityInputError(FileNotFoundError):
+class QualityInputError(errors.MissingInputError):
     """What the checks read is missing (the hour was not enriched): run the hour's earlier tasks first."""
 
 

@@ -22,10 +22,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
+from include.errors import ConfigError
+
 PREFIX = "TRICLOUD_DQ_"
 
 
-class QualitySettingError(ValueError):
+class QualitySettingError(ConfigError):
     """A ``TRICLOUD_DQ_*`` variable holds a value the checks cannot use."""
 
 

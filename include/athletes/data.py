@@ -20,6 +20,8 @@ import os
 import uuid
 from pathlib import Path
 
+from include.errors import InputError
+
 log = logging.getLogger(__name__)
 
 SHIPPED = Path(__file__).resolve().parent / "data" / "athlete_events.csv.gz"
@@ -34,7 +36,7 @@ NA_COLUMNS = ("Age", "Height", "Weight", "Medal")
 _CHUNK = 1 << 20
 
 
-class ChecksumError(ValueError):
+class ChecksumError(InputError):
     """The data does not have the published checksum: damaged or not the file it claims to be."""
 
 

@@ -13,15 +13,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from include import lake, lake_fs
+from include import errors, lake, lake_fs
 from include.jobs import staged_io
 
 
-class NoInputError(FileNotFoundError):
+class NoInputError(errors.MissingInputError):
     """The hour's raw input is not there: nothing to process, and nothing must be published."""
 
 
-class InputFormatError(ValueError):
+class InputFormatError(errors.InputError):
     """The whole file is unusable (schema change, truncated): fail the hour, publish nothing."""
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include import lake_fs
+from include.errors import ConfigError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -53,7 +54,7 @@ def mode() -> str:
     """
     value = (os.environ.get(OBJECT_STORE_IO_ENV) or CONNECTOR).strip().lower()
     if value not in (CONNECTOR, STAGED):
-        raise ValueError(f"{OBJECT_STORE_IO_ENV}={value!r}: set it to {CONNECTOR!r} or {STAGED!r}")
+        raise ConfigError(f"{OBJECT_STORE_IO_ENV}={value!r}: set it to {CONNECTOR!r} or {STAGED!r}")
     return value
 
 

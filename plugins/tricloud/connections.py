@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING
 
+from include.errors import ConfigError
+
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
@@ -26,7 +28,7 @@ def require_connection(conn_id: str, conn_types: tuple[str, ...] | None = None) 
         ) from err
     _mask_encoded_secrets(conn)
     if conn_types and conn.conn_type not in conn_types:
-        raise ValueError(
+        raise ConfigError(
             f"connection {conn_id!r} has type {conn.conn_type!r}, expected one of {conn_types}: "
             f"fix {env_name(conn_id)} (see .env.example)"
         )

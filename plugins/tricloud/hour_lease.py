@@ -207,9 +207,13 @@ def keep_alive(context: Context) -> None:
 
     Renews the lease if this run holds it, so a slow cluster start (retries, queueing) between
     ``claim_hour`` and the first writer does not outlast the TTL. Never fails the task: a lost lease
-    is the writers' business (:func:`fence`), and stopping a cluster must happen regardless.
+    is the writers' business (:func:`fence`), and stopping a cluster must happen regardless. A store
+    that fails the renewal (S3 / GCS / Azure client error, a file-system or connection error, see
+    :func:`include.lease_store.is_store_error`) is logged and left: its SDK client has already retried
+    what its retry policy retries, and the next writer's :func:`fence` renews again (or fails, fenced).
     """
     from include.lease import LeaseLostError
+    from include.lease_store import is_store_error
 
     claim = context["ti"].xcom_pull(task_ids=CLAIM_TASK_ID)
     if not claim:
@@ -217,8 +221,12 @@ def keep_alive(context: Context) -> None:
         return
     try:
         _lease(claim["lake_root"], claim["pipeline"], claim["hour"]).renew(claim["generation"])
-    except (LeaseLostError, OSError) as err:
+    except LeaseLostError as err:
         log.warning("Lease not renewed: %s", err)
+    except Exception as err:
+        if not is_store_error(err):
+            raise  # a bug, not the store: let it show
+        log.warning("Lease not renewed, the lake's store failed (the task goes on): %s: %s", type(err).__name__, err)
 
 
 class ReleaseHourOperator(BaseOperator):

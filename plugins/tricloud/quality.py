@@ -1,8 +1,9 @@
 """The Airflow side of the data-quality gates: the hour's gate task and the warehouse checks.
 
 The checks themselves are plain functions in :mod:`include.quality`; here a failed verdict becomes a
-failed task that is never retried (:class:`AirflowFailException`: the same data fails the same way), and
-the warehouse-side checks are the common-sql provider's own check operators.
+failed task that is never retried (:class:`include.errors.QualityGateFailedError`, deterministic for the
+retry policy: the same data fails the same way) while an I/O error reading the hour is retried, and the
+warehouse-side checks are the common-sql provider's own check operators.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ def gate_hour(lake_root: str, hour, ti=None) -> dict:
 
     :returns: the verdict (:meth:`include.quality.HourQuality.to_dict`) plus ``path`` (where it was written)
         and ``enriched_customers`` (what the warehouse must hold for the hour).
-    :raises AirflowFailException: a check failed; the message names each failed check with its numbers.
-    :raises include.quality_settings.QualitySettingError: a ``TRICLOUD_DQ_*`` setting is invalid.
+    :raises include.errors.QualityGateFailedError: a check failed; the message names each failed check with
+        its numbers (the retry policy fails it at try 1).
+    :raises include.quality_settings.QualitySettingError: a ``TRICLOUD_DQ_*`` setting is invalid (not retried).
+    :raises include.quality.QualityInputError: the hour's enriched summary or a partition is missing (not
+        retried); any other read error is retried by the policy.
     """
-    from airflow.sdk.exceptions import AirflowFailException
-
+    from include.errors import QualityGateFailedError
     from include.quality import check_facts, read_facts, write_result
     from include.quality_settings import Thresholds
     from tricloud.lake import lake
@@ -44,7 +47,7 @@ def gate_hour(lake_root: str, hour, ti=None) -> dict:
     if ti is not None:
         ti.xcom_push(key=XCOM_KEY, value=verdict)
     if not result.passed:
-        raise AirflowFailException(result.describe() + f"\n(verdict: {path})")
+        raise QualityGateFailedError(result.describe() + f"\n(verdict: {path})")
     log.info("%s; verdict kept at %s", result.describe(), path)
     return verdict
 
@@ -72,4 +75,17 @@ class WarehouseColumnCheckOperator(_LiteralSqlitePath, SQLColumnCheckOperator):
 
 
 class WarehouseTableCheckOperator(_LiteralSqlitePath, SQLTableCheckOperator):
-    """The provider's SQLTableCheckOperator; an SQLite database is opened by file name."""
+    """The provider's SQLTableCheckOperator; an SQLite database is opened by file name, and a check passes on a
+    partition without rows.
+
+    The provider takes ``MIN(CASE WHEN <check> THEN 1 ELSE 0 END)`` over the partition's rows, which is NULL
+    when the hour has no rows (a legitimate hour: every order rejected, or none placed), and NULL fails the
+    check. Here a NULL minimum counts as passed (``COALESCE(…, 1)``): a row-level check has nothing to
+    check then, while an aggregate check such as ``COUNT(*) = n`` still yields its one row and is judged.
+    """
+
+    sql_check_template = """
+    SELECT '{check_name}' AS check_name, COALESCE(MIN({check_name}), 1) AS check_result
+    FROM (SELECT CASE WHEN {check_statement} THEN 1 ELSE 0 END AS {check_name}
+          FROM {table} {partition_clause}) AS sq
+    """

@@ -3,26 +3,36 @@
 Airflow 3.3 evaluates a task's ``retry_policy`` (``airflow.sdk.definitions.retry_policy``) in the
 worker with the exception the task raised. :data:`RETRY_POLICY` sorts that exception into a class:
 
-- **deterministic** (:attr:`FailureClass.DETERMINISTIC`, decision FAIL, try 1 is the last): the hour's
-  input is missing or unusable (``NoInputError``, ``InputFormatError``, ``MissingInputError``, a zero-byte
-  or re-shaped file, :class:`~tricloud.operators.spark.SparkJobDataError`), a connection is missing
-  (``AirflowNotFoundException``) or malformed (``ValueError`` from the connection's parsing), the
-  credentials are refused, the bucket / container does not exist (HTTP 4xx other than 408 and 429);
-- **transient** (:attr:`FailureClass.TRANSIENT`, decision RETRY with the task's ``retry_delay`` and
-  exponential backoff): nothing answers at the endpoint, the connection dropped or timed out, the service
-  throttles or is unavailable (HTTP 429, 5xx, ``SlowDown``), a Spark job failed other than on its input
-  (a lost worker or driver, ``tricloud.cluster.JobFailed``);
-- anything else: DEFAULT, the task's own ``retries``.
+- **deterministic** (:attr:`FailureClass.DETERMINISTIC`, decision FAIL, try 1 is the last): our own
+  :class:`include.errors.DeterministicError` (a bad setting or connection, the hour's input missing or
+  unusable, a failed quality gate or replica verification), a Spark job that failed on its input
+  (:class:`~tricloud.operators.spark.SparkJobDataError`), a missing connection
+  (``AirflowNotFoundException``), a lost hour lease, missing credentials, and the cloud replies that
+  say the same: HTTP 401 / 403, and the well-known codes of a refused credential or a missing bucket /
+  container (:data:`DETERMINISTIC_CODES`: ``AccessDenied``, ``NoSuchBucket``, ``InvalidAccessKeyId``,
+  ``AuthenticationFailed``, ``ContainerNotFound`` …; a GCS 404 on the bucket itself);
+- **transient** (:attr:`FailureClass.TRANSIENT`, RETRY): the endpoint is unreachable, dropped the
+  connection or timed out, any other cloud reply (5xx, throttling, S3 ``RequestTimeout`` 400, Google
+  ``Aborted`` / ``Conflict`` 409, Azure 408 / 409 lease conflicts / 429, a 404 of an object that a
+  concurrent publish is replacing), a Spark job that failed other than on its input;
+- **unknown** (:attr:`FailureClass.UNKNOWN`, RETRY too): nothing above matched. A built-in
+  ``ValueError`` or ``FileNotFoundError`` is unknown: a file can vanish under a reader while
+  ``publish_dir`` swaps a partition, and a library's ``ValueError`` says nothing about the next try.
+  Retrying an unknown error with backoff is bounded by the task's ``retries``; failing it at once
+  would turn every blip we did not foresee into a failed hour.
+
+RETRY keeps the task's ``retry_delay`` and exponential backoff and never exceeds ``retries``.
 
 The exception and its causes (``__cause__`` / ``__context__``, outermost first) are examined, so an
 error the operator wraps (``ReplicationError`` from a ``botocore`` error) is classified by what really
 happened. Classes are matched by their dotted names along the MRO, not imported: building the policy at
 DAG parse time loads neither botocore, google-cloud nor azure (the SDK's ``RetryRule`` imports every
-dotted name it is given at construction). A RETRY decision never extends ``retries``.
+dotted name it is given at construction).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -39,7 +49,7 @@ class FailureClass(Enum):
 
     DETERMINISTIC = "deterministic"  # the next try fails the same way: fail now
     TRANSIENT = "transient"  # the next try may well succeed: retry with backoff
-    UNKNOWN = "unknown"  # no opinion: the task's own retries
+    UNKNOWN = "unknown"  # no rule matched: retried with backoff too, bounded by the task's retries
 
 
 @dataclass(frozen=True)
@@ -52,22 +62,18 @@ class Classification:
 
 #: Exceptions that mean the input or the configuration is wrong (dotted names; subclasses match too).
 DETERMINISTIC_TYPES: dict[str, str] = {
+    # Our own: every ConfigError / InputError / MissingInputError / CheckFailedError (include/errors.py).
+    "include.errors.DeterministicError": "the configuration, the input or the data is wrong",
     "tricloud.operators.spark.SparkJobDataError": "the Spark job's input is missing or unusable",
-    "include.jobs.inputs.NoInputError": "the hour has no input",
-    "include.jobs.inputs.InputFormatError": "the input file is unusable (empty, truncated or re-shaped)",
-    "include.enrichment.MissingInputError": "the hour's clean input is missing",
-    "builtins.FileNotFoundError": "an input file is missing",
     "airflow.sdk.exceptions.AirflowNotFoundException": "a connection is missing",
     "airflow.exceptions.AirflowNotFoundException": "a connection is missing",
     "include.lease.LeaseLostError": "another run holds the hour",
-    "include.paths.UnsupportedPathError": "the lake path is not supported",
+    "include.lease_store.LeaseStoreError": "the lake's store does not honour conditional writes",
     "botocore.exceptions.NoCredentialsError": "no AWS credentials",
     "botocore.exceptions.PartialCredentialsError": "incomplete AWS credentials",
     "botocore.exceptions.ParamValidationError": "an invalid request (e.g. a bad bucket name)",
     "google.auth.exceptions.DefaultCredentialsError": "no Google credentials",
     "azure.core.exceptions.ClientAuthenticationError": "Azure refused the credentials",
-    # A malformed connection (URI, JSON extra, Azure connection string) or setting raises ValueError.
-    "builtins.ValueError": "a malformed connection, setting or record",
 }
 
 #: Exceptions that mean the service was not reachable or not ready (dotted names; subclasses match too).
@@ -84,12 +90,40 @@ TRANSIENT_TYPES: dict[str, str] = {
     "tricloud.cluster.base.JobFailed": "the Spark job failed other than on its input (e.g. a lost worker)",
 }
 
-#: Error codes of S3-compatible services that ask the client to slow down, whatever the HTTP status.
-THROTTLING_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests", "ServerBusy"}
+#: Service error codes that no retry fixes, whatever the HTTP status: refused or unknown credentials,
+#: a bucket / container that does not exist or cannot exist. S3: docs.aws.amazon.com/AmazonS3/latest/API/
+#: ErrorResponses.html; Azure Blob: learn.microsoft.com/rest/api/storageservices/blob-service-error-codes.
+DETERMINISTIC_CODES = frozenset(
+    {
+        # S3 (and S3-compatible services)
+        "AccessDenied",
+        "AllAccessDisabled",
+        "AccountProblem",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "NoSuchBucket",
+        "InvalidBucketName",
+        "NotSignedUp",
+        # Azure Blob Storage
+        "AuthenticationFailed",
+        "AuthorizationFailure",
+        "AuthorizationPermissionMismatch",
+        "AuthorizationProtocolMismatch",
+        "AuthorizationResourceTypeMismatch",
+        "AuthorizationServiceMismatch",
+        "AuthorizationSourceIPMismatch",
+        "InsufficientAccountPermissions",
+        "InvalidAuthenticationInfo",
+        "AccountIsDisabled",
+        "ContainerNotFound",
+        "ContainerDisabled",
+        "InvalidResourceName",
+    }
 )
-#: 4xx statuses that a later try can pass (request timeout, throttled).
-RETRYABLE_4XX = frozenset({408, 429})
+#: HTTP statuses that no retry fixes: the credentials are missing or refused.
+DETERMINISTIC_STATUSES = frozenset({401, 403})
+#: A GCS JSON-API request on a bucket itself (not one of its objects): its 404 means "no such bucket".
+_GCS_BUCKET_URL = re.compile(r"/storage/v1/b/[^/?]+/?(?:\?|$)")
 
 
 def _names(exc: BaseException) -> Iterator[str]:
@@ -126,19 +160,23 @@ def _http_status(exc: BaseException) -> tuple[int | None, str | None]:
     return None, None
 
 
+def _gcs_bucket_missing(exc: BaseException, status: int | None) -> bool:
+    """A google-api-core 404 of a request on the bucket itself (``GET …/storage/v1/b/<bucket>``)."""
+    if status != 404 or "google.api_core.exceptions.GoogleAPICallError" not in set(_names(exc)):
+        return False
+    url = str(getattr(getattr(getattr(exc, "response", None), "request", None), "url", "") or "")
+    return bool(_GCS_BUCKET_URL.search(url))
+
+
 def _classify_one(exc: BaseException) -> Classification | None:
     name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     status, code = _http_status(exc)
-    if code in THROTTLING_CODES:
-        return Classification(FailureClass.TRANSIENT, f"{name} {code}: the service throttles")
-    if status is not None:
-        if status >= 500 or status in RETRYABLE_4XX:
-            return Classification(FailureClass.TRANSIENT, f"{name} HTTP {status}: the service is busy or down")
-        if 400 <= status < 500:
-            what = code or f"HTTP {status}"
-            return Classification(
-                FailureClass.DETERMINISTIC, f"{name} {what}: missing bucket/container, or refused credentials"
-            )
+    if code in DETERMINISTIC_CODES or status in DETERMINISTIC_STATUSES or _gcs_bucket_missing(exc, status):
+        what = code or f"HTTP {status}"
+        return Classification(FailureClass.DETERMINISTIC, f"{name} {what}: refused credentials or no such bucket")
+    if status is not None or code is not None:
+        what = " ".join(str(x) for x in (f"HTTP {status}" if status else None, code) if x)
+        return Classification(FailureClass.TRANSIENT, f"{name} {what}: a cloud reply a later try can pass")
     names = list(_names(exc))
     # Transient first: a requests/urllib3 ConnectionError can also be an OSError/ValueError subclass.
     for table, kind in ((TRANSIENT_TYPES, FailureClass.TRANSIENT), (DETERMINISTIC_TYPES, FailureClass.DETERMINISTIC)):
@@ -160,14 +198,14 @@ def classify(exc: BaseException) -> Classification:
     for link in _chain(exc):
         if (found := _classify_one(link)) is not None:
             return found
-    return Classification(FailureClass.UNKNOWN, f"{type(exc).__name__}: not classified, the task's retries apply")
+    return Classification(FailureClass.UNKNOWN, f"{type(exc).__name__}: not a known deterministic error")
 
 
 class TricloudRetryPolicy(RetryPolicy):
-    """The SDK retry policy over :func:`classify`: FAIL deterministic errors, RETRY transient ones.
+    """The SDK retry policy over :func:`classify`: FAIL deterministic errors, RETRY every other one.
 
     RETRY keeps the task's ``retry_delay`` and exponential backoff (``retry_delay=None``) and never
-    exceeds ``retries``; UNKNOWN returns DEFAULT. Never serialised: Airflow keeps only a
+    exceeds ``retries``. Never serialised: Airflow keeps only a
     ``has_retry_policy`` flag and evaluates the policy object of the parsed DAG file in the worker.
     """
 
@@ -179,7 +217,7 @@ class TricloudRetryPolicy(RetryPolicy):
             return RetryDecision.fail(f"deterministic, not retried: {found.reason}; fix it, then clear the task")
         if found.kind is FailureClass.TRANSIENT:
             return RetryDecision.retry(reason=f"transient, retried with backoff: {found.reason}")
-        return RetryDecision.default()
+        return RetryDecision.retry(reason=f"unknown, retried with backoff up to the task's retries: {found.reason}")
 
     def serialize(self) -> dict[str, Any]:
         return {"__type": type(self).__name__}

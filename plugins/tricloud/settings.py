@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import include
+from include.errors import ConfigError, MissingFileConfigError
 from include.paths import check_lake_root
 
 #: The project checkout (parent of ``include/``); spark-submit needs it on PYTHONPATH.
@@ -22,7 +23,7 @@ def lake_root() -> str:
     (``s3://bucket/prefix``, returned as given). Fails with what to set."""
     value = os.environ.get(LAKE_ROOT_ENV)
     if not value:
-        raise RuntimeError(f"{LAKE_ROOT_ENV} is not set: set it in .env (see .env.example) to the lake directory")
+        raise ConfigError(f"{LAKE_ROOT_ENV} is not set: set it in .env (see .env.example) to the lake directory")
     if "://" in value:
         return check_lake_root(value)
     path = Path(value)
@@ -39,7 +40,7 @@ def job_path(name: str) -> str:
     """Absolute path of a Spark job module in ``include/jobs`` (what spark-submit runs)."""
     path = JOBS_DIR / f"{name}.py"
     if not path.is_file():
-        raise FileNotFoundError(f"no Spark job {name!r}: {path} does not exist")
+        raise MissingFileConfigError(f"no Spark job {name!r}: {path} does not exist")
     return str(path)
 
 
@@ -73,7 +74,7 @@ def report_max_missing_hours() -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= 23:
-        raise ValueError(
+        raise ConfigError(
             f"{REPORT_MAX_MISSING_HOURS_ENV}={raw!r} is invalid: set it to a whole number of hours from 0 "
             "(wait for all 24 hours, the default) to 23"
         )

@@ -114,3 +114,133 @@ def test_a_negative_spend_in_the_hour_fails(dag, warehouse):
         )
     with pytest.raises(AirflowFailException, match="(?s)Column: spend.*Check: min"):
         run_check(dag, "check_warehouse_columns", lake_customers=3)
+
+
+# -- an empty hour, a real violation (check_warehouse_table) ----------------------------------------------
+EMPTY_HOUR = datetime(2026, 11, 24, 12, tzinfo=UTC)  # no rows in the warehouse: every order rejected, say
+
+
+def run_check_for(dag, task_id: str, hour: datetime, lake_customers: int):
+    """As :func:`run_check`, for ``hour``."""
+    from datetime import timedelta
+
+    task = dag.get_task(task_id).prepare_for_execution()
+    context = {
+        "data_interval_start": hour,
+        "data_interval_end": hour + timedelta(hours=1),
+        "dag_run": None,
+        "params": {"hour": None},
+        "ti": TI(lake_customers),
+    }
+    task.render_template_fields(context, dag.get_template_env())
+    assert f"window_start = '{hour.isoformat()}'" in task.sql
+    task.execute(context)
+    return task
+
+
+@pytest.mark.parametrize("task_id", ["check_warehouse_columns", "check_warehouse_table"])
+def test_an_hour_without_rows_passes_when_the_lake_has_none_either(dag, warehouse, task_id):
+    with sqlite3.connect(warehouse) as con:
+        (n,) = con.execute(
+            "SELECT COUNT(*) FROM customer_hourly WHERE window_start = ?", (EMPTY_HOUR.isoformat(),)
+        ).fetchone()
+    assert n == 0
+    task = run_check_for(dag, task_id, EMPTY_HOUR, lake_customers=0)
+    if task_id == "check_warehouse_table":
+        assert {name: c["success"] for name, c in task.checks.items()} == dict.fromkeys(task.checks, True)
+
+
+def test_an_empty_hour_still_fails_when_the_lake_has_customers(dag, warehouse):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="rows_equal_lake") as err:
+        run_check_for(dag, "check_warehouse_table", EMPTY_HOUR, lake_customers=2)
+    assert "items_cover_orders" not in str(err.value).split("have failed:")[1]  # the row checks had no rows
+
+
+@pytest.mark.parametrize(
+    ("update", "check"),
+    [
+        ("items = order_count - 1", "items_cover_orders"),
+        ("order_count = 0, items = 0", "orders_at_least_one"),
+    ],
+)
+def test_a_row_violating_a_table_check_fails_naming_it(dag, warehouse, update, check):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with sqlite3.connect(warehouse) as con:
+        con.execute(
+            f"UPDATE customer_hourly SET {update} WHERE customer_id = 'C2' AND window_start = ?", (HOUR.isoformat(),)
+        )
+    with pytest.raises(AirflowFailException, match=check) as err:
+        run_check(dag, "check_warehouse_table", lake_customers=3)
+    failed = str(err.value).split("have failed:")[1]
+    assert "rows_equal_lake" not in failed
+
+
+# -- the quality gate: its verdict is deterministic, and only a passed hour emits customer_hourly_enriched --
+class GateTI:
+    def __init__(self) -> None:
+        self.pushed: dict = {}
+
+    def xcom_push(self, key, value) -> None:
+        self.pushed[key] = value
+
+
+def run_gate(dag, root: Path, monkeypatch):
+    """The declared check_quality task's callable for HOUR on the lake at ``root``; (outlet events, ti, error)."""
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    monkeypatch.setenv("LAKE_ROOT", str(root))
+    task = dag.get_task("check_quality")
+    events, ti = OutletEventAccessors(), GateTI()
+    error = None
+    try:
+        task.python_callable(
+            data_interval_start=HOUR,
+            data_interval_end=OTHER_HOUR,
+            dag_run=None,
+            params={"hour": None},
+            task=task,
+            outlet_events=events,
+            ti=ti,
+        )
+    except Exception as exc:  # the test looks at what was raised
+        error = exc
+    return task, events, ti, error
+
+
+class TestQualityGateTask:
+    def test_the_enriched_asset_is_the_gates_outlet_not_the_enrichments(self, dag):
+        from tricloud.assets import ENRICHED_CUSTOMER_HOURLY
+
+        assert dag.get_task("check_quality").outlets == [ENRICHED_CUSTOMER_HOURLY]
+        assert dag.get_task("enrich_customer_data").outlets == []
+
+    def test_a_passed_hour_emits_the_enriched_hour_with_its_partition_key(self, dag, tmp_path, monkeypatch):
+        from tests.unit.test_quality import tiny_hour
+
+        tiny_hour(tmp_path, history=[200] * 6)
+        task, events, ti, error = run_gate(dag, tmp_path, monkeypatch)
+        assert error is None, error
+        (asset,) = task.outlets
+        assert events[asset].partition_keys == {"2026-11-24T10:00:00"}
+        assert events[asset].extra == {"hour": HOUR.isoformat()}
+        assert ti.pushed["quality"]["passed"] is True
+
+    def test_a_gated_out_hour_fails_at_try_1_and_emits_nothing(self, dag, tmp_path, monkeypatch):
+        from airflow.sdk.definitions.retry_policy import RetryAction
+
+        from include.errors import QualityGateFailedError
+        from tests.unit.test_quality import tiny_hour
+        from tricloud.retries import RETRY_POLICY
+
+        tiny_hour(tmp_path, rows_in=200, bad_email=60)
+        task, events, ti, error = run_gate(dag, tmp_path, monkeypatch)
+        assert isinstance(error, QualityGateFailedError), error
+        assert "reject_rate.customer_activity" in str(error)
+        assert ti.pushed["quality"]["passed"] is False  # the verdict is still kept
+        (asset,) = task.outlets
+        assert events[asset].partition_keys == set() and events[asset].extra == {}
+        assert RETRY_POLICY.evaluate(error, try_number=1, max_tries=3).action is RetryAction.FAIL
+        assert task.retries >= 2  # an I/O error of the gate is retried; its verdict is not

@@ -56,7 +56,7 @@ class TestHourPartitionKey:
 class TestProducerEvents:
     """What the hourly DAG's producing tasks put in their outlet events (the SDK's own accessors)."""
 
-    @pytest.mark.parametrize("task_id", ["enrich_customer_data", "verify_replicas", "revise_daily_report"])
+    @pytest.mark.parametrize("task_id", ["check_quality", "verify_replicas", "revise_daily_report"])
     def test_each_event_carries_the_hour_as_partition_key(self, task_id):
         from airflow.dag_processing.dagbag import DagBag
         from airflow.sdk.execution_time.context import OutletEventAccessors

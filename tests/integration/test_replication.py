@@ -134,6 +134,38 @@ class TestVerifyAndRepair:
         assert report.reference == "lake manifest"
         assert replication.verify_hour(stores, hour_lake, HOUR).problems == []
 
+    def test_the_task_fails_at_try_1_on_a_repaired_replica_and_passes_the_next_run(self, stores, tmp_path):
+        """verify_replicas (the operator, as the DAG declares it) raises ReplicaCheckFailedError, which the
+        retry policy fails at once: a repair shows as a failed run, while a read error would be retried."""
+        from airflow.sdk.definitions.retry_policy import RetryAction
+
+        from include.errors import ReplicaCheckFailedError
+        from tricloud.operators.replication import VerifyReplicasOperator
+        from tricloud.retries import RETRY_POLICY
+
+        class TI:
+            def __init__(self) -> None:
+                self.pushed: dict = {}
+
+            def xcom_push(self, key, value):
+                self.pushed[key] = value
+
+        root = tmp_path / "lake"
+        make_hour(root)
+        for s in stores:
+            replication.replicate_hour(s, root, HOUR)
+        victim = replication.build_manifest(root, HOUR)["files"][0]
+        by_name(stores)["azure"].delete([victim["path"]])
+        op = VerifyReplicasOperator(
+            task_id="verify_replicas", hour=HOUR.isoformat(), lake_root=str(root), bucket=stores[0].bucket
+        )
+        context = {"task": op, "outlet_events": {}, "ti": TI()}
+        with pytest.raises(ReplicaCheckFailedError, match=r"azure: .* \(missing\)") as err:
+            op.execute(context)
+        assert RETRY_POLICY.evaluate(err.value, try_number=1, max_tries=3).action is RetryAction.FAIL
+        assert [p["problem"] for p in context["ti"].pushed["report"]["repaired"]] == ["missing"]
+        assert op.execute(context)["problems"] == []  # repaired: a cleared run passes
+
     def test_repair_from_another_cloud_when_the_lake_lost_the_file(self, stores, hour_lake):
         for s in stores:
             replication.replicate_hour(s, hour_lake, HOUR)

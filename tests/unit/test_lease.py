@@ -334,6 +334,63 @@ class TestAirflowHooks:
         keep_alive({"ti": StubTI(None, task_id="stop_cluster")})  # no claim: logs, does not raise
         assert lease.current().run_id == "run_b"
 
+    @pytest.mark.parametrize(
+        ("scheme", "status", "body", "named"),
+        [
+            ("s3", 503, b"<Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>", "SlowDown"),
+            ("s3", 403, b"<Error><Code>AccessDenied</Code><Message>denied</Message></Error>", "AccessDenied"),
+            (
+                "gs",
+                403,
+                b'{"error": {"code": 403, "message": "denied", "errors": [{"message": "denied"}]}}',
+                "Forbidden",
+            ),
+        ],
+        ids=["s3-slowdown", "s3-access-denied", "gcs-forbidden"],
+    )
+    def test_keep_alive_logs_an_object_store_error_and_does_not_fail(
+        self, monkeypatch, caplog, scheme, status, body, named
+    ):
+        """The lake's store answers the renewal with an error (a real client error from the provider hook's
+        client against a 127.0.0.1 server): stop_cluster must still run, so keep_alive logs it."""
+        import json
+        import logging
+
+        from tests.unit.test_retry_classes import cloud_reply
+        from tricloud.hour_lease import keep_alive
+
+        kind = "application/xml" if scheme == "s3" else "application/json"
+        claim = {"hour": HOUR, "pipeline": "customer_enrichment", "lake_root": f"{scheme}://tricloud-lake/lake"}
+        with cloud_reply(status, body, {"Content-Type": kind}) as url:
+            if scheme == "s3":
+                extra = {
+                    "endpoint_url": url,
+                    "region_name": "us-east-1",
+                    "config_kwargs": {"retries": {"max_attempts": 1}},
+                }
+                conn = {
+                    "conn_type": "aws",
+                    "login": "testing",
+                    "password": "testing",
+                    "extra": extra,
+                }  # pragma: allowlist secret
+                monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
+            else:
+                monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+                conn = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "tricloud"}}
+                monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", json.dumps(conn))
+            with caplog.at_level(logging.WARNING, logger="tricloud.hour_lease"):
+                keep_alive({"ti": StubTI({**claim, "generation": 1}, task_id="stop_cluster")})
+        (record,) = [r for r in caplog.records if "Lease not renewed" in r.getMessage()]
+        assert named in record.getMessage()
+
+    def test_keep_alive_lets_a_bug_show(self):
+        """Only store errors are swallowed: a claim without its generation is a bug, not the store."""
+        from tricloud.hour_lease import keep_alive
+
+        with pytest.raises(KeyError):
+            keep_alive({"ti": StubTI({"hour": HOUR, "pipeline": "p", "lake_root": "/nowhere"}, task_id="stop_cluster")})
+
 
 class TestSparkJobs:
     """The driver's check gets the task attempt, and a lost lease is an exit code the operator does not retry."""

@@ -2,8 +2,10 @@
 
 Each error is produced by the unchanged component: the provider hooks and their cloud SDKs against a
 closed 127.0.0.1 port (nothing listens) or against a stdlib HTTP server on 127.0.0.1 that answers one
-fixed cloud reply (503 SlowDown, 404 NoSuchBucket / ContainerNotFound); Airflow's connection lookup;
-our enrichment on a lake without the hour. Nothing is patched. The real-Airflow side (a missing hour
+fixed cloud reply (503 SlowDown, 404 NoSuchBucket / ContainerNotFound, 400 RequestTimeout, 403
+AccessDenied / AuthenticationFailed, 409 lease conflicts, 429); Airflow's connection lookup; our
+enrichment on a lake without the hour; our settings. Nothing is patched. Deterministic = fail at try 1;
+everything else (an unknown error included) is retried with backoff, bounded by the task's retries. The real-Airflow side (a missing hour
 fails on try 1, no retry): tests/faults/test_alerts.py.
 """
 
@@ -87,6 +89,12 @@ S3_404 = (
     b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchBucket</Code>"
     b"<Message>The specified bucket does not exist</Message></Error>"
 )
+
+
+def s3_body(code: str) -> bytes:
+    return f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>m</Message></Error>".encode()
+
+
 S3_503 = (
     b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>"
 )
@@ -110,6 +118,24 @@ class TestS3:
         assert exc.response["Error"]["Code"] == "NoSuchBucket"
         assert decide(exc) is FAIL
 
+    def test_a_request_timeout_400_is_retried(self, monkeypatch):
+        """S3 answers an idle upload with 400 RequestTimeout: a 4xx that a later try passes."""
+        with cloud_reply(400, s3_body("RequestTimeout"), {"Content-Type": "application/xml"}) as url:
+            exc = s3_error(monkeypatch, url)
+        assert (exc.response["Error"]["Code"], exc.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+            "RequestTimeout",
+            400,
+        )
+        assert decide(exc) is RETRY
+
+    @pytest.mark.parametrize(("status", "code"), [(403, "AccessDenied"), (403, "InvalidAccessKeyId")])
+    def test_refused_credentials_fail_at_once(self, monkeypatch, status, code):
+        with cloud_reply(status, s3_body(code), {"Content-Type": "application/xml"}) as url:
+            exc = s3_error(monkeypatch, url)
+        assert exc.response["Error"]["Code"] == code
+        assert decide(exc) is FAIL
+        assert code in classify(exc).reason
+
 
 # -- GCS (google provider's GCSHook, google-cloud-storage) -------------------------------------------
 def gcs_error(monkeypatch, url: str) -> BaseException:
@@ -121,6 +147,18 @@ def gcs_error(monkeypatch, url: str) -> BaseException:
     client = GCSHook(gcp_conn_id="retry_gcs").get_conn()
     # retry=None: the client's own retry would try for 120 s before the task sees the error.
     return raised(lambda: client.get_bucket("tricloud-replicas", retry=None))
+
+
+def gcs_object_error(monkeypatch, url: str) -> BaseException:
+    """The error of downloading one object (a request on ``…/b/<bucket>/o/<object>``)."""
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+    conn = {"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True, "project": "tricloud"}}
+    monkeypatch.setenv("AIRFLOW_CONN_RETRY_GCS", json.dumps(conn))
+    client = GCSHook(gcp_conn_id="retry_gcs").get_conn()
+    blob = client.bucket("tricloud-replicas").blob("enriched/date=2026-11-24/hour=10/part-0.parquet")
+    return raised(lambda: blob.download_as_bytes(retry=None))
 
 
 def gcs_body(code: int, message: str) -> bytes:
@@ -143,6 +181,42 @@ class TestGcs:
         with cloud_reply(404, gcs_body(404, "Not Found"), {"Content-Type": "application/json"}) as url:
             exc = gcs_error(monkeypatch, url)
         assert type(exc).__name__ == "NotFound"
+        assert decide(exc) is FAIL
+
+    def test_a_missing_object_is_retried(self, monkeypatch):
+        """A 404 of an object (not of the bucket) can be a partition a concurrent publish is replacing."""
+        with cloud_reply(404, gcs_body(404, "No such object"), {"Content-Type": "application/json"}) as url:
+            exc = gcs_object_error(monkeypatch, url)
+        assert type(exc).__name__ == "NotFound"
+        assert decide(exc) is RETRY
+
+    def test_a_conflict_409_is_retried(self, monkeypatch):
+        """409 over HTTP is api_core's Conflict, whose gRPC form is Aborted (a concurrent change): retried."""
+        with cloud_reply(409, gcs_body(409, "conflict"), {"Content-Type": "application/json"}) as url:
+            exc = gcs_object_error(monkeypatch, url)
+        assert type(exc).__name__ == "Conflict" and exc.code == 409
+        assert decide(exc) is RETRY
+
+    def test_aborted_is_retried(self):
+        """``Aborted`` as the library builds it from a gRPC ABORTED status (code 409)."""
+        import grpc
+        from google.api_core import exceptions
+
+        exc = exceptions.from_grpc_status(grpc.StatusCode.ABORTED, "transaction aborted, retry")
+        assert type(exc).__name__ == "Aborted" and exc.code == 409
+        assert decide(exc) is RETRY
+
+    def test_refused_credentials_fail_at_once(self, monkeypatch):
+        with cloud_reply(403, gcs_body(403, "denied"), {"Content-Type": "application/json"}) as url:
+            exc = gcs_object_error(monkeypatch, url)
+        assert type(exc).__name__ == "Forbidden" and exc.code == 403
+        assert decide(exc) is FAIL
+
+    def test_a_401_fails_at_once(self, monkeypatch):
+        """On 401 the client tries to refresh its credentials; anonymous ones cannot be: google.auth says so."""
+        with cloud_reply(401, gcs_body(401, "denied"), {"Content-Type": "application/json"}) as url:
+            exc = gcs_object_error(monkeypatch, url)
+        assert type(exc).__module__ == "google.auth.exceptions"
         assert decide(exc) is FAIL
 
 
@@ -187,10 +261,29 @@ class TestAzure:
         assert type(exc).__name__ == "ResourceNotFoundError"
         assert decide(exc) is FAIL
 
-    def test_a_malformed_connection_string_fails_at_once(self, monkeypatch):
-        exc = azure_error(monkeypatch, "", connection_string="not a connection string")
-        assert isinstance(exc, ValueError)
+    @pytest.mark.parametrize(
+        ("status", "code"),
+        [(409, "LeaseAlreadyPresent"), (409, "LeaseIdMismatchWithContainerOperation"), (429, None), (408, None)],
+    )
+    def test_lease_conflicts_throttling_and_timeouts_are_retried(self, monkeypatch, status, code):
+        with cloud_reply(status, b"", {"x-ms-error-code": code} if code else {}) as url:
+            exc = azure_error(monkeypatch, url)
+        assert type(exc).__module__.startswith("azure.core")
+        assert (exc.status_code, exc.error_code) == (status, code)
+        assert decide(exc) is RETRY
+
+    @pytest.mark.parametrize(("status", "code"), [(403, "AuthenticationFailed"), (403, "AuthorizationFailure")])
+    def test_refused_credentials_fail_at_once(self, monkeypatch, status, code):
+        with cloud_reply(status, b"", {"x-ms-error-code": code}) as url:
+            exc = azure_error(monkeypatch, url)
+        assert exc.error_code == code
         assert decide(exc) is FAIL
+
+    def test_a_malformed_connection_string_is_retried_within_the_tasks_retries(self, monkeypatch):
+        """The SDK's bare ValueError says nothing about the next try: retried, bounded by ``retries``."""
+        exc = azure_error(monkeypatch, "", connection_string="not a connection string")
+        assert type(exc) is ValueError
+        assert decide(exc) is RETRY
 
 
 # -- Airflow connections, our inputs ---------------------------------------------------------------------
@@ -203,18 +296,64 @@ class TestConfigAndData:
         assert "AIRFLOW_CONN_TRICLOUD_NOWHERE" in str(exc)
         assert decide(exc) is FAIL
 
-    def test_a_malformed_connection_fails_at_once(self, monkeypatch):
-        from airflow.sdk import BaseHook
+    def test_a_connection_of_the_wrong_type_fails_at_once_naming_the_variable(self, monkeypatch):
+        from tricloud.connections import require_connection
 
-        monkeypatch.setenv("AIRFLOW_CONN_TRICLOUD_BROKEN", '{"conn_type": "aws", "extra": {oops}')
-        exc = raised(lambda: BaseHook.get_connection("tricloud_broken"))
+        monkeypatch.setenv("AIRFLOW_CONN_TRICLOUD_WRONG", json.dumps({"conn_type": "sqlite", "host": "x"}))
+        exc = raised(lambda: require_connection("tricloud_wrong", ("aws",)))
+        assert type(exc).__name__ == "ConfigError" and isinstance(exc, ValueError)  # old callers still catch it
+        assert "AIRFLOW_CONN_TRICLOUD_WRONG" in str(exc)
+        assert decide(exc) is FAIL
+
+    @pytest.mark.parametrize(
+        ("env", "value", "read"),
+        [
+            ("TRICLOUD_DQ_MAX_REJECT_RATE", "5%", "quality"),
+            ("TRICLOUD_REPORT_MAX_MISSING_HOURS", "24", "report"),
+            ("LAKE_ROOT", "", "lake"),
+        ],
+    )
+    def test_a_bad_setting_fails_at_once(self, monkeypatch, env, value, read):
+        from include.quality_settings import Thresholds
+        from tricloud import settings
+
+        monkeypatch.setenv(env, value)
+        call = {"quality": Thresholds.from_env, "report": settings.report_max_missing_hours, "lake": settings.lake_root}
+        exc = raised(call[read])
+        assert env in str(exc)
         assert decide(exc) is FAIL, repr(exc)
+
+    def test_a_damaged_shipped_data_file_fails_at_once(self, tmp_path):
+        """athlete_age_by_year's shipped file does not decompress to its published sha256."""
+        import gzip
+
+        from include.athletes import data
+
+        source = tmp_path / "athlete_events.csv.gz"
+        source.write_bytes(gzip.compress(b"ID,Name\n1,x\n"))
+        exc = raised(lambda: data.extract(tmp_path / "out.csv", source))
+        assert type(exc).__name__ == "ChecksumError" and isinstance(exc, ValueError)
+        assert decide(exc) is FAIL
+
+    def test_a_file_vanishing_under_a_reader_is_retried(self, tmp_path):
+        """A bare FileNotFoundError: e.g. a trailing hour's file swapped away by publish_dir mid-read."""
+        exc = raised(lambda: (tmp_path / "date=2026-11-24" / "hour=09" / "_summary.json").read_text())
+        assert type(exc) is FileNotFoundError
+        assert decide(exc) is RETRY
 
     def test_an_hour_without_clean_input_fails_at_once(self, tmp_path):
         from include.enrichment import enrich_hour
 
         exc = raised(lambda: enrich_hour(tmp_path, "2026-11-24T10:00:00+00:00"))
         assert type(exc).__name__ == "MissingInputError"
+        assert isinstance(exc, FileNotFoundError)  # old callers still catch it
+        assert decide(exc) is FAIL
+
+    def test_an_hour_not_enriched_fails_the_gate_at_once(self, tmp_path):
+        from include.quality import read_facts
+
+        exc = raised(lambda: read_facts(tmp_path, "2026-11-24T10:00:00+00:00"))
+        assert type(exc).__name__ == "QualityInputError"
         assert decide(exc) is FAIL
 
     def test_a_spark_data_error_fails_and_a_lost_worker_is_retried(self):
@@ -245,5 +384,8 @@ class TestConfigAndData:
         assert found.kind is FailureClass.TRANSIENT
         assert "EndpointConnectionError" in found.reason
 
-    def test_an_unknown_error_keeps_the_tasks_retries(self):
-        assert decide(RuntimeError("something new")) is RetryAction.DEFAULT
+    def test_an_unknown_error_is_retried_within_the_tasks_retries(self):
+        decision = RETRY_POLICY.evaluate(RuntimeError("something new"), try_number=1, max_tries=3)
+        assert decision.action is RETRY
+        assert decision.retry_delay is None  # the task's retry_delay and backoff, and never more than retries
+        assert classify(RuntimeError("x")).kind is FailureClass.UNKNOWN

@@ -18,6 +18,7 @@ import pytest
 from airflow.sdk.definitions.retry_policy import RetryAction
 from airflow.sdk.exceptions import AirflowException
 
+from include.errors import MissingFileConfigError
 from include.jobs import DATA_ERROR_EXIT, common, ingest_customers, ingest_products, inputs
 from include.lease import LEASE_LOST_EXIT
 
@@ -88,9 +89,9 @@ class TestRetryPolicy:
     @pytest.mark.parametrize(
         ("error", "action"),
         [
-            (AirflowException("Spark job x ended FAILED: Lost executor 0"), RetryAction.DEFAULT),
+            (AirflowException("Spark job x ended FAILED: Lost executor 0"), RetryAction.RETRY),  # unknown: retried
             (ConnectionRefusedError("cluster down"), RetryAction.RETRY),  # transient: tricloud.retries
-            (FileNotFoundError("Spark application x.py does not exist"), RetryAction.FAIL),  # deterministic
+            (MissingFileConfigError("Spark application x.py does not exist"), RetryAction.FAIL),  # deterministic
         ],
         ids=["job failed", "cluster down", "missing application"],
     )

@@ -12,6 +12,7 @@ import importlib
 import os
 from typing import Any
 
+from include.errors import ConfigError
 from tricloud.cluster.base import (
     ClusterBackend,
     ClusterInfo,
@@ -58,7 +59,7 @@ def backend_name(name: str | None = None) -> str:
     """The backend to use: ``name`` if given, else ``$TRICLOUD_CLUSTER_BACKEND``, else ``local``."""
     chosen = (name or os.environ.get(BACKEND_ENV) or "local").strip()
     if chosen not in BACKENDS:
-        raise ValueError(f"unknown cluster backend {chosen!r}: set {BACKEND_ENV} to one of {sorted(BACKENDS)}")
+        raise ConfigError(f"unknown cluster backend {chosen!r}: set {BACKEND_ENV} to one of {sorted(BACKENDS)}")
     return chosen
 
 

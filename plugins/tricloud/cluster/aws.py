@@ -20,6 +20,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from include.errors import ConfigError
 from tricloud.cluster.base import ClusterBackend, JobHandle, with_log_tail
 from tricloud.cluster.code_bundle import digest, project_zip
 
@@ -42,7 +43,7 @@ CONSOLE = "https://console.aws.amazon.com"
 def s3_uri(value: str, env: str) -> str:
     """``value`` without a trailing slash; ``ValueError`` naming ``env`` unless it is ``s3://bucket[/prefix]``."""
     if not str(value).startswith("s3://") or len(str(value)) <= len("s3://"):
-        raise ValueError(f"{env}={value!r} must be an S3 URI such as s3://my-bucket/tricloud")
+        raise ConfigError(f"{env}={value!r} must be an S3 URI such as s3://my-bucket/tricloud")
     return str(value).rstrip("/")
 
 
@@ -62,13 +63,13 @@ def require_object_store_lake(backend: str, job: SparkJob | None = None) -> None
         candidates.append(job.result_uri)
     for value in filter(None, candidates):
         if not is_object_store(value):
-            raise ValueError(
+            raise ConfigError(
                 f"LAKE_ROOT points at a local path ({value}), but the {backend} backend runs the jobs on the "
                 "cloud's machines, where that path would be the node's own disk: set LAKE_ROOT=s3://<bucket>/<prefix>"
             )
         if not str(value).startswith("s3://"):
             # EMR's Spark reaches S3 through EMRFS and has no GCS connector: a gs:// lake fails only in the job.
-            raise ValueError(
+            raise ConfigError(
                 f"LAKE_ROOT is {value}, but the {backend} backend's Spark reaches only S3 (EMRFS): "
                 "set LAKE_ROOT=s3://<bucket>/<prefix>"
             )

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from include.errors import ConfigError
 from tricloud.cluster import aws
 from tricloud.cluster.env_settings import parse_tags, setting
 
@@ -100,7 +101,7 @@ def emr_settings(overrides: Mapping[str, Any]) -> EmrSettings:
     known = {f.name for f in fields(EmrSettings)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"emr backend: unknown setting(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"emr backend: unknown setting(s) {unknown}; known: {sorted(known)}")
     code_uri = aws.s3_uri(
         setting(
             overrides,
@@ -113,9 +114,9 @@ def emr_settings(overrides: Mapping[str, Any]) -> EmrSettings:
     try:
         idle = int(setting(overrides, "idle_timeout", "TRICLOUD_EMR_IDLE_TIMEOUT", 1800))
     except ValueError:
-        raise ValueError("TRICLOUD_EMR_IDLE_TIMEOUT must be whole seconds (60 … 604800)") from None
+        raise ConfigError("TRICLOUD_EMR_IDLE_TIMEOUT must be whole seconds (60 … 604800)") from None
     if not 60 <= idle <= 604800:
-        raise ValueError(f"TRICLOUD_EMR_IDLE_TIMEOUT={idle}: EMR accepts 60 … 604800 seconds")
+        raise ConfigError(f"TRICLOUD_EMR_IDLE_TIMEOUT={idle}: EMR accepts 60 … 604800 seconds")
     log_uri = setting(overrides, "log_uri", "TRICLOUD_EMR_LOG_URI", f"{code_uri}/emr-logs")
     return EmrSettings(
         code_uri=code_uri,
@@ -148,7 +149,7 @@ def emr_serverless_settings(overrides: Mapping[str, Any]) -> EmrServerlessSettin
     known = {f.name for f in fields(EmrServerlessSettings)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"emr-serverless backend: unknown setting(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"emr-serverless backend: unknown setting(s) {unknown}; known: {sorted(known)}")
     hint = "set it to s3://<bucket>/<prefix> where the job may read the staged code"
     code_uri = aws.s3_uri(setting(overrides, "code_uri", "TRICLOUD_CODE_URI", required=hint), "TRICLOUD_CODE_URI")
     role = setting(
@@ -158,13 +159,13 @@ def emr_serverless_settings(overrides: Mapping[str, Any]) -> EmrServerlessSettin
         required="set it to the ARN of the IAM role the job runs as (README: Run on AWS)",
     )
     if not str(role).startswith("arn:"):
-        raise ValueError(f"TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN={role!r} is not an IAM role ARN")
+        raise ConfigError(f"TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN={role!r} is not an IAM role ARN")
     try:
         idle = int(setting(overrides, "idle_minutes", "TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES", 15))
     except ValueError:
-        raise ValueError("TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES must be whole minutes (1 … 10080)") from None
+        raise ConfigError("TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES must be whole minutes (1 … 10080)") from None
     if not 1 <= idle <= 10080:
-        raise ValueError(f"TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES={idle}: EMR Serverless accepts 1 … 10080")
+        raise ConfigError(f"TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES={idle}: EMR Serverless accepts 1 … 10080")
     log_uri = setting(overrides, "log_uri", "TRICLOUD_EMR_SERVERLESS_LOG_URI", f"{code_uri}/emr-serverless-logs")
     return EmrServerlessSettings(
         code_uri=code_uri,

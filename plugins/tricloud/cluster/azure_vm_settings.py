@@ -29,6 +29,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from include.errors import ConfigError
+
 DEFAULT_CONN_ID = "spark_azure"
 
 
@@ -56,9 +58,9 @@ def require_private_ip(value: str, what: str, fix: str) -> str:
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        raise ValueError(f"{what} {value!r} is not an IP address: {fix}") from None
+        raise ConfigError(f"{what} {value!r} is not an IP address: {fix}") from None
     if address.is_unspecified or address.is_loopback or address.is_link_local or not address.is_private:
-        raise ValueError(f"{what} {value} is not a private network address: {fix}")
+        raise ConfigError(f"{what} {value} is not a private network address: {fix}")
     return value
 
 
@@ -91,19 +93,19 @@ def azure_vm_settings(conn_id: str | None = None, workers: int | None = None) ->
     where = f"connection {conn_id!r} ({env_name(conn_id)})"
     missing = [k for k in ("resource_group", "master_vm", "worker_vms") if not extra.get(k)]
     if missing:
-        raise ValueError(f"{where} lacks {', '.join(missing)} in its extra: name the VMs' resource group and VMs")
+        raise ConfigError(f"{where} lacks {', '.join(missing)} in its extra: name the VMs' resource group and VMs")
     if not conn.host:
-        raise ValueError(f"{where} has no host: set it to the master VM's private IP, e.g. spark://10.0.0.4:7077")
+        raise ConfigError(f"{where} has no host: set it to the master VM's private IP, e.g. spark://10.0.0.4:7077")
     host = conn.host.removeprefix("spark://")
     require_private_ip(host, f"{where}: master host", "set the host to the master VM's private IP (e.g. 10.0.0.4)")
     if not conn.password:
-        raise ValueError(
+        raise ConfigError(
             f"{where} has no password: set it to the cluster's shared spark.authenticate secret "
             "(the same secret the VM image's /etc/tricloud/spark-secret holds)"
         )
     worker_vms = _names(extra["worker_vms"])
     if workers is not None and int(workers) > len(worker_vms):
-        raise ValueError(f"{workers} workers were asked for but {where} names {len(worker_vms)} worker_vms: add VMs")
+        raise ConfigError(f"{workers} workers were asked for but {where} names {len(worker_vms)} worker_vms: add VMs")
     port = int(conn.port or 7077)
     driver = str(extra.get("driver_host") or route_source(host, port))
     require_private_ip(driver, f"{where}: driver host", "set driver_host in the extra to this worker's private IP")

@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from include.errors import ConfigError
+
 
 def setting(overrides: Mapping[str, Any], key: str, env: str, default: Any = None, *, required: str = "") -> Any:
     """``overrides[key]``, else ``$env``, else ``default``.
@@ -23,7 +25,7 @@ def setting(overrides: Mapping[str, Any], key: str, env: str, default: Any = Non
     if value is None:
         value = default
     if value is None and required:
-        raise ValueError(f"{env} is not set: {required}")
+        raise ConfigError(f"{env} is not set: {required}")
     return value
 
 
@@ -40,6 +42,6 @@ def parse_tags(value: str | Mapping[str, str] | None, env: str) -> dict[str, str
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, val = part.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"{env}: {part!r} is not key=value (e.g. team=data,env=prod)")
+            raise ConfigError(f"{env}: {part!r} is not key=value (e.g. team=data,env=prod)")
         tags[key.strip()] = val.strip()
     return tags

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.google.cloud.hooks.dataproc import DataprocHook
 
+from include.errors import ConfigError
 from tricloud.cluster import code_bundle
 from tricloud.cluster.base import ClusterBackend, JobHandle, JobStatus, with_log_tail
 from tricloud.cluster.gcp_settings import DataprocSettings, dataproc_settings
@@ -79,7 +80,7 @@ def batch_id(key: str) -> str:
 def gs_uri(value: str, env: str) -> str:
     """``value`` without a trailing slash; ``ValueError`` naming ``env`` unless it is ``gs://bucket[/prefix]``."""
     if not str(value).startswith("gs://") or len(str(value)) <= len("gs://"):
-        raise ValueError(f"{env}={value!r} must be a GCS URI such as gs://my-bucket/tricloud")
+        raise ConfigError(f"{env}={value!r} must be a GCS URI such as gs://my-bucket/tricloud")
     return str(value).rstrip("/")
 
 
@@ -93,14 +94,14 @@ def require_gcs_lake(backend: str, job: SparkJob | None = None) -> None:
 
     root = os.environ.get("LAKE_ROOT") or ""
     if not root:
-        raise ValueError(f"LAKE_ROOT is not set: the {backend} backend needs LAKE_ROOT=gs://<bucket>/<prefix>")
+        raise ConfigError(f"LAKE_ROOT is not set: the {backend} backend needs LAKE_ROOT=gs://<bucket>/<prefix>")
     # The lake layer's own rules first (a bucket, no '?', no control character; docs/design.md "The lake on GCS").
     candidates = [check_lake_root(root) if root.startswith("gs://") else root]
     if job is not None:
         candidates.append(job.result_uri)
     for value in filter(None, candidates):
         if not str(value).startswith("gs://"):
-            raise ValueError(
+            raise ConfigError(
                 f"LAKE_ROOT is {value}, but the {backend} backend runs the jobs on Google Cloud's machines, "
                 "which reach the lake through the GCS connector: set LAKE_ROOT=gs://<bucket>/<prefix>"
             )

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from include.errors import ConfigError
 from tricloud.cluster import gcp
 from tricloud.cluster.env_settings import parse_tags, setting
 
@@ -76,7 +77,7 @@ def _connection_extra(conn_id: str) -> dict[str, Any]:
     try:
         return BaseHook.get_connection(conn_id).extra_dejson
     except AirflowNotFoundException:
-        raise ValueError(
+        raise ConfigError(
             f"Google Cloud connection {conn_id!r} is missing: set AIRFLOW_CONN_{conn_id.upper()} "
             "(conn_type google_cloud_platform), or TRICLOUD_GCP_CONN_ID to the connection to use"
         ) from None
@@ -95,7 +96,7 @@ def dataproc_settings(overrides: Mapping[str, Any], backend: str = "dataproc") -
     known = {f.name for f in fields(DataprocSettings)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"{backend} backend: unknown setting(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"{backend} backend: unknown setting(s) {unknown}; known: {sorted(known)}")
     code_uri = gcp.gs_uri(
         setting(
             overrides,
@@ -112,16 +113,16 @@ def dataproc_settings(overrides: Mapping[str, Any], backend: str = "dataproc") -
     extra = _connection_extra(conn_id)
     project = setting(overrides, "project", "TRICLOUD_GCP_PROJECT") or extra.get("project")
     if not project:
-        raise ValueError(
+        raise ConfigError(
             f"TRICLOUD_GCP_PROJECT is not set and connection {conn_id!r} names no project: "
             "set TRICLOUD_GCP_PROJECT, or the connection's extra 'project'"
         )
     try:
         ttl = int(setting(overrides, "idle_delete_ttl", "TRICLOUD_DATAPROC_IDLE_DELETE_TTL", 1800))
     except ValueError:
-        raise ValueError("TRICLOUD_DATAPROC_IDLE_DELETE_TTL must be whole seconds (600 … 1209600)") from None
+        raise ConfigError("TRICLOUD_DATAPROC_IDLE_DELETE_TTL must be whole seconds (600 … 1209600)") from None
     if not IDLE_TTL_BOUNDS[0] <= ttl <= IDLE_TTL_BOUNDS[1]:
-        raise ValueError(f"TRICLOUD_DATAPROC_IDLE_DELETE_TTL={ttl}: Dataproc accepts 600 … 1209600 seconds")
+        raise ConfigError(f"TRICLOUD_DATAPROC_IDLE_DELETE_TTL={ttl}: Dataproc accepts 600 … 1209600 seconds")
     labels = parse_tags(setting(overrides, "labels", "TRICLOUD_GCP_LABELS"), "TRICLOUD_GCP_LABELS")
     return DataprocSettings(
         project=str(project),

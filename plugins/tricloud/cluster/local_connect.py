@@ -22,6 +22,8 @@ import os
 import socket
 import time
 
+from include.errors import ConfigError
+
 #: The setting naming how the local backend runs jobs, and its values.
 MODE_ENV = "TRICLOUD_SPARK_SUBMIT_MODE"
 SPARK_SUBMIT = "spark-submit"
@@ -76,7 +78,7 @@ def min_executors(environ: dict[str, str] | None = None) -> int:
     if not value:
         return DEFAULT_MIN_EXECUTORS
     if value not in ("0", "1"):
-        raise ValueError(
+        raise ConfigError(
             f"{MIN_EXECUTORS_ENV}={value!r}: set it to 1 (keep one executor warm, faster jobs) or 0 "
             "(give its core and memory back when the server idles)"
         )
@@ -95,7 +97,7 @@ def submit_mode(environ: dict[str, str] | None = None) -> str:
     """
     value = (os.environ if environ is None else environ).get(MODE_ENV, "").strip() or DEFAULT_MODE
     if value not in MODES:
-        raise ValueError(f"{MODE_ENV}={value!r} is not a mode: set it to one of {', '.join(MODES)}")
+        raise ConfigError(f"{MODE_ENV}={value!r} is not a mode: set it to one of {', '.join(MODES)}")
     return value
 
 
@@ -152,7 +154,7 @@ class ConnectServerMixin:
 
         conn = require_connection(self.connect_conn_id, ("spark_connect",))
         if not conn.port or conn.host not in ("127.0.0.1", "localhost"):
-            raise ValueError(
+            raise ConfigError(
                 f"connection {self.connect_conn_id!r} must name 127.0.0.1 and a port for the local backend's "
                 f"Connect server: set {env_name(self.connect_conn_id)}, e.g. "
                 '\'{"conn_type": "spark_connect", "host": "127.0.0.1", "port": 15002}\''

@@ -173,8 +173,7 @@ class VerifyReplicasOperator(BaseOperator):
         self._report: VerifyReport | None = None
 
     def execute(self, context: Context) -> dict:
-        from airflow.sdk.exceptions import AirflowException
-
+        from include.errors import ReplicaCheckFailedError
         from include.replication import verify_hour
         from tricloud.assets import describe_outlets
         from tricloud.lake import lake
@@ -191,7 +190,7 @@ class VerifyReplicasOperator(BaseOperator):
             context["ti"].xcom_push(key="report", value=report.to_dict())
             lines = [f"{p.cloud}: {p.object} ({p.problem})" for p in report.problems]
             state = "unrepaired" if report.unrepaired else "all repaired"
-            raise AirflowException(
+            raise ReplicaCheckFailedError(
                 f"{len(lines)} replica problem(s) for hour {report.hour} ({state}):\n  " + "\n  ".join(lines)
             )
         self.log.info("All %d objects verified in %s", report.objects_checked, ", ".join(report.clouds))

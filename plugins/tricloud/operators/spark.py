@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 from airflow.providers.common.compat.sdk import conf as airflow_conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from include.errors import MissingFileConfigError
 from include.jobs import DATA_ERROR_EXIT
 from include.lease import LEASE_LOST_EXIT
 from tricloud import retries
@@ -207,7 +208,7 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> dict:
         self.backend  # noqa: B018 (fail fast on a missing connection or setting, and set the links)
         if not Path(self.application).is_file():
-            raise FileNotFoundError(f"Spark application {self.application} does not exist")
+            raise MissingFileConfigError(f"Spark application {self.application} does not exist")
         return self.execute_resumable(context)
 
     def submit_job(self, context: Context) -> dict:

@@ -22,6 +22,7 @@ import os
 from functools import cached_property
 from typing import BinaryIO
 
+from include.errors import ConfigError
 from include.replication import RemoteObject
 from tricloud.connections import require_connection
 
@@ -281,14 +282,14 @@ def make_store(cloud: str, bucket: str, conn_id: str | None = None):
     try:
         cls = STORES[cloud]
     except KeyError:
-        raise ValueError(f"unknown cloud {cloud!r}: choose one of {sorted(STORES)}") from None
+        raise ConfigError(f"unknown cloud {cloud!r}: choose one of {sorted(STORES)}") from None
     return cls(bucket, conn_id or CLOUDS[cloud][0])
 
 
 def replica_bucket() -> str:
     bucket = os.environ.get("REPLICA_BUCKET")
     if not bucket:
-        raise RuntimeError("REPLICA_BUCKET is not set: set it in .env (see .env.example)")
+        raise ConfigError("REPLICA_BUCKET is not set: set it in .env (see .env.example)")
     return bucket
 
 
