@@ -218,7 +218,7 @@ print(json.dumps(out))
         )
         out = json.loads(done.stdout.strip().splitlines()[-1])
         assert out["errors"] == []
-        for dag_id in ("customer_enrichment", "athlete_age_by_year"):
+        for dag_id in ("customer_enrichment", "athlete_age_by_year", "customer_daily_report"):
             assert out["dags"][dag_id]["without_policy"] == [], dag_id
             assert out["dags"][dag_id]["without_alert"] == [], dag_id
         assert out["dags"]["customer_enrichment"]["deadline"] == [[6600.0, "tricloud.alerts.notify_deadline_missed"]]
