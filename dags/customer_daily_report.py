@@ -17,17 +17,24 @@ favourite categories; which hours are missing.
 **Output:** `$LAKE_ROOT/reports/customer_daily/date=YYYY-MM-DD/report.json` (asset
 `customer_daily_report`), replaced atomically.
 
+**When it fails:** deterministic errors fail at once, transient ones retry with backoff (the hourly
+DAGs' `RETRY_POLICY`); the final failure is e-mailed / posted like an hour's (`tricloud.alerts`).
+
 **Run by hand:** Trigger → **date** (e.g. `2026-11-24`), or
 `airflow dags trigger customer_daily_report --conf '{"date": "2026-11-24"}'`.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import Param, dag, task
 
 from tricloud import settings
+from tricloud.alerts import ON_FAILURE
 from tricloud.assets import CUSTOMER_DAILY_REPORT, daily_report_schedule
+from tricloud.retries import RETRY_POLICY
 
 
 @dag(
@@ -37,7 +44,16 @@ from tricloud.assets import CUSTOMER_DAILY_REPORT, daily_report_schedule
     catchup=False,
     doc_md=__doc__,
     tags=["customers", "report", "data-aware"],
-    default_args={"owner": "data-platform", "retries": 2},
+    default_args={
+        "owner": "data-platform",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        # Deterministic errors fail on try 1, transient ones retry with backoff (docs/reliability.md).
+        "retry_policy": RETRY_POLICY,
+        # E-mail / webhook on the task's final failure, if their connections exist (tricloud.alerts).
+        "on_failure_callback": ON_FAILURE,
+    },
     params={
         "date": Param(
             None,

@@ -5,6 +5,9 @@
 - **Late hour**: :func:`hour_deadline`, the SDK's ``DeadlineAlert`` per DAG run, due
   ``TRICLOUD_HOUR_DEADLINE_MINUTES`` (default 50) after the hour's interval ends; the scheduler queues
   :func:`notify_deadline_missed` on the executor (``SyncCallback``) when a run is not done by then.
+  Airflow makes that deadline when it *creates* a run, from the hour, so a backfill of last week or a
+  catch-up run queued after its deadline would be "late" at once: :func:`late_verdict` lets the
+  callback send only for runs that were queued in time (not backfills) and logs why it sends nothing.
 
 Both send the same message through every *configured* channel:
 
@@ -26,7 +29,7 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
@@ -278,9 +281,81 @@ class FailureAlert(BaseNotifier):
         send(failure_alert(context))
 
 
+@dataclass(frozen=True)
+class LateVerdict:
+    """Whether a run that missed its deadline is *late* (alert) or was started late on purpose (no alert)."""
+
+    alert: bool
+    reason: str
+
+
+#: ``DagRunType.BACKFILL_JOB``'s value, as the scheduler's context carries it (``dag_run.run_type``).
+BACKFILL = "backfill"
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    """A datetime from the context (ISO text in the executor's JSON, or a datetime), in UTC; None if absent."""
+    if value is None or value == "":
+        return None
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def late_verdict(
+    run_type: str | None, queued_at: datetime | str | None, deadline_time: datetime | str | None
+) -> LateVerdict:
+    """Decide whether a run whose deadline passed deserves a "late" alert.
+
+    Airflow 3.3 creates a run's deadline when it creates the run (``SerializedDAG.create_dagrun``), from
+    the logical date plus the interval, and the scheduler queues the callback for every deadline that
+    has passed (``Deadline.handle_miss``) -- also for runs that could never have met it. Not late:
+
+    - a **backfill** run (``run_type`` ``"backfill"``, ``DagRunType.BACKFILL_JOB``): it re-processes an
+      old hour on purpose;
+    - a run **queued at or after its deadline** (a catch-up or manual run of an old hour): it was
+      started late on purpose, not held up.
+
+    Every other run (scheduled, manual, asset-triggered) queued before its deadline is late. When
+    ``queued_at`` or the deadline is unknown the alert is sent: a missing field must not hide a late hour.
+
+    :param run_type: the run's type (``DagRunType`` value or enum), e.g. ``"scheduled"``, ``"backfill"``.
+    :param queued_at: when the run was queued (timezone-aware, or naive = UTC; ISO text accepted).
+    :param deadline_time: the deadline the run missed (same forms).
+    :returns: the verdict and a sentence for the log.
+    """
+    kind = str(getattr(run_type, "value", run_type) or "unknown")
+    if kind == BACKFILL:
+        return LateVerdict(False, "a backfill run re-processes an old hour on purpose: its deadline does not apply")
+    queued, deadline = _utc(queued_at), _utc(deadline_time)
+    if queued is not None and deadline is not None and queued >= deadline:
+        return LateVerdict(
+            False,
+            f"the {kind} run was queued at {queued.isoformat()}, after its deadline {deadline.isoformat()}: "
+            "started late on purpose (catch-up or an old hour), not late",
+        )
+    return LateVerdict(
+        True,
+        f"the {kind} run was queued at {queued.isoformat() if queued else '(unknown)'} "
+        f"and is not done by its deadline {deadline.isoformat() if deadline else '(unknown)'}",
+    )
+
+
 def notify_deadline_missed(context: dict[str, Any] | None = None, **_: Any) -> None:
-    """The deadline callback (``SyncCallback``, run by the executor): sends :func:`deadline_alert`."""
-    send(deadline_alert(context or {}))
+    """The deadline callback (``SyncCallback``, run by the executor): sends :func:`deadline_alert`, unless
+    :func:`late_verdict` finds the run was not late (a backfill, or queued after its deadline).
+
+    :param context: what ``Deadline.handle_miss`` passes: ``dag_run`` (the REST API's ``DAGRunResponse`` as
+        JSON: ``run_type``, ``queued_at``, …) and ``deadline`` (``id``, ``deadline_time``).
+    """
+    context = context or {}
+    run, deadline = context.get("dag_run") or {}, context.get("deadline") or {}
+    verdict = late_verdict(run.get("run_type"), run.get("queued_at"), deadline.get("deadline_time"))
+    where = f"{run.get('dag_id', '?')} run {run.get('dag_run_id', '?')}"
+    if not verdict.alert:
+        log.info("No late alert for %s: %s", where, verdict.reason)
+        return
+    log.info("Late alert for %s: %s", where, verdict.reason)
+    send(deadline_alert(context))
 
 
 #: The callbacks to put in ``default_args``: one notifier instance, shared by every task.

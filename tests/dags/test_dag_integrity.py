@@ -310,3 +310,17 @@ class TestUIFacingDeclarations:
                 "Spark master UI",
             ],
         }
+
+
+#: The pipelines' DAGs: every task follows the shared retry policy and alerts on its final failure.
+ALERTED_DAGS = ("customer_enrichment", "athlete_age_by_year", "customer_daily_report")
+
+
+@pytest.mark.parametrize("dag_id", ALERTED_DAGS)
+def test_every_task_has_the_shared_retry_policy_and_the_failure_alert(dagbag, dag_id):
+    from tricloud.alerts import FailureAlert
+    from tricloud.retries import RETRY_POLICY
+
+    tasks = dagbag.dags[dag_id].tasks
+    assert [t.task_id for t in tasks if t.retry_policy is not RETRY_POLICY] == []
+    assert [t.task_id for t in tasks if not any(isinstance(c, FailureAlert) for c in t.on_failure_callback or [])] == []

@@ -1,32 +1,44 @@
-"""A failed and a late hour, in a real Airflow, tell the on-call engineer by e-mail and webhook.
+"""A failed and a late hour, in a real Airflow, tell the on-call engineer by e-mail and webhook; a backfill
+of an old hour is never "late".
 
-One manual run of an hour that has no input, created long after that hour's deadline
-(``TRICLOUD_HOUR_DEADLINE_MINUTES``, default 50 after the interval ends):
+Airflow 3.3.2 makes a run's deadline when it creates the run, from its logical date
+(``TRICLOUD_HOUR_DEADLINE_MINUTES``, default 50, after the hour ends: :func:`tricloud.alerts.hour_deadline`).
 
-- the ingest task fails on its **first try** (the shared retry policy, ``tricloud.retries``: a missing
-  input is deterministic, no retry can bring it) and its ``on_failure_callback`` sends the failure alert;
-- the scheduler finds the run's ``DeadlineAlert`` missed and the executor runs its callback: the late alert.
+- A **manual run** of an hour that has no input, whose logical date puts its deadline :data:`LEAD` after
+  it is queued (a small deadline, so the test does not wait long): the ingest task fails on its **first
+  try** (the shared retry policy, ``tricloud.retries``: a missing input is deterministic) and its
+  ``on_failure_callback`` sends the failure alert; the run was queued before its deadline and is not done
+  by it, so the scheduler's deadline callback sends the late alert.
+- A **backfill** of last March's hour (no input either): its deadline passed long before the backfill
+  was created, so the scheduler runs the deadline callback at once, and the callback sends *nothing*,
+  saying why in its log (``tricloud.alerts.late_verdict``); the run's failure alert still goes out.
 
-Both land in a real SMTP server (aiosmtpd) and a webhook receiver on 127.0.0.1 (tests/support/alert_sinks.py)
+Alerts land in a real SMTP server (aiosmtpd) and a webhook receiver on 127.0.0.1 (tests/support/alert_sinks.py)
 through the providers' SmtpNotifier and HttpNotifier and the connections ``smtp_default`` /
 ``tricloud_webhook`` of the shared fault Airflow; no secret of either connection appears in what was sent.
+The decision itself (run type, queued at, deadline) is unit-tested in tests/unit/test_alerts.py.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.support.stack import DAG_ID, wait_for_run
+from tricloud import alerts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
 
-#: A manual run's logical date is the END of the hour it processes (tricloud.hours.resolve_hour).
-LOGICAL = datetime(2026, 3, 3, 5, tzinfo=UTC)
-HOUR = LOGICAL - timedelta(hours=1)
+#: The hour the manual run processes (its ``hour`` param); it has no input.
+HOUR = datetime(2026, 3, 3, 4, tzinfo=UTC)
 RUN_ID = f"alerts_missing_{HOUR:%Y%m%dT%H}"
+#: The hour the backfill re-processes (its logical date = the hour's start); no input either.
+BACKFILL_HOUR = datetime(2026, 3, 3, 8, tzinfo=UTC)
+#: How long after the manual run is queued its deadline falls.
+LEAD = timedelta(seconds=30)
 
 
 def wait_for(predicate, timeout: float, what: str, received=None):
@@ -37,18 +49,38 @@ def wait_for(predicate, timeout: float, what: str, received=None):
     return found
 
 
-def test_a_missing_hour_fails_on_try_one_and_alerts_failed_and_late(fault_airflow, alert_sinks):
-    _, client, _, lake = fault_airflow
-    assert not (lake / f"raw/customer_activity/date={HOUR:%Y-%m-%d}/hour={HOUR:%H}").exists()
-    client.call("POST", f"/dags/{DAG_ID}/dagRuns", {"dag_run_id": RUN_ID, "logical_date": LOGICAL.isoformat()})
-    assert wait_for_run(client, RUN_ID) == "failed"
+def callback_logs(home: Path, run_id: str) -> str:
+    """The text of the deadline callbacks' logs of one run (``executor_callbacks/<dag>/<run>/<id>``)."""
+    marker = f"executor_callbacks/{DAG_ID}/{run_id}/"
+    return "".join(p.read_text(errors="replace") for p in home.rglob("*") if p.is_file() and marker in str(p))
 
+
+def test_a_missing_hour_alerts_failed_and_late_a_backfill_of_an_old_hour_not_late(fault_airflow, alert_sinks):
+    airflow, client, env, lake = fault_airflow
+    for h in (HOUR, BACKFILL_HOUR):
+        assert not (lake / f"raw/customer_activity/date={h:%Y-%m-%d}/hour={h:%H}").exists()
+
+    # The backfill first: its deadline (the hour's end + the setting) is months gone when it is created.
+    client.call(
+        "POST",
+        "/backfills",
+        {"dag_id": DAG_ID, "from_date": BACKFILL_HOUR.isoformat(), "to_date": BACKFILL_HOUR.isoformat()},
+    )
+    # A manual run's deadline is its logical date + 1 h + the setting (alerts.hour_deadline); the hour it
+    # processes is its `hour` param, so the logical date only places the deadline LEAD after it is queued.
+    minutes = float(env.get(alerts.HOUR_DEADLINE_ENV) or alerts.DEFAULT_HOUR_DEADLINE_MINUTES)
+    logical = datetime.now(UTC) + LEAD - alerts.HOUR - timedelta(minutes=minutes)
+    client.call(
+        "POST",
+        f"/dags/{DAG_ID}/dagRuns",
+        {"dag_run_id": RUN_ID, "logical_date": logical.isoformat(), "conf": {"hour": HOUR.isoformat()}},
+    )
+    assert wait_for_run(client, RUN_ID) == "failed"
     ingest = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances/ingest_customer_data")
     assert (ingest["state"], ingest["try_number"]) == ("failed", 1), "a missing input was retried"
-
-    hour = HOUR.isoformat()
-    failed_subject = f"[tricloud] {DAG_ID} hour {hour} failed: ingest_customer_data (try 1)"
-    late_subject = f"[tricloud] {DAG_ID} hour {hour} late: run {RUN_ID}"
+    [backfill] = client.call("GET", f"/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100")["dag_runs"]
+    assert backfill["data_interval_start"].replace("Z", "+00:00") == BACKFILL_HOUR.isoformat()
+    assert wait_for_run(client, backfill["dag_run_id"]) == "failed"
 
     def texts() -> list[str]:
         return [m["body"] for m in alert_sinks.mails] + [p["body"]["text"] for p in alert_sinks.posts if p["body"]]
@@ -63,6 +95,9 @@ def test_a_missing_hour_fails_on_try_one_and_alerts_failed_and_late(fault_airflo
             f"post: {t[:120]}" for t in texts()[len(alert_sinks.mails) :]
         ]
 
+    hour, old = HOUR.isoformat(), BACKFILL_HOUR.isoformat()
+    failed_subject = f"[tricloud] {DAG_ID} hour {hour} failed: ingest_customer_data (try 1)"
+    late_subject = f"[tricloud] {DAG_ID} hour {hour} late: run {RUN_ID}"
     failed = wait_for(lambda: both_channels(failed_subject), 120, "failure alert on both channels", received)
     late = wait_for(lambda: both_channels(late_subject), 120, "deadline alert on both channels", received)
     for text in failed:
@@ -74,6 +109,17 @@ def test_a_missing_hour_fails_on_try_one_and_alerts_failed_and_late(fault_airflo
     for text in late:
         assert f"Hour: {hour}" in text and "not finished by its deadline" in text
         assert f"/dags/{DAG_ID}/runs/{RUN_ID}" in text
+
+    # The backfill's deadline callback ran (its verdict is in its log) and sent nothing, saying why.
+    verdict = f"alert for {DAG_ID} run {backfill['dag_run_id']}"
+    log = wait_for(
+        lambda: verdict in (text := callback_logs(airflow.home, backfill["dag_run_id"])) and text,
+        60,
+        "deadline callback log of the backfill run",
+    )
+    assert [t for t in texts() if f"hour {old} late" in t] == [], "a backfill of an old hour was reported late"
+    assert f"No {verdict}" in log and "backfill run re-processes an old hour" in log
+    assert both_channels(f"[tricloud] {DAG_ID} hour {old} failed: ingest_customer_data (try 1)")
     for secret in alert_sinks.secrets:
         assert all(secret not in t for t in texts()), secret
         assert all(secret not in m["raw"] for m in alert_sinks.mails), secret

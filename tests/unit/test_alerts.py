@@ -89,25 +89,82 @@ class TestSend:
         assert sinks.mails == [] and len(sinks.posts) == 1
 
     def test_a_late_hour_names_the_run_and_its_deadline(self, sinks):
-        context = {
-            "dag_run": {
-                "dag_id": "customer_enrichment",
-                "dag_run_id": "scheduled__2026-11-24T10:00:00+00:00",
-                "logical_date": "2026-11-24T10:00:00Z",
-                "data_interval_start": "2026-11-24T10:00:00Z",
-                "data_interval_end": "2026-11-24T11:00:00Z",
-                "run_type": "scheduled",
-                "state": "running",
-                "conf": {},
-            },
-            "deadline": {"id": "x", "deadline_time": "2026-11-24T11:50:00+00:00"},
-        }
-        alerts.notify_deadline_missed(context=context)
+        alerts.notify_deadline_missed(context=late_context())
         [post] = sinks.posts
         text = post["body"]["text"]
         assert "hour 2026-11-24T10:00:00+00:00 late" in text
         assert "not finished by its deadline 2026-11-24T11:50:00+00:00" in text
         assert "/dags/customer_enrichment/runs/scheduled__2026-11-24T10%3A00%3A00%2B00%3A00" in text
+
+
+def late_context(run_type: str = "scheduled", queued_at: str | None = "2026-11-24T11:00:02Z") -> dict:
+    """The context ``Deadline.handle_miss`` gives the callback: the run as the REST API's JSON, the deadline."""
+    return {
+        "dag_run": {
+            "dag_id": "customer_enrichment",
+            "dag_run_id": f"{run_type}__2026-11-24T10:00:00+00:00",
+            "logical_date": "2026-11-24T10:00:00Z",
+            "queued_at": queued_at,
+            "data_interval_start": "2026-11-24T10:00:00Z",
+            "data_interval_end": "2026-11-24T11:00:00Z",
+            "run_type": run_type,
+            "state": "running",
+            "conf": {},
+        },
+        "deadline": {"id": "x", "deadline_time": "2026-11-24T11:50:00+00:00"},
+    }
+
+
+DEADLINE = datetime(2026, 11, 24, 11, 50, tzinfo=UTC)
+
+
+class TestLateVerdict:
+    """Which runs that missed their deadline are late: Airflow makes the deadline from the hour when it creates
+    the run, so backfills and runs queued after their deadline miss it at once without being late."""
+
+    @pytest.mark.parametrize(
+        ("run_type", "queued_at", "alert"),
+        [
+            ("scheduled", DEADLINE - timedelta(minutes=50), True),  # queued at the hour's end, still running
+            ("manual", DEADLINE - timedelta(seconds=1), True),
+            ("asset_triggered", DEADLINE - timedelta(minutes=5), True),
+            ("scheduled", DEADLINE, False),  # a catch-up run queued exactly at its deadline
+            ("scheduled", DEADLINE + timedelta(days=3), False),  # catch-up after the scheduler was off
+            ("manual", DEADLINE + timedelta(days=7), False),  # a re-run of last week's hour
+            ("backfill", DEADLINE + timedelta(days=7), False),
+            ("backfill", DEADLINE - timedelta(minutes=10), False),  # a backfill is never "late"
+            ("scheduled", None, True),  # unknown queue time: the alert is not hidden
+        ],
+    )
+    def test_only_runs_queued_before_their_deadline_and_not_backfills_are_late(self, run_type, queued_at, alert):
+        assert alerts.late_verdict(run_type, queued_at, DEADLINE).alert is alert
+
+    def test_reads_the_executors_json_iso_text_and_the_enum(self):
+        from airflow.utils.types import DagRunType
+
+        assert alerts.late_verdict(DagRunType.BACKFILL_JOB, None, None).alert is False
+        assert alerts.late_verdict("manual", "2026-11-24T11:49:59Z", "2026-11-24T11:50:00+00:00").alert is True
+        assert alerts.late_verdict("manual", "2026-11-24T13:50:01+02:00", DEADLINE).alert is False  # 11:50:01Z
+        assert alerts.late_verdict("manual", "2026-11-24T11:50:01", DEADLINE).alert is False  # naive = UTC
+
+    @pytest.mark.parametrize(
+        ("run_type", "queued_at", "why"),
+        [
+            ("backfill", "2026-12-01T00:00:00Z", "backfill run re-processes an old hour"),
+            ("scheduled", "2026-11-27T09:00:00Z", "queued at 2026-11-27T09:00:00+00:00, after its deadline"),
+        ],
+    )
+    def test_the_callback_sends_nothing_for_them_and_logs_why(self, sinks, caplog, run_type, queued_at, why):
+        with caplog.at_level("INFO", logger=alerts.__name__):
+            alerts.notify_deadline_missed(context=late_context(run_type, queued_at))
+        assert sinks.mails == [] and sinks.posts == []
+        assert f"No late alert for customer_enrichment run {run_type}__" in caplog.text and why in caplog.text
+
+    def test_the_callback_sends_for_a_run_queued_in_time(self, sinks, caplog):
+        with caplog.at_level("INFO", logger=alerts.__name__):
+            alerts.notify_deadline_missed(context=late_context("scheduled", "2026-11-24T11:00:02Z"))
+        assert len(sinks.mails) == 1 and len(sinks.posts) == 1
+        assert "Late alert for customer_enrichment run scheduled__" in caplog.text
 
 
 class TestDeadlineSetting:
@@ -161,7 +218,7 @@ print(json.dumps(out))
         )
         out = json.loads(done.stdout.strip().splitlines()[-1])
         assert out["errors"] == []
-        for dag_id in ("customer_enrichment", "athlete_age_by_year"):
+        for dag_id in ("customer_enrichment", "athlete_age_by_year", "customer_daily_report"):
             assert out["dags"][dag_id]["without_policy"] == [], dag_id
             assert out["dags"][dag_id]["without_alert"] == [], dag_id
         assert out["dags"]["customer_enrichment"]["deadline"] == [[6600.0, "tricloud.alerts.notify_deadline_missed"]]
