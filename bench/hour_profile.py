@@ -24,12 +24,13 @@ bench/results/stack_memory.{json,md}.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench.common import machine, own_world, write_results
+from bench.common import RESULTS, machine, own_world, write_results
 from bench.hour_timeline import TaskTiming, stage_rows, task_timings
 from bench.stack_memory import GroupedMemorySampler, GroupedPeaks
 from include import generate
@@ -106,9 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profiles", nargs="+", choices=PROFILES, default=list(PROFILES))
     parser.add_argument("--interval", type=float, default=1.0, help="memory sampling interval, seconds")
     args = parser.parse_args(argv)
+    before = previous_memory()  # read before this run writes airflow_latency.json and stack_memory.json
     results = [run_profile(p, args) for p in args.profiles]
     report_latency(args, results)
-    report_memory(args, results)
+    report_memory(args, results, before)
 
 
 def _last(result: dict) -> list[TaskTiming]:
@@ -175,10 +177,43 @@ def report_latency(args: argparse.Namespace, results: list[dict]) -> None:
     write_results("airflow_latency", payload, md)
 
 
-def report_memory(args: argparse.Namespace, results: list[dict]) -> None:
+def previous_memory() -> dict:
+    """The last recorded stack_memory.json ("before" of this run), or {} when there is none.
+
+    A file that already carries a ``before`` keeps it (a re-run after a cut still compares with the figures
+    taken before the cut) unless ``TRICLOUD_BENCH_NEW_BASELINE=1``.
+    """
+    path = RESULTS / "stack_memory.json"
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if old.get("before") and os.environ.get("TRICLOUD_BENCH_NEW_BASELINE") != "1":
+        return old["before"]
+    return {
+        "peak_total_pss_mib": old.get("peak_total_pss_mib", {}),
+        "peak_pss_mib_by_group": old.get("peak_pss_mib_by_group", {}),
+        "wall_s": old.get("wall_s") or _latency_walls(),
+        "date": (old.get("machine") or {}).get("date"),
+    }
+
+
+def _latency_walls() -> dict[str, list[float]]:
+    """Each profile's hour wall times from the last airflow_latency.json (older stack_memory.json had none)."""
+    try:
+        old = json.loads((RESULTS / "airflow_latency.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {p: r.get("wall_s", []) for p, r in old.get("profiles", {}).items()}
+
+
+def report_memory(args: argparse.Namespace, results: list[dict], before: dict) -> None:
     peaks: dict[str, GroupedPeaks] = {r["profile"]: r["memory"] for r in results}
+    walls = {r["profile"]: [x["wall_s"] for x in r["runs"]] for r in results}
     cols = list(peaks)
-    groups = list(dict.fromkeys(g for p in cols for g in peaks[p].mib()))
+    old_total = before.get("peak_total_pss_mib", {})
+    old_groups = before.get("peak_pss_mib_by_group", {})
+    groups = list(dict.fromkeys(g for p in cols for g in [*old_groups.get(p, {}), *peaks[p].mib()]))
     payload = {
         "benchmark": "peak PSS of every process of the embedded stack during one-hour runs, grouped",
         "rows_per_hour": args.rows,
@@ -187,26 +222,51 @@ def report_memory(args: argparse.Namespace, results: list[dict]) -> None:
         "peak_total_pss_mib": {p: round(peaks[p].peak_total_pss / 2**20) for p in cols},
         "peak_pss_mib_by_group": {p: peaks[p].mib() for p in cols},
         "peak_processes_by_group": {p: peaks[p].peak_processes for p in cols},
+        "wall_s": walls,
+        "top_processes": {p: peaks[p].top_processes() for p in cols},
         "samples": {p: peaks[p].samples for p in cols},
+        "before": before,
+        "settings": __import__("stack.config", fromlist=["LEAN_SETTINGS"]).LEAN_SETTINGS,
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "reference_mib": {"issue 16 (bench/results/pipeline.md)": 3164, "goal": 2048},
         "machine": machine() | {"shared": True},
     }
-    head = "| group | " + " | ".join(f"{p} peak PSS (MiB) | {p} processes" for p in cols) + " |"
-    rows = [head, "|" + "---|" * (1 + 2 * len(cols))]
+    head = "| group | " + " | ".join(f"{p} before (MiB) | {p} now (MiB) | {p} processes" for p in cols) + " |"
+    rows = [head, "|" + "---|" * (1 + 3 * len(cols))]
     for g in groups:
         cells = [g]
         for p in cols:
-            cells += [str(peaks[p].mib().get(g, "-")), str(peaks[p].peak_processes.get(g, "-"))]
+            cells += [
+                str(old_groups.get(p, {}).get(g, "-")),
+                str(peaks[p].mib().get(g, "-")),
+                str(peaks[p].peak_processes.get(g, "-")),
+            ]
         rows.append("| " + " | ".join(cells) + " |")
-    total = " | ".join(f"**{payload['peak_total_pss_mib'][p]}** | " for p in cols)
+    total = " | ".join(f"**{old_total.get(p, '-')}** | **{payload['peak_total_pss_mib'][p]}** | " for p in cols)
     rows.append(f"| **whole stack (peak of the sum)** | {total}")
+    old_walls = before.get("wall_s", {})
+    wall_rows = [
+        f"| {p} | {', '.join(map(str, old_walls.get(p, []))) or '-'} | {', '.join(map(str, walls[p]))} |" for p in cols
+    ]
+    top_rows = [
+        f"| {p} | {t['group']} | `{t['command']}` | {t['peak_pss_mib']} |"
+        for p in cols
+        for t in peaks[p].top_processes(12)
+    ]
     md = (
         "# Peak PSS of the embedded stack during an hour, by process group\n\n"
         f"{args.rows:,} customer rows, {args.hours} hours per profile; psutil every {args.interval} s over every "
         "process of the stack (Airflow components and their task processes, Spark master/worker/drivers/"
         "executors, the three emulators). A group's peak is its own largest sum; the whole stack's peak is the "
-        "largest total of one sample. Reference: 3,164 MiB (bench/results/pipeline.md); goal ≤ 2,048 MiB. "
-        f"{SHARED}\n\n" + "\n".join(rows) + "\n"
+        "largest total of one sample. *before* = the figures recorded before this run "
+        f"({before.get('date') or 'none'}), *now* = this run. Reference: 3,164 MiB (bench/results/pipeline.md); "
+        f"goal ≤ 2,048 MiB. {SHARED} Load average at the end (1/5/15 min): "
+        f"{', '.join(map(str, payload['load_average_1_5_15']))}.\n\n"
+        + "\n".join(rows)
+        + "\n\n## Hour wall time, trigger → success (s), each hour\n\n| profile | before | now |\n|---|---|---|\n"
+        + "\n".join(wall_rows)
+        + "\n\n## The largest processes (own peak PSS)\n\n| profile | group | command | peak PSS (MiB) |\n"
+        "|---|---|---|---|\n" + "\n".join(top_rows) + "\n"
     )
     write_results("stack_memory", payload, md)
 

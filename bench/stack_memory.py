@@ -23,7 +23,7 @@ GROUP_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Spark executors (Python workers)", ("pyspark.daemon", "pyspark/daemon.py", "pyspark.worker")),
     ("Spark Connect server", ("SparkConnectServer",)),
     ("Spark drivers (JVM)", ("deploy.SparkSubmit",)),
-    ("Spark drivers (Python)", ("include/jobs/", "spark_jobs", "/jobs/ingest_")),
+    ("Spark drivers (Python)", ("include/jobs/", "spark_jobs", "/jobs/ingest_", "tricloud.cluster.local_driver")),
     ("Airflow task processes", ("airflow worker -- ",)),
     ("Airflow executor workers / supervisors", ("LocalExecutor", "airflow supervisor", "task supervisor")),
     ("Airflow api-server", ("api-server", "api_server")),
@@ -51,6 +51,18 @@ def group_of(cmdline: str, root_group: str) -> str:
     return root_group
 
 
+def short_command(cmdline: str, limit: int = 120) -> str:
+    """A command line for a report: a JVM's main class and arguments (not its classpath), at most ``limit`` chars."""
+    parts = cmdline.split()
+    if "-cp" in parts:  # java -cp <long classpath> [options] <main class> ...
+        i = parts.index("-cp")
+        parts = [parts[0].rsplit("/", 1)[-1], *parts[i + 2 :]]
+    else:
+        parts = [x.rsplit("/", 1)[-1] if x.startswith("/") and i < 2 else x for i, x in enumerate(parts)]
+    text = " ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass
 class GroupedPeaks:
     """Peak PSS (bytes) per group and of the whole stack, and the largest process count seen per group."""
@@ -59,11 +71,18 @@ class GroupedPeaks:
     peak_processes: dict[str, int] = field(default_factory=dict)
     peak_total_pss: int = 0
     samples: int = 0
+    #: Per process (pid): its group, a short command line and its own peak PSS (bytes).
+    by_process: dict[int, tuple[str, str, int]] = field(default_factory=dict)
 
     def mib(self) -> dict[str, int]:
         order = [g for g, _ in GROUP_RULES]
         keys = sorted(self.peak_pss, key=lambda g: order.index(g) if g in order else len(order))
         return {g: round(self.peak_pss[g] / 2**20) for g in keys}
+
+    def top_processes(self, n: int = 25) -> list[dict]:
+        """The ``n`` processes with the largest own peak PSS: group, pid, command (shortened), MiB."""
+        rows = sorted(self.by_process.items(), key=lambda kv: -kv[1][2])[:n]
+        return [{"group": g, "pid": pid, "command": cmd, "peak_pss_mib": round(v / 2**20)} for pid, (g, cmd, v) in rows]
 
 
 class GroupedMemorySampler:
@@ -101,12 +120,16 @@ class GroupedMemorySampler:
         count: dict[str, int] = defaultdict(int)
         for proc, root_group in self._tree():
             try:
-                group = group_of(" ".join(proc.cmdline()), root_group)
+                cmdline = " ".join(proc.cmdline())
+                group = group_of(cmdline, root_group)
                 value = getattr(proc.memory_full_info(), "pss", 0)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             pss[group] += value
             count[group] += 1
+            seen = self.result.by_process.get(proc.pid)
+            if seen is None or value > seen[2]:
+                self.result.by_process[proc.pid] = (group, short_command(cmdline), value)
         r = self.result
         for group, value in pss.items():
             r.peak_pss[group] = max(r.peak_pss.get(group, 0), value)

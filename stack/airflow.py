@@ -14,9 +14,37 @@ from pathlib import Path
 
 from stack.processes import ManagedProcess
 
+TRIGGERER_ENV = "TRICLOUD_TRIGGERER"
+_TRUE = ("1", "true", "yes", "on")
 
-def airflow_processes(env: dict[str, str], state_dir: Path, api_port: int) -> list[ManagedProcess]:
-    """What ``airflow standalone`` runs, as separate processes, minus the log servers.
+
+def wants_triggerer(env: dict[str, str]) -> bool:
+    """Whether the embedded stack starts a triggerer (``TRICLOUD_TRIGGERER``: ``on``, ``off`` or ``auto``).
+
+    Unset: ``on``, as ``airflow standalone``. ``auto`` (the stack's setting, stack.config.LEAN_SETTINGS):
+    only when tasks defer by default (``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` true). No DAG of the
+    project sets ``deferrable=True`` and the local backend offers no trigger, so the embedded hour never
+    defers; a triggerer would hold ~220 MiB (two processes) for nothing (bench/results/stack_memory.md).
+    A DAG of your own that defers needs ``TRICLOUD_TRIGGERER=on``.
+
+    :raises ValueError: any other value, naming the setting and the values it takes.
+    """
+    value = env.get(TRIGGERER_ENV, "on").strip().lower() or "on"
+    if value not in ("on", "off", "auto"):
+        raise ValueError(
+            f"{TRIGGERER_ENV}={value!r}: set it to on (deferrable tasks run), off, or auto "
+            "(on when AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE is true)"
+        )
+    if value == "auto":
+        return env.get("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "").strip().lower() in _TRUE
+    return value == "on"
+
+
+def airflow_processes(
+    env: dict[str, str], state_dir: Path, api_port: int, triggerer: bool | None = None
+) -> list[ManagedProcess]:
+    """What ``airflow standalone`` runs, as separate processes, minus the log servers (and the triggerer
+    unless :func:`wants_triggerer`; ``triggerer`` overrides it).
 
     Airflow 3.3 binds the scheduler's and the triggerer's log servers to every interface (hard-coded
     ``host=""``); on one machine the API server reads task logs from disk, so they are skipped.
@@ -25,18 +53,21 @@ def airflow_processes(env: dict[str, str], state_dir: Path, api_port: int) -> li
     def af(name: str, *args: str, port: int = 0) -> ManagedProcess:
         return ManagedProcess(name, ["airflow", *args], state_dir, port, env)
 
-    return [
+    processes = [
         af("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), port=api_port),
         af("scheduler", "scheduler", "--skip-serve-logs"),
         af("dag-processor", "dag-processor"),
-        af("triggerer", "triggerer", "--skip-serve-logs"),
     ]
+    if wants_triggerer(env) if triggerer is None else triggerer:
+        processes.append(af("triggerer", "triggerer", "--skip-serve-logs"))
+    return processes
 
 
 class LocalAirflow:
-    """The embedded Airflow (SQLite, LocalExecutor): api-server, scheduler, dag-processor, triggerer.
+    """The embedded Airflow (SQLite, LocalExecutor): api-server, scheduler, dag-processor (and triggerer,
+    :func:`wants_triggerer`).
 
-    Ready when the API reports the metadata DB, scheduler, DAG processor and triggerer healthy.
+    Ready when the API reports the metadata DB, scheduler, DAG processor (and triggerer, if started) healthy.
     Each component is a ManagedProcess (own session, pid file and log under ``AIRFLOW_HOME``).
     """
 
@@ -46,6 +77,11 @@ class LocalAirflow:
         port = int(env.get("AIRFLOW__API__PORT", "8080"))
         self.url = f"http://127.0.0.1:{port}"
         self.processes = airflow_processes(env, self.home, port)
+        # What stop() and kill() reach: also a triggerer started before TRICLOUD_TRIGGERER turned it off.
+        self._stoppable = airflow_processes(env, self.home, port, triggerer=True)
+        self.components = ("metadatabase", "scheduler", "dag_processor") + (
+            ("triggerer",) if any(p.name == "triggerer" for p in self.processes) else ()
+        )
 
     def pids(self) -> list[int]:
         return [pid for p in self.processes if (pid := p.pid())]
@@ -60,10 +96,7 @@ class LocalAirflow:
                 health = json.load(resp)
         except (OSError, ValueError):
             return False
-        return all(
-            (health.get(k) or {}).get("status") == "healthy"
-            for k in ("metadatabase", "scheduler", "dag_processor", "triggerer")
-        )
+        return all((health.get(k) or {}).get("status") == "healthy" for k in self.components)
 
     def start(self, timeout: float = 180) -> bool:
         """Start unless running and healthy (a partly running or unhealthy one is replaced)."""
@@ -100,11 +133,11 @@ class LocalAirflow:
 
     def stop(self, timeout: float = 30) -> bool:
         # The scheduler last: it is the one that would start new tasks.
-        return any([p.stop(timeout) for p in reversed(self.processes)])
+        return any([p.stop(timeout) for p in reversed(self._stoppable)])
 
     def kill(self) -> None:
         """SIGKILL every component's process group, as a crash would (for the fault tests)."""
-        for pid in self.pids():
+        for pid in [pid for p in self._stoppable if (pid := p.pid())]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
 

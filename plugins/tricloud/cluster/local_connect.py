@@ -49,6 +49,7 @@ DEFAULT_MIN_EXECUTORS = 1
 #: spark-submit job always finds a core beside it; with ``TRICLOUD_CONNECT_MIN_EXECUTORS=0`` all cores
 #: once the server idled ``IDLE``.
 IDLE = "15s"
+JVM_OPTS = "-XX:+UseSerialGC -Xmn64m -XX:TieredStopAtLevel=1 -XX:MaxMetaspaceSize=256m -XX:ReservedCodeCacheSize=64m"
 SERVER_CONF: dict[str, str] = {
     "spark.app.name": SERVER_APP_NAME,
     "spark.dynamicAllocation.enabled": "true",
@@ -60,10 +61,16 @@ SERVER_CONF: dict[str, str] = {
     "spark.dynamicAllocation.cachedExecutorIdleTimeout": IDLE,
     "spark.executor.cores": "1",
     "spark.cores.max": "1",
-    "spark.executor.memory": "768m",
-    "spark.driver.memory": "768m",
-    "spark.driver.extraJavaOptions": "-XX:+UseSerialGC",
-    "spark.executor.extraJavaOptions": "-XX:+UseSerialGC",
+    # Memory (issue 16 §5, bench/results/stack_memory.md): 512 MiB heaps (Spark's floor is 450 MiB), the
+    # serial GC, and a 64 MiB young generation: a JVM's resident heap is what its eden has ever touched
+    # plus the live old generation, and the default eden (a third of the heap) was touched in full every
+    # few jobs. The C1 compiler only: C2's compile arenas and larger code held ~50 MiB per JVM (a 100k-row
+    # hour runs no loop long enough to pay C2 back). The metaspace cap only turns a runaway into a clear
+    # OutOfMemoryError.
+    "spark.executor.memory": "512m",
+    "spark.driver.memory": "512m",
+    "spark.driver.extraJavaOptions": JVM_OPTS,
+    "spark.executor.extraJavaOptions": JVM_OPTS,
     "spark.log.level": "WARN",
     "spark.sql.session.timeZone": "UTC",
 }
