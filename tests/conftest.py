@@ -17,6 +17,7 @@ import pytest
 
 from stack import world as stack_world
 from stack.loopback import NotLoopbackError, require_loopback
+from tricloud.cluster.local_connect import CONNECT, MODE_ENV, SPARK_SUBMIT
 
 WORLD = pytest.StashKey[stack_world.World]()
 SHELL_ENV = pytest.StashKey[dict[str, str]]()
@@ -27,11 +28,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # Before anything imports airflow: it reads its settings from the environment once.
     shell = dict(os.environ)
     world = stack_world.build(Path(tempfile.mkdtemp(prefix="tricloud-test-")), name="test")
-    # The suite's DAG hours run through spark-submit: the code's default (TRICLOUD_SPARK_SUBMIT_MODE unset),
-    # the only mode of compose and the cloud backends, and the one its fault tests (a worker or driver
-    # killed mid-job, re-attach) are written for. Connect mode, the demo's (.env.example), is tested by
-    # tests/integration/test_spark_connect.py and measured by bench.hour_ratio (docs/design.md).
-    env = {**world.env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "TRICLOUD_SPARK_SUBMIT_MODE": "spark-submit"}
+    # The suite's DAG hours run through Spark Connect, the demo's mode (.env.example; an hour 25.7 s instead
+    # of 69.2 s through spark-submit, docs/design.md). Modules about spark-submit itself (a driver killed
+    # mid-job, re-attach, the job lifecycle) carry ``pytest.mark.spark_submit`` and run in that mode:
+    # :func:`spark_submit_pinned`. Said explicitly, not left to .env.example.
+    env = {**world.env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", MODE_ENV: CONNECT}
     # Applied before the guard: parsing connections imports Airflow, whose configuration (AIRFLOW_HOME,
     # its metadata DB) is fixed by the environment it is first imported in. Drops the shell's other
     # AIRFLOW_* settings (its metadata DB, config, executor, …); said at session start.
@@ -120,6 +121,37 @@ def world_env_restored(request: pytest.FixtureRequest):
     assert after == before, f"{request.module.__name__} left the session's environment changed: {after}"
 
 
+#: The marker of a module whose jobs run through spark-submit (see :func:`spark_submit_pinned`).
+SPARK_SUBMIT_MARK = "spark_submit"
+
+
+def spark_submit_module(node: pytest.Item | pytest.Collector) -> bool:
+    """Whether ``node``'s module is marked :data:`SPARK_SUBMIT_MARK` (its ``pytestmark``)."""
+    module = node.getparent(pytest.Module)
+    return module is not None and module.get_closest_marker(SPARK_SUBMIT_MARK) is not None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def spark_submit_pinned(request: pytest.FixtureRequest, world_env_restored):
+    """In a module marked ``spark_submit``: ``TRICLOUD_SPARK_SUBMIT_MODE=spark-submit`` for the module, and
+    the world's Spark Connect server stopped, so its jobs find the cluster as a spark-submit world has it
+    (every core and all worker memory; the server's warm executor holds one core and 768 MiB).
+
+    The next job in Connect mode starts the server again (``start_cluster``, or ``submit`` when it finds
+    none, tricloud.cluster.local_jobs). Depends on :func:`world_env_restored`, so the module's environment
+    is checked after this fixture put the mode back.
+    """
+    if not spark_submit_module(request.node):
+        yield
+        return
+    from tricloud.cluster.local import LocalStandaloneBackend
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(MODE_ENV, SPARK_SUBMIT)
+        LocalStandaloneBackend.from_settings(conn_id="spark_default", workers=1).stop_connect()
+        yield
+
+
 @pytest.fixture(scope="session")
 def shell_env(pytestconfig: pytest.Config) -> dict[str, str]:
     """The environment the session was started with, before its world was applied (a user's shell)."""
@@ -143,20 +175,25 @@ def spark():
     session.stop()
 
 
-@pytest.fixture(scope="session")
-def spark_backend(world):
-    """The local standalone backend of the session's world (own ports, own state dir)."""
+@pytest.fixture
+def spark_backend(spark_cluster):
+    """The local standalone backend of the session's world (own ports, own state dir), running, in the
+    module's mode (:func:`spark_submit_pinned`): built per test, as the mode is read at construction."""
     from tricloud.cluster.local import LocalStandaloneBackend
 
     return LocalStandaloneBackend.from_settings(conn_id="spark_default", workers=1)
 
 
 @pytest.fixture(scope="session")
-def spark_cluster(spark_backend):
-    """The world's running standalone cluster; stopped at the end."""
-    info = spark_backend.start()
+def spark_cluster(world):
+    """The world's running standalone cluster (with its Connect server when the first module to need it
+    runs in Connect mode); stopped at the end."""
+    from tricloud.cluster.local import LocalStandaloneBackend
+
+    backend = LocalStandaloneBackend.from_settings(conn_id="spark_default", workers=1)
+    info = backend.start()
     yield info
-    spark_backend.stop()
+    backend.stop()
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.alert_sinks import alert_sinks_running
 from tests.support.stack import ONLY_OUR_RUNS, hand_over_idle, private_stack
+from tricloud.cluster.local_connect import MODE_ENV, SPARK_SUBMIT
 
 
 @pytest.fixture(scope="package")
@@ -30,8 +31,13 @@ def alert_sinks():
 @pytest.fixture(scope="package")
 def shared_fault_airflow(spark_cluster, emulators, alert_sinks):
     """(airflow, rest client, env, lake root) of the package's private Airflow: only our runs, 30 s heartbeat,
-    alerts (connections ``smtp_default``, ``tricloud_webhook``) going to :func:`alert_sinks`."""
-    with private_stack("test-faults-airflow", **ONLY_OUR_RUNS, **alert_sinks.env) as stack:
+    alerts (connections ``smtp_default``, ``tricloud_webhook``) going to :func:`alert_sinks`.
+
+    Its hours run through spark-submit whatever the module that starts it: the faults its modules inject
+    (a spark-submit driver killed, a task killed and re-attached to its job, one writer per hour) are
+    spark-submit's, and the modules find its processes by command line. Those modules are marked
+    ``spark_submit`` too (tests/conftest.py), which also stops the Connect server beside them."""
+    with private_stack("test-faults-airflow", **ONLY_OUR_RUNS, **alert_sinks.env, **{MODE_ENV: SPARK_SUBMIT}) as stack:
         yield stack
 
 

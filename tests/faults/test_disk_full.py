@@ -16,7 +16,7 @@ from include import generate, lake
 from tricloud import settings
 from tricloud.operators import SparkJobOperator
 
-pytestmark = [pytest.mark.spark, pytest.mark.fault]
+pytestmark = [pytest.mark.spark, pytest.mark.fault, pytest.mark.spark_submit]
 HOUR = "2026-11-24T10:00:00+00:00"
 HOUR_END = "2026-11-24T11:00:00+00:00"
 

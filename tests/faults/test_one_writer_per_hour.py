@@ -21,7 +21,7 @@ from tests.support import reference
 from tests.support.stack import DAG_ID, task_states, wait_for_run, warehouse_of
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault, pytest.mark.spark_submit]
 
 
 @pytest.fixture(scope="module")

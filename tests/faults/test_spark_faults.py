@@ -22,7 +22,7 @@ from tests.support.cluster import LAUNCH_LINES, cluster_roles, scratch_cluster, 
 from tricloud import settings
 from tricloud.operators import SparkJobOperator, StartClusterOperator
 
-pytestmark = [pytest.mark.spark, pytest.mark.fault]
+pytestmark = [pytest.mark.spark, pytest.mark.fault, pytest.mark.spark_submit]
 HOUR = "2026-11-24T10:00:00+00:00"
 HOUR_END = "2026-11-24T11:00:00+00:00"
 

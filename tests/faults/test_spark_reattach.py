@@ -26,7 +26,7 @@ from tests.support.cluster import launches
 from tests.support.stack import DAG_ID, task_states, wait_for_run
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault, pytest.mark.spark_submit]
 TASK = "ingest_customer_data"
 
 

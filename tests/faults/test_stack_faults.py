@@ -23,7 +23,7 @@ from tests.support.lake_checks import (
 from tests.support.stack import DAG_ID, task_states, wait_for_run
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault]
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.fault, pytest.mark.spark_submit]
 BIG = 60_000  # rows: the job is killed as soon as spark-submit runs; enough to be mid-job
 
 

@@ -36,7 +36,7 @@ from tricloud.cluster import JobState, SparkJob, backend_from_settings, job_key
 from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
 from tricloud.spark_conf import SHORT_JOB_CONF
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.spark_submit]
 HOUR = "2026-11-24T10:00:00+00:00"
 HOUR_END = "2026-11-24T11:00:00+00:00"
 WORKERS = (VMS["w1"], VMS["w2"])

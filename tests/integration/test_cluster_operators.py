@@ -16,7 +16,7 @@ from tricloud import settings
 from tricloud.links import SparkApplicationLink, SparkMasterUILink
 from tricloud.operators import SparkJobOperator, StartClusterOperator, StopClusterOperator
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.spark_submit]
 HOUR = "2026-11-24T10:00:00+00:00"
 HOUR_END = "2026-11-24T11:00:00+00:00"
 

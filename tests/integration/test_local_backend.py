@@ -24,7 +24,7 @@ from tricloud.cluster.local_connect import MODE_ENV, SPARK_SUBMIT
 from tricloud.links import ClusterConsoleLink, DriverLogLink, JobPageLink
 from tricloud.operators import SparkJobOperator
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.spark_submit]
 HOUR = "2026-11-24T10:00:00+00:00"
 HOUR_END = "2026-11-24T11:00:00+00:00"
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from bench import suite_time
-from tests.conftest import shared_stack_last
+from tests.conftest import SPARK_SUBMIT_MARK, shared_stack_last, spark_submit_module
+from tricloud.cluster.local_connect import CONNECT, MODE_ENV
 
 pytestmark = pytest.mark.fast  # the fast tier: no server (`pytest -m fast`)
 
@@ -87,3 +90,42 @@ class TestSuiteTime:
         path.write_text("<testsuites/>")
         with pytest.raises(ValueError, match="--junitxml"):
             suite_time.read_junit(path, "x")
+
+
+#: Modules whose jobs must run through spark-submit: they find a job's spark-submit and Python driver by
+#: command line and kill them, or re-attach a task to them (docs/design.md, "The suite on Spark Connect").
+SPARK_SUBMIT_MODULES = (
+    "tests.faults.test_one_writer_per_hour",
+    "tests.faults.test_spark_reattach",
+    "tests.faults.test_stack_faults",
+)
+
+
+class TestSparkMode:
+    def test_the_session_runs_its_jobs_through_spark_connect(self):
+        assert os.environ[MODE_ENV] == CONNECT  # this module is not marked spark_submit
+
+    @pytest.mark.parametrize("name", SPARK_SUBMIT_MODULES)
+    def test_modules_that_kill_or_reattach_to_a_spark_submit_driver_are_pinned_to_it(self, name):
+        marks = getattr(importlib.import_module(name), "pytestmark", [])
+        assert SPARK_SUBMIT_MARK in {m.name for m in (marks if isinstance(marks, list) else [marks])}
+
+    def test_the_mark_is_read_from_the_module_of_the_node(self, request):
+        class Module:
+            def __init__(self, marked: bool) -> None:
+                self.marked = marked
+
+            def get_closest_marker(self, name: str):
+                return object() if self.marked and name == SPARK_SUBMIT_MARK else None
+
+        class Node:
+            def __init__(self, module) -> None:
+                self.module = module
+
+            def getparent(self, cls):
+                return self.module
+
+        assert spark_submit_module(Node(Module(True)))
+        assert not spark_submit_module(Node(Module(False)))
+        assert not spark_submit_module(Node(None))  # e.g. a session-level node
+        assert not spark_submit_module(request.node)  # this module itself carries no such mark
