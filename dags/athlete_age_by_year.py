@@ -85,7 +85,7 @@ def athlete_age_by_year():
         task_id="mean_age_by_year",
         application=settings.job_path("athlete_age_by_year"),
         application_args=["--input", INPUT, "--lake-root", macros.LAKE_ROOT],
-        conf={**SHORT_JOB_CONF, "spark.cores.max": "2", "spark.executor.cores": "2"},
+        conf={**SHORT_JOB_CONF, "spark.cores.max": "2"},  # two 1-core executors, or one beside a Connect server
         outlets=[ATHLETE_MEAN_AGE],
     )
     stop_cluster = StopClusterOperator(task_id="stop_cluster")
