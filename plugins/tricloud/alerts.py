@@ -291,6 +291,7 @@ class LateVerdict:
 
 #: ``DagRunType.BACKFILL_JOB``'s value, as the scheduler's context carries it (``dag_run.run_type``).
 BACKFILL = "backfill"
+SCHEDULED = "scheduled"  # DagRunType.SCHEDULED
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -312,10 +313,12 @@ def late_verdict(
 
     - a **backfill** run (``run_type`` ``"backfill"``, ``DagRunType.BACKFILL_JOB``): it re-processes an
       old hour on purpose;
-    - a run **queued at or after its deadline** (a catch-up or manual run of an old hour): it was
-      started late on purpose, not held up.
+    - a run other than a scheduled one **queued at or after its deadline** (a manual re-run of an old
+      hour): it was started late on purpose, not held up.
 
-    Every other run (scheduled, manual, asset-triggered) queued before its deadline is late. When
+    Every other run is late: a manual or asset-triggered run queued before its deadline, and every
+    **scheduled** run, even one created after its deadline (with ``catchup=False`` that is the one run the
+    scheduler makes after an outage: the hour really was late, and one alert says so). When
     ``queued_at`` or the deadline is unknown the alert is sent: a missing field must not hide a late hour.
 
     :param run_type: the run's type (``DagRunType`` value or enum), e.g. ``"scheduled"``, ``"backfill"``.
@@ -327,11 +330,11 @@ def late_verdict(
     if kind == BACKFILL:
         return LateVerdict(False, "a backfill run re-processes an old hour on purpose: its deadline does not apply")
     queued, deadline = _utc(queued_at), _utc(deadline_time)
-    if queued is not None and deadline is not None and queued >= deadline:
+    if kind != SCHEDULED and queued is not None and deadline is not None and queued >= deadline:
         return LateVerdict(
             False,
             f"the {kind} run was queued at {queued.isoformat()}, after its deadline {deadline.isoformat()}: "
-            "started late on purpose (catch-up or an old hour), not late",
+            "started late on purpose (a re-run of an old hour), not late",
         )
     return LateVerdict(
         True,

@@ -128,8 +128,9 @@ class TestLateVerdict:
             ("scheduled", DEADLINE - timedelta(minutes=50), True),  # queued at the hour's end, still running
             ("manual", DEADLINE - timedelta(seconds=1), True),
             ("asset_triggered", DEADLINE - timedelta(minutes=5), True),
-            ("scheduled", DEADLINE, False),  # a catch-up run queued exactly at its deadline
-            ("scheduled", DEADLINE + timedelta(days=3), False),  # catch-up after the scheduler was off
+            ("manual", DEADLINE, False),  # a re-run queued exactly at its deadline
+            ("scheduled", DEADLINE + timedelta(days=3), True),  # made after a scheduler outage: the hour was late
+            ("asset_triggered", DEADLINE + timedelta(hours=1), False),
             ("manual", DEADLINE + timedelta(days=7), False),  # a re-run of last week's hour
             ("backfill", DEADLINE + timedelta(days=7), False),
             ("backfill", DEADLINE - timedelta(minutes=10), False),  # a backfill is never "late"
@@ -151,7 +152,7 @@ class TestLateVerdict:
         ("run_type", "queued_at", "why"),
         [
             ("backfill", "2026-12-01T00:00:00Z", "backfill run re-processes an old hour"),
-            ("scheduled", "2026-11-27T09:00:00Z", "queued at 2026-11-27T09:00:00+00:00, after its deadline"),
+            ("manual", "2026-11-27T09:00:00Z", "queued at 2026-11-27T09:00:00+00:00, after its deadline"),
         ],
     )
     def test_the_callback_sends_nothing_for_them_and_logs_why(self, sinks, caplog, run_type, queued_at, why):
