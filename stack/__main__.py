@@ -89,12 +89,13 @@ def down(env: dict[str, str]) -> None:
     def attempt(name: str, stop) -> bool:
         try:
             return bool(stop())
-        except Exception as err:  # one component's failure must not leave the others running
+        except (Exception, SystemExit) as err:  # one component's failure must not leave the others running
             failed.append(f"{name}: {type(err).__name__}: {err}")
             return False
 
-    stopped_airflow = attempt("airflow", LocalAirflow(env).stop)
-    stopped_spark = attempt("spark", spark_backend(env).stop)
+    # Built inside the attempt: a bad setting (TRICLOUD_TRIGGERER, the Spark mode) must not keep the rest running.
+    stopped_airflow = attempt("airflow", lambda: LocalAirflow(env).stop())
+    stopped_spark = attempt("spark", lambda: spark_backend(env).stop())
     for proc in emulators(env):
         attempt(proc.name, proc.stop)
     print(

@@ -56,6 +56,8 @@ class Topology:
                 "AIRFLOW_HOME": str(self.state / "airflow"),
                 "AIRFLOW_CONFIG": str(self.state / "airflow" / "airflow.cfg"),
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                # The production topology keeps its triggerer (as docker-compose does): cloud backends defer there.
+                "TRICLOUD_TRIGGERER": "on",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}/airflow",
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{pg}/airflow",
                 "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",

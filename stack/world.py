@@ -199,15 +199,21 @@ def strays(state: Path) -> list[psutil.Process]:
     me = psutil.Process()
     skip = {me.pid, *(p.pid for p in me.parents())}
     found = []
-    for proc in psutil.process_iter(["cmdline", "cwd", "environ", "status"]):
+
+    def names_the_world(text: str) -> bool:  # the directory itself or a path under it, not a sibling <mark>X
+        return text == mark or text.endswith(mark) or (mark + os.sep) in text
+
+    for proc in psutil.process_iter(["cmdline", "cwd", "environ", "status", "terminal"]):
         info = proc.info
         if proc.pid in skip or info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        if (
-            (info["environ"] or {}).get("TRICLOUD_STATE_DIR") == mark
-            or (info["cwd"] or "").startswith(mark)
-            or any(mark in arg for arg in info["cmdline"] or ())
-        ):
+        by_env = (info["environ"] or {}).get("TRICLOUD_STATE_DIR") == mark
+        # By working directory or argument only a process without a terminal: the world's servers run in
+        # sessions of their own, while a user's shell `cd`'d into the world or a `tail -f` of its log has one.
+        by_path = info["terminal"] is None and (
+            names_the_world(info["cwd"] or "") or any(names_the_world(arg) for arg in info["cmdline"] or ())
+        )
+        if by_env or by_path:
             found.append(proc)
     return found
 
@@ -225,8 +231,8 @@ def stop_strays(state: Path, timeout: float = 10.0, rounds: int = 3) -> list[str
             break
         for proc in procs:
             with contextlib.suppress(psutil.Error):
-                stopped.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [proc.name()])[:120]}")
                 proc.terminate()
+                stopped.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [proc.name()])[:120]}")
         _, alive = psutil.wait_procs(procs, timeout=timeout)
         for proc in alive:
             with contextlib.suppress(psutil.Error):

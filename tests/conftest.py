@@ -135,7 +135,7 @@ def spark_submit_module(node: pytest.Item | pytest.Collector) -> bool:
 def spark_submit_pinned(request: pytest.FixtureRequest, world_env_restored):
     """In a module marked ``spark_submit``: ``TRICLOUD_SPARK_SUBMIT_MODE=spark-submit`` for the module, and
     the world's Spark Connect server stopped, so its jobs find the cluster as a spark-submit world has it
-    (every core and all worker memory; the server's warm executor holds one core and 768 MiB).
+    (every core and all worker memory; the server's warm executor holds one core and its executor memory, 512 MiB since session 8).
 
     The next job in Connect mode starts the server again (``start_cluster``, or ``submit`` when it finds
     none, tricloud.cluster.local_jobs). Depends on :func:`world_env_restored`, so the module's environment

@@ -56,3 +56,13 @@ class TestMemoryReportGroups:
 
         cmd = "/usr/bin/java -cp /a.jar:/b.jar -Xmx512m org.apache.spark.deploy.master.Master --port 1"
         assert short_command(cmd) == "java -Xmx512m org.apache.spark.deploy.master.Master --port 1"
+
+
+def test_the_production_topology_keeps_its_triggerer_over_the_stacks_lean_setting(tmp_path):
+    """Review finding: Topology.env() builds on the stack env, whose TRICLOUD_TRIGGERER=auto dropped the
+    triggerer that docker-compose and the production topology keep for deferring cloud backends."""
+    from stack.prod import Topology
+
+    base = {**config.LEAN_SETTINGS, "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2"}
+    topology = Topology(tmp_path, base, 5432, 6379, 8080, 8793)
+    assert "triggerer" in [p.name for p in topology.processes(topology.env())]
