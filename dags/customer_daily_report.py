@@ -68,11 +68,12 @@ def customer_daily_report():
     @task(task_id="daily_rollup", outlets=[CUSTOMER_DAILY_REPORT])
     def daily_rollup(params=None, dag_run=None) -> dict:
         """Build the report of the run's day: the `date` param, else the run's partition key."""
+        from include.errors import ConfigError
         from include.reports import daily_rollup
 
         day = params["date"] or dag_run.partition_key
         if not day:
-            raise ValueError("nothing to report: trigger with a 'date' param, or let the partition schedule run it")
+            raise ConfigError("nothing to report: trigger with a 'date' param, or let the partition schedule run it")
         report = daily_rollup(settings.lake_root(), day)
         return {k: report[k] for k in ("date", "hours_processed", "hours_missing", "orders", "spend", "path")}
 

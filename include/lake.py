@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from include.errors import InputError
+
 HOUR = timedelta(hours=1)
 
 RAW_CUSTOMERS = ("raw", "customer_activity")
@@ -59,13 +61,20 @@ HOURLY_OUTPUTS = (
 
 
 def parse_hour(value: str | datetime) -> datetime:
-    """Parse an ISO timestamp and check that it is a whole UTC hour."""
-    dt = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    """Parse an ISO 8601 timestamp (naive = UTC) and check that it is a whole UTC hour.
+
+    :raises include.errors.InputError: not an ISO timestamp, or not the start of an hour (a ``ValueError``;
+        deterministic, so the task fails at once instead of retrying).
+    """
+    try:
+        dt = value if isinstance(value, datetime) else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise InputError(f"{value!r} is not an ISO 8601 timestamp (expected e.g. 2026-11-24T10:00:00+00:00)") from err
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     dt = dt.astimezone(UTC)
     if dt.minute or dt.second or dt.microsecond:
-        raise ValueError(f"{value!r} is not the start of an hour (expected e.g. 2026-11-24T10:00:00+00:00)")
+        raise InputError(f"{value!r} is not the start of an hour (expected e.g. 2026-11-24T10:00:00+00:00)")
     return dt
 
 

@@ -323,6 +323,15 @@ class TestConfigAndData:
         assert env in str(exc)
         assert decide(exc) is FAIL, repr(exc)
 
+    @pytest.mark.parametrize("hour", ["yesterday", "2026-11-24T10:30:00Z"])
+    def test_a_bad_hour_param_fails_at_once(self, hour):
+        """The `hour` param from `airflow dags trigger --conf` (the trigger form validates, the CLI does not)."""
+        from include.lake import parse_hour
+
+        exc = raised(lambda: parse_hour(hour))
+        assert hour in str(exc)
+        assert decide(exc) is FAIL, repr(exc)
+
     def test_a_damaged_shipped_data_file_fails_at_once(self, tmp_path):
         """athlete_age_by_year's shipped file does not decompress to its published sha256."""
         import gzip
