@@ -206,8 +206,9 @@ def keep_alive(context: Context) -> None:
     """``pre_execute`` hook of a task that does not write (``start_cluster``, ``stop_cluster``).
 
     Renews the lease if this run holds it, so a slow cluster start (retries, queueing) between
-    ``claim_hour`` and the first writer does not outlast the TTL. Never fails the task: a lost lease
-    is the writers' business (:func:`fence`), and stopping a cluster must happen regardless. A store
+    ``claim_hour`` and the first writer does not outlast the TTL. A lost lease or a failing store never
+    fails the task: a lost lease is the writers' business (:func:`fence`), and stopping a cluster must
+    happen regardless. Any other error (a bug, e.g. a claim without its generation) is raised. A store
     that fails the renewal (S3 / GCS / Azure client error, a file-system or connection error, see
     :func:`include.lease_store.is_store_error`) is logged and left: its SDK client has already retried
     what its retry policy retries, and the next writer's :func:`fence` renews again (or fails, fenced).
