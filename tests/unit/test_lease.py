@@ -371,7 +371,7 @@ class TestAirflowHooks:
                 conn = {
                     "conn_type": "aws",
                     "login": "testing",
-                    "password": "testing",
+                    "password": "testing",  # pragma: allowlist secret
                     "extra": extra,
                 }  # pragma: allowlist secret
                 monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(conn))
