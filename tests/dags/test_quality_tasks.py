@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -76,18 +76,18 @@ def warehouse(tmp_path, monkeypatch):
     return db
 
 
-def run_check(dag, task_id: str, lake_customers: int):
-    """The declared task, rendered for HOUR as a run would render it, then executed."""
+def run_check(dag, task_id: str, lake_customers: int, hour: datetime = HOUR):
+    """The declared task, rendered for ``hour`` as a run would render it, then executed."""
     task = dag.get_task(task_id).prepare_for_execution()
     context = {
-        "data_interval_start": HOUR,
-        "data_interval_end": OTHER_HOUR,
+        "data_interval_start": hour,
+        "data_interval_end": hour + timedelta(hours=1),
         "dag_run": None,
         "params": {"hour": None},
         "ti": TI(lake_customers),
     }
     task.render_template_fields(context, dag.get_template_env())
-    assert f"window_start = '{HOUR.isoformat()}'" in task.sql
+    assert f"window_start = '{hour.isoformat()}'" in task.sql
     task.execute(context)
     return task
 
@@ -120,24 +120,6 @@ def test_a_negative_spend_in_the_hour_fails(dag, warehouse):
 EMPTY_HOUR = datetime(2026, 11, 24, 12, tzinfo=UTC)  # no rows in the warehouse: every order rejected, say
 
 
-def run_check_for(dag, task_id: str, hour: datetime, lake_customers: int):
-    """As :func:`run_check`, for ``hour``."""
-    from datetime import timedelta
-
-    task = dag.get_task(task_id).prepare_for_execution()
-    context = {
-        "data_interval_start": hour,
-        "data_interval_end": hour + timedelta(hours=1),
-        "dag_run": None,
-        "params": {"hour": None},
-        "ti": TI(lake_customers),
-    }
-    task.render_template_fields(context, dag.get_template_env())
-    assert f"window_start = '{hour.isoformat()}'" in task.sql
-    task.execute(context)
-    return task
-
-
 @pytest.mark.parametrize("task_id", ["check_warehouse_columns", "check_warehouse_table"])
 def test_an_hour_without_rows_passes_when_the_lake_has_none_either(dag, warehouse, task_id):
     with sqlite3.connect(warehouse) as con:
@@ -145,7 +127,7 @@ def test_an_hour_without_rows_passes_when_the_lake_has_none_either(dag, warehous
             "SELECT COUNT(*) FROM customer_hourly WHERE window_start = ?", (EMPTY_HOUR.isoformat(),)
         ).fetchone()
     assert n == 0
-    task = run_check_for(dag, task_id, EMPTY_HOUR, lake_customers=0)
+    task = run_check(dag, task_id, lake_customers=0, hour=EMPTY_HOUR)
     if task_id == "check_warehouse_table":
         assert {name: c["success"] for name, c in task.checks.items()} == dict.fromkeys(task.checks, True)
 
@@ -154,7 +136,7 @@ def test_an_empty_hour_still_fails_when_the_lake_has_customers(dag, warehouse):
     from airflow.sdk.exceptions import AirflowFailException
 
     with pytest.raises(AirflowFailException, match="rows_equal_lake") as err:
-        run_check_for(dag, "check_warehouse_table", EMPTY_HOUR, lake_customers=2)
+        run_check(dag, "check_warehouse_table", lake_customers=2, hour=EMPTY_HOUR)
     assert "items_cover_orders" not in str(err.value).split("have failed:")[1]  # the row checks had no rows
 
 
