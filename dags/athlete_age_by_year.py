@@ -19,17 +19,14 @@ dask, pandas, DuckDB and Polars lives in `include/athletes/engines.py` (compared
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, dag, task
 
 from tricloud import macros, settings
-from tricloud.alerts import ON_FAILURE
 from tricloud.assets import ATHLETE_MEAN_AGE
 from tricloud.operators import ReplicatePathOperator, SparkJobOperator, StartClusterOperator, StopClusterOperator
-from tricloud.retries import RETRY_POLICY
 from tricloud.spark_conf import SHORT_JOB_CONF
+from tricloud.task_defaults import pipeline_default_args
 
 INPUT = "{{ ti.xcom_pull(task_ids='ensure_input') }}"
 
@@ -51,16 +48,7 @@ INPUT = "{{ ti.xcom_pull(task_ids='ensure_input') }}"
         )
     },
     tags=["spark", "olympics", "example"],
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        # Deterministic errors fail on try 1, transient ones retry with backoff (docs/reliability.md).
-        "retry_policy": RETRY_POLICY,
-        # E-mail / webhook on a task's final failure, if their connections exist (tricloud.alerts).
-        "on_failure_callback": ON_FAILURE,
-    },
+    default_args=pipeline_default_args(),
 )
 def athlete_age_by_year():
     start_cluster = StartClusterOperator(task_id="start_cluster")

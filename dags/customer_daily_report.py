@@ -26,15 +26,12 @@ DAGs' `RETRY_POLICY`); the final failure is e-mailed / posted like an hour's (`t
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import Param, dag, task
 
 from tricloud import settings
-from tricloud.alerts import ON_FAILURE
 from tricloud.assets import CUSTOMER_DAILY_REPORT, daily_report_schedule
-from tricloud.retries import RETRY_POLICY
+from tricloud.task_defaults import pipeline_default_args
 
 
 @dag(
@@ -44,16 +41,7 @@ from tricloud.retries import RETRY_POLICY
     catchup=False,
     doc_md=__doc__,
     tags=["customers", "report", "data-aware"],
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        # Deterministic errors fail on try 1, transient ones retry with backoff (docs/reliability.md).
-        "retry_policy": RETRY_POLICY,
-        # E-mail / webhook on the task's final failure, if their connections exist (tricloud.alerts).
-        "on_failure_callback": ON_FAILURE,
-    },
+    default_args=pipeline_default_args(),
     params={
         "date": Param(
             None,

@@ -66,7 +66,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
 
 from tricloud import macros, settings
-from tricloud.alerts import ON_FAILURE, hour_deadline
+from tricloud.alerts import hour_deadline
 from tricloud.assets import ENRICHED_CUSTOMER_HOURLY, REPLICATED_CUSTOMER_HOURLY, REVISED_CUSTOMER_HOURLY
 from tricloud.hour_lease import LEASE_ARGS, ClaimHourSensor, ReleaseHourOperator, fence, keep_alive
 from tricloud.hours import HOUR_PARAM_PATTERN
@@ -80,8 +80,8 @@ from tricloud.operators import (
     VerifyReplicasOperator,
 )
 from tricloud.quality import XCOM_KEY, WarehouseColumnCheckOperator, WarehouseTableCheckOperator
-from tricloud.retries import RETRY_POLICY
 from tricloud.spark_conf import SHORT_JOB_CONF
+from tricloud.task_defaults import pipeline_default_args
 
 WAREHOUSE_TABLE = "customer_hourly"  # include.warehouse.TABLE (not imported: parse time stays light)
 #: The enriched customers the gate counted in the lake: what the warehouse must hold for the hour.
@@ -107,18 +107,7 @@ HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--e
             description="Start of a whole UTC hour, e.g. 2026-11-24T10:00:00+00:00. Empty: the run's own hour.",
         )
     },
-    default_args={
-        "owner": "data-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(minutes=30),
-        # Deterministic errors fail on try 1, transient ones retry with backoff (docs/reliability.md).
-        "retry_policy": RETRY_POLICY,
-        # E-mail / webhook on a task's final failure, if their connections exist (tricloud.alerts).
-        "on_failure_callback": ON_FAILURE,
-    },
+    default_args=pipeline_default_args(max_retry_delay=timedelta(minutes=10), execution_timeout=timedelta(minutes=30)),
     deadline=hour_deadline(),  # late hour: TRICLOUD_HOUR_DEADLINE_MINUTES after its interval ends
 )
 def customer_enrichment():
