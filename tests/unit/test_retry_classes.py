@@ -165,6 +165,13 @@ def gcs_body(code: int, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message, "errors": [{"message": message}]}}).encode()
 
 
+def gcs_reply_error(monkeypatch, code: int, message: str, read=gcs_error) -> BaseException:
+    """The error ``read`` (:func:`gcs_error` or :func:`gcs_object_error`) raises against a server answering
+    every request with GCS's JSON error ``code`` / ``message``."""
+    with cloud_reply(code, gcs_body(code, message), {"Content-Type": "application/json"}) as url:
+        return read(monkeypatch, url)
+
+
 class TestGcs:
     def test_an_unreachable_endpoint_is_retried(self, monkeypatch):
         exc = gcs_error(monkeypatch, f"http://127.0.0.1:{closed_port()}")
@@ -172,28 +179,24 @@ class TestGcs:
         assert decide(exc) is RETRY
 
     def test_service_unavailable_is_retried(self, monkeypatch):
-        with cloud_reply(503, gcs_body(503, "Backend Error"), {"Content-Type": "application/json"}) as url:
-            exc = gcs_error(monkeypatch, url)
+        exc = gcs_reply_error(monkeypatch, 503, "Backend Error")
         assert type(exc).__name__ == "ServiceUnavailable"
         assert decide(exc) is RETRY
 
     def test_a_missing_bucket_fails_at_once(self, monkeypatch):
-        with cloud_reply(404, gcs_body(404, "Not Found"), {"Content-Type": "application/json"}) as url:
-            exc = gcs_error(monkeypatch, url)
+        exc = gcs_reply_error(monkeypatch, 404, "Not Found")
         assert type(exc).__name__ == "NotFound"
         assert decide(exc) is FAIL
 
     def test_a_missing_object_is_retried(self, monkeypatch):
         """A 404 of an object (not of the bucket) can be a partition a concurrent publish is replacing."""
-        with cloud_reply(404, gcs_body(404, "No such object"), {"Content-Type": "application/json"}) as url:
-            exc = gcs_object_error(monkeypatch, url)
+        exc = gcs_reply_error(monkeypatch, 404, "No such object", read=gcs_object_error)
         assert type(exc).__name__ == "NotFound"
         assert decide(exc) is RETRY
 
     def test_a_conflict_409_is_retried(self, monkeypatch):
         """409 over HTTP is api_core's Conflict, whose gRPC form is Aborted (a concurrent change): retried."""
-        with cloud_reply(409, gcs_body(409, "conflict"), {"Content-Type": "application/json"}) as url:
-            exc = gcs_object_error(monkeypatch, url)
+        exc = gcs_reply_error(monkeypatch, 409, "conflict", read=gcs_object_error)
         assert type(exc).__name__ == "Conflict" and exc.code == 409
         assert decide(exc) is RETRY
 
@@ -207,15 +210,13 @@ class TestGcs:
         assert decide(exc) is RETRY
 
     def test_refused_credentials_fail_at_once(self, monkeypatch):
-        with cloud_reply(403, gcs_body(403, "denied"), {"Content-Type": "application/json"}) as url:
-            exc = gcs_object_error(monkeypatch, url)
+        exc = gcs_reply_error(monkeypatch, 403, "denied", read=gcs_object_error)
         assert type(exc).__name__ == "Forbidden" and exc.code == 403
         assert decide(exc) is FAIL
 
     def test_a_401_fails_at_once(self, monkeypatch):
         """On 401 the client tries to refresh its credentials; anonymous ones cannot be: google.auth says so."""
-        with cloud_reply(401, gcs_body(401, "denied"), {"Content-Type": "application/json"}) as url:
-            exc = gcs_object_error(monkeypatch, url)
+        exc = gcs_reply_error(monkeypatch, 401, "denied", read=gcs_object_error)
         assert type(exc).__module__ == "google.auth.exceptions"
         assert decide(exc) is FAIL
 
