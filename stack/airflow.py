@@ -150,6 +150,15 @@ class LocalAirflow:
             return None
 
 
+class ApiError(RuntimeError):
+    """An HTTP error reply of Airflow's REST API: ``status`` (int) and ``body`` (the reply's text)."""
+
+    def __init__(self, method: str, path: str, status: int, body: str) -> None:
+        super().__init__(f"{method} {path}: HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
 class RestClient:
     """Just enough of Airflow's REST API v2 for the demo and the tests."""
 
@@ -163,6 +172,29 @@ class RestClient:
             self.token = json.load(resp)["access_token"]
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One REST call; its JSON reply.
+
+        An HTTP 503 is retried (exponential wait from 0.5 s, for up to :attr:`UNAVAILABLE_FOR` seconds):
+        Airflow answers 503 when the metadata database is briefly locked, e.g. ``POST /backfills`` on
+        SQLite while the scheduler writes ("Database is locked. Backfill creation is not supported on
+        SQLite under concurrent access"); the transaction was rolled back, so repeating it is safe.
+
+        :raises ApiError: any other HTTP error, or a 503 that outlasts the wait (status and body in it).
+        """
+        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.status == 503),
+            wait=wait_exponential(multiplier=0.5, max=8),
+            stop=stop_after_delay(self.UNAVAILABLE_FOR),
+            reraise=True,
+        )
+        return retrying(self._call_once, method, path, body)
+
+    #: Seconds a 503 (metadata database locked) is retried before :meth:`call` gives up.
+    UNAVAILABLE_FOR = 60.0
+
+    def _call_once(self, method: str, path: str, body: dict | None) -> dict:
         req = urllib.request.Request(
             f"{self.url}/api/v2{path}",
             data=json.dumps(body).encode() if body is not None else None,
@@ -173,7 +205,7 @@ class RestClient:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.load(resp)
         except urllib.error.HTTPError as err:
-            raise RuntimeError(f"{method} {path}: HTTP {err.code}: {err.read().decode(errors='replace')}") from err
+            raise ApiError(method, path, err.code, err.read().decode(errors="replace")) from err
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
