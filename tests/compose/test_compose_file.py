@@ -142,6 +142,19 @@ def test_same_connection_ids_as_the_embedded_stack(model):
     assert "AIRFLOW_CONN_SPARK_DEFAULT" in compose_conns
 
 
+def test_every_airflow_service_submits_to_the_spark_master_not_connect(model):
+    """.env (from .env.example) sets connect mode for the embedded stack; compose has no Connect server."""
+    assert parse_env_file(ROOT / ".env.example")["TRICLOUD_SPARK_SUBMIT_MODE"] == "connect"
+    airflow = {
+        n: s for n, s in model["services"].items() if s.get("image") == model["services"]["airflow-worker"]["image"]
+    }
+    modes = {
+        n: s["environment"].get("TRICLOUD_SPARK_SUBMIT_MODE") for n, s in airflow.items() if n.startswith("airflow")
+    }
+    assert "airflow-worker" in modes and "airflow-scheduler" in modes
+    assert set(modes.values()) == {"spark-submit"}, modes
+
+
 def test_image_tag_equals_the_pinned_airflow():
     pin = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
     base = re.search(r"^FROM apache/airflow:(\S+)", (ROOT / "Dockerfile").read_text(), re.M).group(1)
