@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -76,12 +77,25 @@ class LocalAirflow:
         self.home = Path(env["AIRFLOW_HOME"])
         port = int(env.get("AIRFLOW__API__PORT", "8080"))
         self.url = f"http://127.0.0.1:{port}"
-        self.processes = airflow_processes(env, self.home, port)
+        self._port = port
         # What stop() and kill() reach: also a triggerer started before TRICLOUD_TRIGGERER turned it off.
+        # Built without reading TRICLOUD_TRIGGERER, so a mistyped value never keeps Airflow running.
         self._stoppable = airflow_processes(env, self.home, port, triggerer=True)
-        self.components = ("metadatabase", "scheduler", "dag_processor") + (
-            ("triggerer",) if any(p.name == "triggerer" for p in self.processes) else ()
-        )
+
+    @functools.cached_property
+    def processes(self) -> list[ManagedProcess]:
+        """The components this stack starts.
+
+        :raises ValueError: a bad ``TRICLOUD_TRIGGERER`` (:func:`wants_triggerer`); only starting and
+            health checks read it, :meth:`stop` and :meth:`kill` do not.
+        """
+        return airflow_processes(self.env, self.home, self._port)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The components the API's health report must list as healthy."""
+        started = any(p.name == "triggerer" for p in self.processes)
+        return ("metadatabase", "scheduler", "dag_processor") + (("triggerer",) if started else ())
 
     def pids(self) -> list[int]:
         return [pid for p in self.processes if (pid := p.pid())]
@@ -111,7 +125,8 @@ class LocalAirflow:
         :returns: False when Airflow already runs healthy (nothing to do), else True: call :meth:`launch`.
             Split from :meth:`start` so a caller can migrate while it starts other things (``stack up``).
         """
-        if self.healthy() and len(self.pids()) == len(self.processes):
+        processes = self.processes  # a bad TRICLOUD_TRIGGERER fails here, before anything is stopped
+        if self.healthy() and len(self.pids()) == len(processes):
             return False
         self.stop()
         self.home.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,26 @@ class TestTriggerer:
         assert "triggerer" not in [p.name for p in airflow.processes]
         assert "triggerer" in [p.name for p in airflow._stoppable]
 
+    def test_a_typo_never_keeps_a_running_airflow_from_stopping(self, tmp_path):
+        """`make stop` with TRICLOUD_TRIGGERER mistyped stops the scheduler that runs (a stand-in process)."""
+        import subprocess
+
+        from include.processes import alive, write_pid
+        from stack.airflow import LocalAirflow
+
+        scheduler = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        try:
+            write_pid(tmp_path / "scheduler" / "scheduler.pid", scheduler.pid)
+            airflow = LocalAirflow({"AIRFLOW_HOME": str(tmp_path), "TRICLOUD_TRIGGERER": "of"})
+            assert airflow.stop(timeout=5) is True
+            scheduler.wait(timeout=5)
+            assert not alive(scheduler.pid)
+            with pytest.raises(ValueError, match="TRICLOUD_TRIGGERER='of'"):
+                airflow.start()
+        finally:
+            scheduler.kill()
+            scheduler.wait()
+
 
 class TestMemoryReportGroups:
     def test_a_connect_jobs_python_driver_is_a_spark_driver_not_the_scheduler(self):
