@@ -192,19 +192,33 @@ class RestClient:
         An HTTP 503 is retried (exponential wait from 0.5 s, for up to :attr:`UNAVAILABLE_FOR` seconds):
         Airflow answers 503 when the metadata database is briefly locked, e.g. ``POST /backfills`` on
         SQLite while the scheduler writes ("Database is locked. Backfill creation is not supported on
-        SQLite under concurrent access"); the transaction was rolled back, so repeating it is safe.
+        SQLite under concurrent access"). Airflow rolls such a request back, but for ``POST /backfills``
+        only best-effort (it commits the backfill row first and deletes it after the lock error; that
+        delete can meet the same lock): a retry may then get 409 "Another backfill is running", and the
+        error says that 503s came before it. Backfills belong on PostgreSQL (the production topology).
 
         :raises ApiError: any other HTTP error, or a 503 that outlasts the wait (status and body in it).
         """
         from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-        retrying = Retrying(
+        locked = 0
+        for attempt in Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.status == 503),
             wait=wait_exponential(multiplier=0.5, max=8),
             stop=stop_after_delay(self.UNAVAILABLE_FOR),
             reraise=True,
-        )
-        return retrying(self._call_once, method, path, body)
+        ):
+            with attempt:
+                try:
+                    return self._call_once(method, path, body)
+                except ApiError as err:
+                    if err.status == 503:
+                        locked += 1
+                    elif locked:
+                        note = f" (after {locked} HTTP 503 replies, retried: the refused request may be partly applied)"
+                        raise ApiError(method, path, err.status, err.body + note) from err
+                    raise
+        raise AssertionError("unreachable: tenacity re-raises the last error")
 
     #: Seconds a 503 (metadata database locked) is retried before :meth:`call` gives up.
     UNAVAILABLE_FOR = 60.0

@@ -90,3 +90,12 @@ def test_other_errors_fail_at_once(api, status):
         client_of(api).call("GET", "/dags/x")
     assert err.value.status == status
     assert len(api.calls) == 1
+
+
+def test_a_conflict_after_retried_503s_says_so(api):
+    """Airflow 3.3 commits a backfill before its runs; a lock error's cleanup may fail, so the retry conflicts."""
+    api.replies = [(503, LOCKED), (409, {"detail": "Another backfill is running for dag d"})]
+    with pytest.raises(ApiError, match=r"HTTP 409: .*Another backfill.*after 1 HTTP 503 replies") as err:
+        client_of(api).call("POST", "/backfills", {})
+    assert err.value.status == 409
+    assert len(api.calls) == 2
