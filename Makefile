@@ -8,11 +8,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | md5sum | cut -c1-12)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test suite-time stop status lint format lock java build-deps test-deps stack-prod screenshots stop-prod clean bench
+.PHONY: demo test suite-time stop status lint format lock java node build-deps test-deps stack-prod screenshots stop-prod clean bench
 
 NODE_STAMP := stack/node_modules/.installed
-$(NODE_STAMP): stack/package.json
-	@command -v npm >/dev/null 2>&1 || { echo "Azurite (Azure Blob emulator) needs Node.js 20 and npm: apt-get install nodejs npm"; exit 1; }
+$(NODE_STAMP): stack/package.json | node
 	npm install --prefix stack --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -88,6 +87,10 @@ endef
 # Java after the build deps (apt-get takes one lock), so under `make -j` it installs while pip does.
 java: | build-deps
 	$(call apt,java,openjdk-17-jre-headless,Spark)
+
+# Azurite (the Azure Blob emulator) runs on Node.js 20+; after Java, for the same apt-get lock.
+node: | java
+	$(call apt,npm,nodejs npm,Azurite: the Azure Blob emulator)
 
 build-deps:
 	$(call apt,pkg-config /usr/bin/mariadb_config,pkg-config libmariadb-dev,mysqlclient)

@@ -42,9 +42,12 @@ def world(tmp_path: Path):
     servers = subprocess.Popen(["sleep", "60"], cwd=state, start_new_session=True)  # no terminal
     neighbour = subprocess.Popen(["sleep", "60"], cwd=sibling, start_new_session=True)
     pid, fd = pty.fork()  # the child gets the pty as its controlling terminal
-    if pid == 0:
-        os.chdir(state)
-        os.execvp("sleep", ["sleep", "60"])
+    if pid == 0:  # never return into pytest from the child, also when exec fails
+        try:
+            os.chdir(state)
+            os.execvp("sleep", ["sleep", "60"])
+        finally:
+            os._exit(127)
     for p in (servers.pid, neighbour.pid, pid):
         _started(p)
     yield state, servers.pid, neighbour.pid, pid
