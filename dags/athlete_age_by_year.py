@@ -58,8 +58,11 @@ def athlete_age_by_year():
         """The verified real file in the lake (default), or a generated one of ``synthetic_rows`` rows."""
         from pathlib import Path
 
+        from include import paths
         from include.athletes import data, generate
 
+        # Before anything is written: an s3:// root would become a local "s3:" folder (ConfigError: no retry).
+        paths.require_local_lake(settings.lake_root(), "the athlete DAG")
         raw = Path(settings.lake_root()) / "raw/athletes"
         rows = params["synthetic_rows"]
         if rows is None:

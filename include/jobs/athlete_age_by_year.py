@@ -65,4 +65,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    common.run(main, sys.argv[1:])  # a bad setting or a missing input exits DATA_ERROR_EXIT: not retried

@@ -28,9 +28,8 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from include import lake, lake_attempt, lake_fs, paths
+from include import errors, lake, lake_attempt, lake_fs, paths
 from include.jobs import DATA_ERROR_EXIT, staged_io
-from include.jobs.inputs import InputFormatError, NoInputError
 from include.lake_commit import ObjectLake
 from include.lease import LEASE_LOST_EXIT, HourLease, LeaseLostError
 
@@ -275,17 +274,19 @@ def check_lease(args: argparse.Namespace, root: str, start: datetime) -> None:
 def run(main: Callable[[Sequence[str]], None], argv: Sequence[str]) -> None:
     """Run a job's ``main``; the failures no retry can fix exit with codes of their own.
 
-    A lost lease exits with :data:`include.lease.LEASE_LOST_EXIT`; a missing hour
-    (:class:`NoInputError`) or an unusable file (:class:`InputFormatError`) with
-    :data:`include.jobs.DATA_ERROR_EXIT`, after printing ``<ErrorType>: <message>`` (which names the
-    hour) to stderr, where the driver log and the task log show it.
+    A lost lease exits with :data:`include.lease.LEASE_LOST_EXIT`; any
+    :class:`include.errors.DeterministicError` (a missing hour: ``NoInputError``; an unusable file:
+    ``InputFormatError``; a bad setting: ``ConfigError``, e.g. an object-store lake for a job that needs
+    a local one) with :data:`include.jobs.DATA_ERROR_EXIT`, after printing ``<ErrorType>: <message>``
+    (which names the hour or the setting) to stderr, where the
+    driver log and the task log show it. Anything else propagates (exit 1: retried).
     """
     try:
         main(argv)
     except LeaseLostError as err:
         print(f"LeaseLostError: {err}", file=sys.stderr, flush=True)
         sys.exit(LEASE_LOST_EXIT)
-    except (NoInputError, InputFormatError) as err:
+    except errors.DeterministicError as err:
         print(f"{type(err).__name__}: {err}", file=sys.stderr, flush=True)
         sys.exit(DATA_ERROR_EXIT)
 

@@ -47,6 +47,39 @@ class TestJobExitCode:
             common.run(main, [])
         assert exit_.value.code == DATA_ERROR_EXIT
 
+    def test_a_bad_setting_exits_with_the_data_error_code(self, capsys):
+        from include.paths import ObjectStoreLakeNotSupported
+
+        def main(argv):
+            raise ObjectStoreLakeNotSupported("LAKE_ROOT=s3://b/lake: the athlete job needs a local lake")
+
+        with pytest.raises(SystemExit) as exit_:
+            common.run(main, [])
+        assert exit_.value.code == DATA_ERROR_EXIT
+        assert "ObjectStoreLakeNotSupported: LAKE_ROOT=s3://b/lake" in capsys.readouterr().err
+
+    def test_the_athlete_job_on_an_object_store_lake_exits_with_the_data_error_code(self, tmp_path):
+        """Its spark-submit entry (``python …/athlete_age_by_year.py``) used to exit 1: retried twice."""
+        import subprocess
+        import sys
+
+        from include.jobs import athlete_age_by_year
+
+        argv = ["--input", str(tmp_path / "athlete_events.csv"), "--lake-root", "s3://bucket/lake"]
+        proc = subprocess.run(
+            [sys.executable, athlete_age_by_year.__file__, *argv], capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == DATA_ERROR_EXIT, proc.stderr[-2000:]
+        assert "s3://bucket/lake" in proc.stderr
+
+    def test_the_connect_runner_records_a_bad_setting_with_the_same_code(self):
+        from include.errors import ConfigError
+        from tricloud.cluster.local_connect_runner import failure
+
+        message, code = failure(ConfigError("TRICLOUD_OBJECT_STORE_IO='x': set it to …"), "sc://127.0.0.1:1")
+        assert code == DATA_ERROR_EXIT
+        assert message.startswith("ConfigError: TRICLOUD_OBJECT_STORE_IO")
+
     def test_any_other_failure_is_an_ordinary_exception(self):
         def main(argv):
             raise OSError("connection reset")
@@ -69,6 +102,9 @@ class TestOperatorClassification:
             ("Cannot execute: spark-submit x.py. Error code is: 1.", None, False),
             ("step failed\n--- log ---\ncommon.NoInputError: no input for hour 2026-11-24T10:00Z", None, True),
             ("InputFormatError: schema change", None, True),
+            ("--- log tail ---\npaths.ObjectStoreLakeNotSupported: LAKE_ROOT=s3://b/lake", None, True),
+            ("include.errors.ConfigError: TRICLOUD_OBJECT_STORE_IO='x'", None, True),
+            ("ValueError: could not convert string", None, False),
             ("Lost executor 0: worker lost", None, False),
             (None, None, False),
         ],

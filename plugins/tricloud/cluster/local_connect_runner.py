@@ -11,9 +11,10 @@ UDF, so nothing of it runs in the server's Python (a job that adds one must ship
 - A server that died mid-job fails the job with a message that says so; the retry's ``submit`` starts it
   again (:meth:`tricloud.cluster.local_jobs.LocalJobsMixin.submit`).
 - A lost hour lease (:class:`include.lease.LeaseLostError`) is recorded with exit code
-  :data:`include.lease.LEASE_LOST_EXIT`, a missing or unusable input (``NoInputError``,
-  ``InputFormatError``) with :data:`include.jobs.DATA_ERROR_EXIT`, as the spark-submit path's
-  ``common.run`` exits, so the operator raises the same ``SparkJobDataError`` (not retried) either way.
+  :data:`include.lease.LEASE_LOST_EXIT`; a missing or unusable input or a bad setting (any
+  ``include.errors.DeterministicError``: ``NoInputError``, ``InputFormatError``, ``ConfigError`` …) with
+  :data:`include.jobs.DATA_ERROR_EXIT`, as the spark-submit path's ``common.run`` exits, so the
+  operator raises the same ``SparkJobDataError`` (not retried) either way.
 - The runner imports no Airflow, and records when each phase ended (``timings``: ``imported``,
   ``session``, ``ran``, ``stopped``, ``recorded``), for :mod:`bench.connect`.
 """
@@ -50,13 +51,13 @@ def server_down(url: str) -> bool:
 
 def failure(err: BaseException, url: str) -> tuple[str, int | None]:
     """(message, exit code) recorded for a job that raised ``err``."""
+    from include.errors import DeterministicError
     from include.jobs import DATA_ERROR_EXIT
-    from include.jobs.inputs import InputFormatError, NoInputError
     from include.lease import LEASE_LOST_EXIT, LeaseLostError
 
     if isinstance(err, LeaseLostError):
         return f"LeaseLostError: {err}", LEASE_LOST_EXIT
-    if isinstance(err, NoInputError | InputFormatError):
+    if isinstance(err, DeterministicError):
         return f"{type(err).__name__}: {err}", DATA_ERROR_EXIT
     if server_down(url):
         return (

@@ -46,7 +46,12 @@ def lease_lost(message: str | BaseException | None, exit_code: int | None = None
     return m is not None and int(m.group(1)) == LEASE_LOST_EXIT
 
 
-_DATA_ERROR_NAMES = re.compile(r"\b(NoInputError|InputFormatError)\b")
+#: The deterministic errors a job raises (include.errors and its subclasses used in jobs), for a backend
+#: that reports only the driver log's tail (no exit code).
+_DATA_ERROR_NAMES = re.compile(
+    r"\b(NoInputError|InputFormatError|MissingInputError|InputError|ChecksumError|ConfigError"
+    r"|UnsupportedPathError|ObjectStoreLakeNotSupported|MissingFileConfigError)\b"
+)
 
 
 def data_error(message: str | BaseException | None, exit_code: int | None = None) -> bool:
@@ -65,7 +70,8 @@ def data_error(message: str | BaseException | None, exit_code: int | None = None
 
 
 class SparkJobDataError(AirflowException):
-    """The Spark job failed on its input (the hour's input is missing, or the file is unusable).
+    """The Spark job failed on its input or a setting (the hour's input is missing, the file is unusable,
+    a setting the job needs is wrong: any ``include.errors.DeterministicError`` raised in the job).
 
     Deterministic: the same input fails the same way, so :data:`SPARK_RETRY_POLICY` fails the task on
     its first try instead of retrying it. Fix the input, then clear the task.
@@ -346,8 +352,8 @@ class SparkJobOperator(ResumableJobMixin, BaseOperator):
             failure = JobFailed(error, handle=handle, status=status, driver_log=self.backend.driver_log(handle))
             if data_error(f"{status.message or ''}\n{error}", status.exit_code):  # a known exit code wins
                 raise SparkJobDataError(
-                    f"Spark job {handle.key} failed on its input (exit code {DATA_ERROR_EXIT}): not retried, "
-                    f"nothing was published; fix the input, then clear the task. {error}"
+                    f"Spark job {handle.key} failed on its input or a setting (exit code {DATA_ERROR_EXIT}): "
+                    f"not retried, nothing was published; fix what the error names, then clear the task. {error}"
                 ) from failure
             raise AirflowException(f"Spark job {handle.key} ended {status.raw}: {error}") from failure
         result: dict[str, Any] = {"application": self.application}
