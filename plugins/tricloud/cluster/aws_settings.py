@@ -12,12 +12,19 @@ from typing import Any
 
 from include.errors import ConfigError
 from tricloud.cluster import aws
-from tricloud.cluster.env_settings import backend_overrides, created_by, idle_timeout_setting, parse_tags, setting
+from tricloud.cluster.env_settings import (
+    IdleTimeoutBounds,
+    backend_overrides,
+    created_by,
+    idle_timeout_setting,
+    parse_tags,
+    setting,
+)
 
-#: EMR's bounds of ``AutoTerminationPolicy.IdleTimeout``, seconds: 1 minute … 7 days.
-EMR_IDLE_BOUNDS = (60, 604_800)
+#: EMR's bounds of ``AutoTerminationPolicy.IdleTimeout``: 1 minute … 7 days.
+EMR_IDLE_BOUNDS = IdleTimeoutBounds(60, 604_800, "seconds", "EMR")
 #: EMR Serverless's bounds of ``autoStopConfiguration.idleTimeoutMinutes``: 1 minute … 7 days.
-EMR_SERVERLESS_IDLE_BOUNDS = (1, 10_080)
+EMR_SERVERLESS_IDLE_BOUNDS = IdleTimeoutBounds(1, 10_080, "minutes", "EMR Serverless")
 
 
 @dataclass(frozen=True)
@@ -107,15 +114,7 @@ def emr_settings(overrides: Mapping[str, Any]) -> EmrSettings:
         ),
         "TRICLOUD_CODE_URI",
     )
-    idle = idle_timeout_setting(
-        overrides,
-        "idle_timeout",
-        "TRICLOUD_EMR_IDLE_TIMEOUT",
-        1800,
-        bounds=EMR_IDLE_BOUNDS,
-        unit="seconds",
-        service="EMR",
-    )
+    idle = idle_timeout_setting(overrides, "idle_timeout", "TRICLOUD_EMR_IDLE_TIMEOUT", 1800, EMR_IDLE_BOUNDS)
     log_uri = setting(overrides, "log_uri", "TRICLOUD_EMR_LOG_URI", f"{code_uri}/emr-logs")
     return EmrSettings(
         code_uri=code_uri,
@@ -152,15 +151,8 @@ def emr_serverless_settings(overrides: Mapping[str, Any]) -> EmrServerlessSettin
     )
     if not str(role).startswith("arn:"):
         raise ConfigError(f"TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN={role!r} is not an IAM role ARN")
-    idle = idle_timeout_setting(
-        overrides,
-        "idle_minutes",
-        "TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES",
-        15,
-        bounds=EMR_SERVERLESS_IDLE_BOUNDS,
-        unit="minutes",
-        service="EMR Serverless",
-    )
+    idle_env = "TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES"
+    idle = idle_timeout_setting(overrides, "idle_minutes", idle_env, 15, EMR_SERVERLESS_IDLE_BOUNDS)
     log_uri = setting(overrides, "log_uri", "TRICLOUD_EMR_SERVERLESS_LOG_URI", f"{code_uri}/emr-serverless-logs")
     return EmrServerlessSettings(
         code_uri=code_uri,

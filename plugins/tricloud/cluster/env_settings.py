@@ -10,7 +10,7 @@ import json
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from include.errors import ConfigError
@@ -71,23 +71,35 @@ def backend_overrides(
     return checked
 
 
-def idle_timeout_setting(
-    overrides: Mapping[str, Any], key: str, env: str, default: int, *, bounds: tuple[int, int], unit: str, service: str
-) -> int:
-    """The idle time after which the service ends a cluster / application, as ``setting`` reads it.
+@dataclass(frozen=True)
+class IdleTimeoutBounds:
+    """What a service accepts as the idle time after which it ends a cluster / application.
 
-    :param bounds: the service's accepted range, inclusive, in ``unit`` (from the service's API reference).
+    :param low: least value, inclusive, in ``unit``.
+    :param high: greatest value, inclusive, in ``unit``.
     :param unit: ``seconds`` or ``minutes``, as the service's API field counts.
-    :param service: the service's name, for the error message.
+    :param service: the service's name, for error messages.
+    """
+
+    low: int
+    high: int
+    unit: str
+    service: str
+
+
+def idle_timeout_setting(
+    overrides: Mapping[str, Any], key: str, env: str, default: int, bounds: IdleTimeoutBounds
+) -> int:
+    """The idle timeout (in ``bounds.unit``) as :func:`setting` reads it, checked against the service's bounds.
+
     :raises ConfigError: not a whole number, or outside ``bounds`` (both naming ``env``).
     """
-    low, high = bounds
     try:
         value = int(setting(overrides, key, env, default))
     except ValueError:
-        raise ConfigError(f"{env} must be whole {unit} ({low} … {high})") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{env}={value}: {service} accepts {low} … {high} {unit}")
+        raise ConfigError(f"{env} must be whole {bounds.unit} ({bounds.low} … {bounds.high})") from None
+    if not bounds.low <= value <= bounds.high:
+        raise ConfigError(f"{env}={value}: {bounds.service} accepts {bounds.low} … {bounds.high} {bounds.unit}")
     return value
 
 

@@ -14,10 +14,17 @@ from typing import Any
 
 from include.errors import ConfigError
 from tricloud.cluster import gcp
-from tricloud.cluster.env_settings import backend_overrides, created_by, idle_timeout_setting, parse_tags, setting
+from tricloud.cluster.env_settings import (
+    IdleTimeoutBounds,
+    backend_overrides,
+    created_by,
+    idle_timeout_setting,
+    parse_tags,
+    setting,
+)
 
 #: Dataproc's bounds of ``lifecycleConfig.idleDeleteTtl``: 10 minutes … 14 days.
-IDLE_TTL_BOUNDS = (600, 1_209_600)
+IDLE_TTL_BOUNDS = IdleTimeoutBounds(600, 1_209_600, "seconds", "Dataproc")
 
 
 @dataclass(frozen=True)
@@ -108,15 +115,7 @@ def dataproc_settings(overrides: Mapping[str, Any], backend: str = "dataproc") -
             f"TRICLOUD_GCP_PROJECT is not set and connection {conn_id!r} names no project: "
             "set TRICLOUD_GCP_PROJECT, or the connection's extra 'project'"
         )
-    ttl = idle_timeout_setting(
-        overrides,
-        "idle_delete_ttl",
-        "TRICLOUD_DATAPROC_IDLE_DELETE_TTL",
-        1800,
-        bounds=IDLE_TTL_BOUNDS,
-        unit="seconds",
-        service="Dataproc",
-    )
+    ttl = idle_timeout_setting(overrides, "idle_delete_ttl", "TRICLOUD_DATAPROC_IDLE_DELETE_TTL", 1800, IDLE_TTL_BOUNDS)
     labels = parse_tags(setting(overrides, "labels", "TRICLOUD_GCP_LABELS"), "TRICLOUD_GCP_LABELS")
     return DataprocSettings(
         project=str(project),
