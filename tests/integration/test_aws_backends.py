@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cloud_jobs import APP, ingest_customers_job
 from tests.support.moto_aws import CONN_ID, EMR_CONN_ID, moto_aws
-from tricloud.cluster import BACKEND_ENV, JobState, SparkJob, backend_from_settings, job_key
+from tricloud.cluster import BACKEND_ENV, JobState, SparkJob, backend_from_settings
 from tricloud.cluster.aws import MANAGED_TAG
 from tricloud.cluster.code_bundle import project_root, project_zip
 from tricloud.cluster.emr import EmrBackend
@@ -28,7 +29,6 @@ from tricloud.cluster.emr_serverless import EmrServerlessBackend
 BUCKET = "tricloud-code"
 CODE_URI = f"s3://{BUCKET}/deploy"
 LAKE = f"s3://{BUCKET}/lake"
-APP = str(project_root() / "include" / "jobs" / "ingest_customers.py")
 BACKENDS = ("emr", "emr-serverless")
 
 
@@ -57,16 +57,7 @@ def make_backend(name: str, **overrides):
 
 
 def a_job(n: int = 1) -> SparkJob:
-    key = job_key("customer_enrichment", "ingest_customers", "scheduled__2026-11-24T10:00:00+00:00", try_number=n)
-    return SparkJob(
-        key=key,
-        name="ingest_customers",
-        application=APP,
-        args=("--hour", "2026-11-24T10:00:00+00:00"),
-        result_uri=f"{LAKE}/_jobs/{key}/metrics.json",
-        conf={"spark.sql.session.timeZone": "UTC"},
-        env={"LAKE_ROOT": LAKE},
-    )
+    return ingest_customers_job(LAKE, try_number=n)
 
 
 def cluster_finishes(aws, backend, handle, state: str, *, metrics=None, stderr: str | None = None, reason=None):

@@ -26,9 +26,9 @@ import pytest
 from include.lease import HourLease, LeaseLostError
 from include.lease_store import GcsLeaseDir, LeaseStoreError, S3LeaseDir
 from tests.support.gcs_preconditions import gcs_with_preconditions
+from tests.support.lease import HOUR, Clock, states
 from tests.support.moto_aws import CONN_ID, REGION, moto_aws
 from tests.unit import test_lease as unit
-from tests.unit.test_lease import HOUR, states
 
 PREFIX = "_leases/customer_enrichment/date=2026-11-24/hour=10/"
 
@@ -132,8 +132,8 @@ def client(store):
 
 
 @pytest.fixture
-def clock() -> unit.Clock:
-    return unit.Clock()
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture

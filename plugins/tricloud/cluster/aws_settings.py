@@ -6,15 +6,25 @@ Each ``*_settings(overrides)`` fails fast with ``ValueError`` naming the variabl
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from include.errors import ConfigError
 from tricloud.cluster import aws
-from tricloud.cluster.env_settings import parse_tags, setting
+from tricloud.cluster.env_settings import (
+    IdleTimeoutBounds,
+    backend_overrides,
+    created_by,
+    idle_timeout_setting,
+    parse_tags,
+    setting,
+)
+
+#: EMR's bounds of ``AutoTerminationPolicy.IdleTimeout``: 1 minute … 7 days.
+EMR_IDLE_BOUNDS = IdleTimeoutBounds(60, 604_800, "seconds", "EMR")
+#: EMR Serverless's bounds of ``autoStopConfiguration.idleTimeoutMinutes``: 1 minute … 7 days.
+EMR_SERVERLESS_IDLE_BOUNDS = IdleTimeoutBounds(1, 10_080, "minutes", "EMR Serverless")
 
 
 @dataclass(frozen=True)
@@ -94,14 +104,7 @@ def emr_settings(overrides: Mapping[str, Any]) -> EmrSettings:
     :raises ValueError: ``TRICLOUD_CODE_URI`` missing or not ``s3://``, a bad number or tag list,
         or an override this backend does not know.
     """
-    overrides = dict(overrides)
-    if overrides.get("conn_id"):  # the operators' ``conn_id``: this backend's connection is the AWS one
-        overrides.setdefault("aws_conn_id", overrides["conn_id"])
-    overrides.pop("conn_id", None)
-    known = {f.name for f in fields(EmrSettings)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"emr backend: unknown setting(s) {unknown}; known: {sorted(known)}")
+    overrides = backend_overrides(overrides, EmrSettings, backend="emr", conn_field="aws_conn_id")
     code_uri = aws.s3_uri(
         setting(
             overrides,
@@ -111,12 +114,7 @@ def emr_settings(overrides: Mapping[str, Any]) -> EmrSettings:
         ),
         "TRICLOUD_CODE_URI",
     )
-    try:
-        idle = int(setting(overrides, "idle_timeout", "TRICLOUD_EMR_IDLE_TIMEOUT", 1800))
-    except ValueError:
-        raise ConfigError("TRICLOUD_EMR_IDLE_TIMEOUT must be whole seconds (60 … 604800)") from None
-    if not 60 <= idle <= 604800:
-        raise ConfigError(f"TRICLOUD_EMR_IDLE_TIMEOUT={idle}: EMR accepts 60 … 604800 seconds")
+    idle = idle_timeout_setting(overrides, "idle_timeout", "TRICLOUD_EMR_IDLE_TIMEOUT", 1800, EMR_IDLE_BOUNDS)
     log_uri = setting(overrides, "log_uri", "TRICLOUD_EMR_LOG_URI", f"{code_uri}/emr-logs")
     return EmrSettings(
         code_uri=code_uri,
@@ -129,7 +127,7 @@ def emr_settings(overrides: Mapping[str, Any]) -> EmrSettings:
         instance_type=setting(overrides, "instance_type", "TRICLOUD_EMR_INSTANCE_TYPE", "m5.xlarge"),
         workers=int(overrides.get("workers") or 2),
         tags=parse_tags(setting(overrides, "tags", "TRICLOUD_EMR_TAGS"), "TRICLOUD_EMR_TAGS"),
-        created_by=str(overrides.get("created_by") or f"{socket.gethostname()}:{os.getpid()}"),
+        created_by=created_by(overrides),
         poll_interval=float(overrides.get("poll_interval") or 30.0),
         start_timeout=float(setting(overrides, "start_timeout", "TRICLOUD_EMR_START_TIMEOUT", 1800)),
     )
@@ -142,14 +140,7 @@ def emr_serverless_settings(overrides: Mapping[str, Any]) -> EmrServerlessSettin
 
     :raises ValueError: code URI or execution role missing/malformed, a bad number, an unknown override.
     """
-    overrides = dict(overrides)
-    if overrides.get("conn_id"):  # the operators' ``conn_id``: this backend's connection is the AWS one
-        overrides.setdefault("aws_conn_id", overrides["conn_id"])
-    overrides.pop("conn_id", None)
-    known = {f.name for f in fields(EmrServerlessSettings)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"emr-serverless backend: unknown setting(s) {unknown}; known: {sorted(known)}")
+    overrides = backend_overrides(overrides, EmrServerlessSettings, backend="emr-serverless", conn_field="aws_conn_id")
     hint = "set it to s3://<bucket>/<prefix> where the job may read the staged code"
     code_uri = aws.s3_uri(setting(overrides, "code_uri", "TRICLOUD_CODE_URI", required=hint), "TRICLOUD_CODE_URI")
     role = setting(
@@ -160,12 +151,8 @@ def emr_serverless_settings(overrides: Mapping[str, Any]) -> EmrServerlessSettin
     )
     if not str(role).startswith("arn:"):
         raise ConfigError(f"TRICLOUD_EMR_SERVERLESS_EXECUTION_ROLE_ARN={role!r} is not an IAM role ARN")
-    try:
-        idle = int(setting(overrides, "idle_minutes", "TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES", 15))
-    except ValueError:
-        raise ConfigError("TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES must be whole minutes (1 … 10080)") from None
-    if not 1 <= idle <= 10080:
-        raise ConfigError(f"TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES={idle}: EMR Serverless accepts 1 … 10080")
+    idle_env = "TRICLOUD_EMR_SERVERLESS_IDLE_MINUTES"
+    idle = idle_timeout_setting(overrides, "idle_minutes", idle_env, 15, EMR_SERVERLESS_IDLE_BOUNDS)
     log_uri = setting(overrides, "log_uri", "TRICLOUD_EMR_SERVERLESS_LOG_URI", f"{code_uri}/emr-serverless-logs")
     return EmrServerlessSettings(
         code_uri=code_uri,
@@ -176,7 +163,7 @@ def emr_serverless_settings(overrides: Mapping[str, Any]) -> EmrServerlessSettin
         idle_minutes=idle,
         log_uri=aws.s3_uri(log_uri, "TRICLOUD_EMR_SERVERLESS_LOG_URI"),
         tags=parse_tags(setting(overrides, "tags", "TRICLOUD_EMR_TAGS"), "TRICLOUD_EMR_TAGS"),
-        created_by=str(overrides.get("created_by") or f"{socket.gethostname()}:{os.getpid()}"),
+        created_by=created_by(overrides),
         poll_interval=float(overrides.get("poll_interval") or 10.0),
         workers=overrides.get("workers"),
     )

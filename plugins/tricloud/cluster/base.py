@@ -19,13 +19,16 @@ import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger
+
+Ready = TypeVar("Ready")
+TornDown = TypeVar("TornDown")
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,30 @@ def with_log_tail(head: str, where: str | None, tail: str | None, missing: str, 
     if tail:
         return f"{head}\n--- {where} (last lines) ---\n{tail}"
     return f"{head}\n({what}: {where or missing})"
+
+
+def wait_or_tear_down(
+    wait: Callable[[], Ready],
+    tear_down: Callable[[], TornDown],
+    failure: Callable[[BaseException, TornDown], str],
+) -> Ready:
+    """``wait()`` for a cluster (or application) this start created; if the wait fails, tear it down first.
+
+    A cluster left behind by a failed start costs money every hour, so ``tear_down()`` runs on any error,
+    then ``RuntimeError(failure(err, torn_down))`` is raised from the error (``torn_down``: what
+    ``tear_down()`` returned, e.g. whether there was anything left to delete). A ``BaseException`` that is
+    not an ``Exception`` (the task being killed) propagates as it is, after the tear-down.
+
+    :returns: what ``wait()`` returned.
+    :raises RuntimeError: the wait failed; the message is ``failure``'s.
+    """
+    try:
+        return wait()
+    except BaseException as err:
+        torn_down = tear_down()
+        if not isinstance(err, Exception):  # the task is being killed: let that propagate as it is
+            raise
+        raise RuntimeError(failure(err, torn_down)) from err
 
 
 class ClusterBackend(ABC):

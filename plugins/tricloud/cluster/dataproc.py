@@ -19,7 +19,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tricloud.cluster import gcp, gcs_output
-from tricloud.cluster.base import ClusterInfo, ClusterStatus, JobHandle, JobState, JobStatus, SparkJob
+from tricloud.cluster.base import (
+    ClusterInfo,
+    ClusterStatus,
+    JobHandle,
+    JobState,
+    JobStatus,
+    SparkJob,
+    wait_or_tear_down,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.google.cloud.triggers.dataproc import DataprocSubmitTrigger
@@ -153,18 +161,15 @@ class DataprocBackend(gcp.GcpBackend):
             return self._info(self._wait_running(name, timeout, None), started=False)
         self.log_info("Creating Dataproc cluster %s in %s", name, self.settings.region)
         seen: list[str] = []  # the uuid of the incarnation this call created, once a GET shows it
-        try:
-            cluster = self._wait_running(name, timeout, None, seen)
-        except BaseException as err:
-            # A cluster left behind by a failed start costs money every hour: delete it before raising, but
-            # only the incarnation first seen (another run may have created a new one of the same name).
-            deleted = bool(seen) and self._delete(name, seen[0])
-            if not isinstance(err, Exception):  # the task is being killed: let that propagate as it is
-                raise
-            raise RuntimeError(
+        cluster = wait_or_tear_down(
+            lambda: self._wait_running(name, timeout, None, seen),
+            # Only the incarnation first seen: another run may have created a new one of the same name.
+            lambda: bool(seen) and self._delete(name, seen[0]),
+            lambda err, deleted: (
                 f"Dataproc cluster {name} did not start ({err}); {'it was deleted' if deleted else 'it is gone'}. "
                 "See its status detail in the Dataproc console"
-            ) from err
+            ),
+        )
         return self._info(cluster, started=True)
 
     def _create(self, name: str, replaced: str) -> bool:

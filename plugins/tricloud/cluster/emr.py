@@ -29,6 +29,7 @@ from tricloud.cluster.base import (
     JobState,
     JobStatus,
     SparkJob,
+    wait_or_tear_down,
 )
 
 if TYPE_CHECKING:
@@ -186,17 +187,14 @@ class EmrBackend(aws.AwsBackend):
         response = self.hook.create_job_flow(self.job_flow_overrides())
         cluster_id = response["JobFlowId"]
         self.log_info("Created EMR cluster %s (%s)", cluster_id, self.settings.cluster_name)
-        try:
-            self._wait_running(cluster_id, timeout)
-        except BaseException as err:
-            # A cluster left behind by a failed start costs money every hour: end it before raising.
-            self._terminate(cluster_id)
-            if not isinstance(err, Exception):  # the task is being killed: let that propagate as it is
-                raise
-            raise RuntimeError(
+        wait_or_tear_down(
+            lambda: self._wait_running(cluster_id, timeout),
+            lambda: self._terminate(cluster_id),
+            lambda err, _: (
                 f"EMR cluster {cluster_id} did not start within {timeout:.0f}s ({err}); it was terminated. "
                 "See its state change reason in the EMR console"
-            ) from err
+            ),
+        )
         return self._info(cluster_id, started=True)
 
     def _wait_running(self, cluster_id: str, timeout: float) -> None:

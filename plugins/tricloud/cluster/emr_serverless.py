@@ -31,6 +31,7 @@ from tricloud.cluster.base import (
     JobState,
     JobStatus,
     SparkJob,
+    wait_or_tear_down,
 )
 
 if TYPE_CHECKING:
@@ -164,16 +165,14 @@ class EmrServerlessBackend(aws.AwsBackend):
             tags=tags,
         )["applicationId"]
         self.hook.log.info("Created EMR Serverless application %s (%s)", app_id, s.application_name)
-        try:
-            self._wait_ready(app_id, timeout)
-        except BaseException as err:
-            self._delete(app_id)
-            if not isinstance(err, Exception):  # the task is being killed: let that propagate as it is
-                raise
-            raise RuntimeError(
+        wait_or_tear_down(
+            lambda: self._wait_ready(app_id, timeout),
+            lambda: self._delete(app_id),
+            lambda err, _: (
                 f"EMR Serverless application {app_id} did not become ready within {timeout:.0f}s ({err}); "
                 "it was deleted"
-            ) from err
+            ),
+        )
         return self._info(app_id, started=True)
 
     def _wait_ready(self, app_id: str, timeout: float) -> None:

@@ -8,18 +8,23 @@ endpoint to the connection's ``api_endpoint`` extra (read by tricloud, ignored b
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from include.errors import ConfigError
 from tricloud.cluster import gcp
-from tricloud.cluster.env_settings import parse_tags, setting
+from tricloud.cluster.env_settings import (
+    IdleTimeoutBounds,
+    backend_overrides,
+    created_by,
+    idle_timeout_setting,
+    parse_tags,
+    setting,
+)
 
 #: Dataproc's bounds of ``lifecycleConfig.idleDeleteTtl``: 10 minutes … 14 days.
-IDLE_TTL_BOUNDS = (600, 1_209_600)
+IDLE_TTL_BOUNDS = IdleTimeoutBounds(600, 1_209_600, "seconds", "Dataproc")
 
 
 @dataclass(frozen=True)
@@ -89,14 +94,7 @@ def dataproc_settings(overrides: Mapping[str, Any], backend: str = "dataproc") -
     :raises ValueError: the connection, project, region or code URI missing (the message names the
         variable to set), a bad number or label list, or an override this backend does not know.
     """
-    overrides = dict(overrides)
-    if overrides.get("conn_id"):  # the operators' ``conn_id``: this backend's connection is the Google one
-        overrides.setdefault("gcp_conn_id", overrides["conn_id"])
-    overrides.pop("conn_id", None)
-    known = {f.name for f in fields(DataprocSettings)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"{backend} backend: unknown setting(s) {unknown}; known: {sorted(known)}")
+    overrides = backend_overrides(overrides, DataprocSettings, backend=backend, conn_field="gcp_conn_id")
     code_uri = gcp.gs_uri(
         setting(
             overrides,
@@ -117,12 +115,7 @@ def dataproc_settings(overrides: Mapping[str, Any], backend: str = "dataproc") -
             f"TRICLOUD_GCP_PROJECT is not set and connection {conn_id!r} names no project: "
             "set TRICLOUD_GCP_PROJECT, or the connection's extra 'project'"
         )
-    try:
-        ttl = int(setting(overrides, "idle_delete_ttl", "TRICLOUD_DATAPROC_IDLE_DELETE_TTL", 1800))
-    except ValueError:
-        raise ConfigError("TRICLOUD_DATAPROC_IDLE_DELETE_TTL must be whole seconds (600 … 1209600)") from None
-    if not IDLE_TTL_BOUNDS[0] <= ttl <= IDLE_TTL_BOUNDS[1]:
-        raise ConfigError(f"TRICLOUD_DATAPROC_IDLE_DELETE_TTL={ttl}: Dataproc accepts 600 … 1209600 seconds")
+    ttl = idle_timeout_setting(overrides, "idle_delete_ttl", "TRICLOUD_DATAPROC_IDLE_DELETE_TTL", 1800, IDLE_TTL_BOUNDS)
     labels = parse_tags(setting(overrides, "labels", "TRICLOUD_GCP_LABELS"), "TRICLOUD_GCP_LABELS")
     return DataprocSettings(
         project=str(project),
@@ -138,7 +131,7 @@ def dataproc_settings(overrides: Mapping[str, Any], backend: str = "dataproc") -
         runtime_version=setting(overrides, "runtime_version", "TRICLOUD_DATAPROC_SERVERLESS_VERSION", "2.3"),
         service_account=setting(overrides, "service_account", "TRICLOUD_DATAPROC_SERVICE_ACCOUNT"),
         labels={gcp.label_value(k): gcp.label_value(v) for k, v in labels.items()},
-        created_by=str(overrides.get("created_by") or f"{socket.gethostname()}:{os.getpid()}"),
+        created_by=created_by(overrides),
         poll_interval=float(overrides.get("poll_interval") or 10.0),
         start_timeout=float(setting(overrides, "start_timeout", "TRICLOUD_DATAPROC_START_TIMEOUT", 900)),
     )

@@ -34,7 +34,7 @@ import urllib.parse
 from tricloud.cluster.base import JobState
 from tricloud.cluster.local_connect import listening
 from tricloud.cluster.local_driver import record_success
-from tricloud.cluster.local_jobs import JobRecord, JobStore, now
+from tricloud.cluster.local_job_store import JobRecord, JobStore, now
 
 log = logging.getLogger("tricloud.local_driver")
 

@@ -3,7 +3,7 @@
 Started by :meth:`tricloud.cluster.local.LocalStandaloneBackend.submit` in a session of its own, it
 runs spark-submit through the provider's ``SparkSubmitHook`` (unchanged: client deploy mode, the driver
 runs here), writes spark-submit's output to the job's driver log (its stdout) and records the outcome in
-the job's record (:mod:`tricloud.cluster.local_jobs`). It outlives the Airflow task that started it, so
+the job's record (:mod:`tricloud.cluster.local_job_store`). It outlives the Airflow task that started it, so
 a retry of that task re-attaches instead of submitting again.
 
 While the job runs it watches the cluster: a worker lost mid-job makes Spark wait for resources
@@ -29,7 +29,7 @@ from pathlib import Path
 from include.lake_fs import read_json_or_none
 from include.processes import kill_children
 from tricloud.cluster.base import JobState
-from tricloud.cluster.local_jobs import JobRecord, JobStore, now
+from tricloud.cluster.local_job_store import JobRecord, JobStore, now
 
 log = logging.getLogger("tricloud.local_driver")
 
