@@ -366,6 +366,19 @@ class TestConfigAndData:
         assert type(exc).__name__ == "QualityInputError"
         assert decide(exc) is FAIL
 
+    def test_an_hour_not_enriched_fails_the_warehouse_load_at_once(self, tmp_path):
+        """The same missing partition as the gate's: deterministic, naming the partition and what to run."""
+        import sqlite3
+
+        from include.warehouse import upsert_hour
+
+        db = sqlite3.connect(":memory:")
+        exc = raised(lambda: upsert_hour(db, "?", tmp_path, "2026-11-24T10:00:00+00:00"))
+        assert type(exc).__name__ == "MissingInputError"
+        assert isinstance(exc, FileNotFoundError)  # old callers still catch it
+        assert "date=2026-11-24/hour=10" in str(exc) and "enrich_customer_data" in str(exc)
+        assert decide(exc) is FAIL
+
     def test_a_spark_data_error_fails_and_a_lost_worker_is_retried(self):
         from airflow.sdk.exceptions import AirflowException
 
