@@ -94,18 +94,23 @@ def hour_deadline() -> DeadlineAlert | None:
 
 @dataclass(frozen=True)
 class Alert:
-    """What an alert says: one subject line and a body of ``name: value`` lines."""
+    """What an alert says: one subject line and a body of ``name: value`` lines.
+
+    ``label`` names what ``hour`` holds: ``"hour"`` (an hourly DAG: the hour's ISO start, UTC) or ``"run"``
+    (a manual DAG that processes no one hour, e.g. restore_lake, check_connections: the run id).
+    """
 
     kind: str  # "failed" or "late"
     dag_id: str
-    hour: str  # ISO start of the hour, UTC
+    hour: str  # ISO start of the hour, UTC (or the run id, see label)
     task: str
     error: str  # the error's first line
     url: str  # the task's log, or the run's page
+    label: str = "hour"
 
     @property
     def subject(self) -> str:
-        return f"[tricloud] {self.dag_id} hour {self.hour} {self.kind}: {self.task}"
+        return f"[tricloud] {self.dag_id} {self.label} {self.hour} {self.kind}: {self.task}"
 
     @property
     def text(self) -> str:
@@ -113,7 +118,7 @@ class Alert:
             [
                 self.subject,
                 f"DAG: {self.dag_id}",
-                f"Hour: {self.hour}",
+                f"{self.label.capitalize()}: {self.hour}",
                 f"Task: {self.task}",
                 f"Error: {self.error}",
                 f"Log: {self.url}",
@@ -141,12 +146,20 @@ def _hour(data_interval_start, data_interval_end, dag_run, conf: dict | None) ->
         return f"(unknown: {err})"
 
 
-def failure_alert(context: dict[str, Any]) -> Alert:
-    """The alert of a failed task from its context (``ti``, ``dag_run``, ``exception``, interval, params)."""
+def failure_alert(context: dict[str, Any], hourly: bool = True) -> Alert:
+    """The alert of a failed task from its context (``ti``, ``dag_run``, ``exception``, interval, params).
+
+    :param hourly: the DAG processes one hour per run (the alert names the hour); False for a manual DAG
+        that does not (the alert names the run id instead of an hour it never had).
+    """
     ti = context["ti"]
     dag_run = context.get("dag_run")
     params = context.get("params") or {}
-    hour = _hour(context.get("data_interval_start"), context.get("data_interval_end"), dag_run, dict(params))
+    if hourly:
+        label = "hour"
+        hour = _hour(context.get("data_interval_start"), context.get("data_interval_end"), dag_run, dict(params))
+    else:
+        label, hour = "run", str(getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "?"))
     return Alert(
         kind="failed",
         dag_id=ti.dag_id,
@@ -154,6 +167,7 @@ def failure_alert(context: dict[str, Any]) -> Alert:
         task=f"{ti.task_id} (try {ti.try_number})",
         error=first_line(context.get("exception")),
         url=ti.log_url,
+        label=label,
     )
 
 
@@ -274,11 +288,17 @@ def _try(channel: str, notifier: BaseNotifier) -> list[str]:
 class FailureAlert(BaseNotifier):
     """``on_failure_callback`` of the tasks: sends :func:`failure_alert` through :func:`send`.
 
-    Built at parse time with no argument and no I/O; everything happens when a task has failed.
+    Built at parse time with no I/O; everything happens when a task has failed.
+
+    :param hourly: False for a manual DAG that processes no one hour: the alert names the run, not an hour.
     """
 
+    def __init__(self, hourly: bool = True) -> None:
+        super().__init__()
+        self.hourly = hourly
+
     def notify(self, context) -> None:
-        send(failure_alert(context))
+        send(failure_alert(context, hourly=self.hourly))
 
 
 @dataclass(frozen=True)
@@ -363,3 +383,5 @@ def notify_deadline_missed(context: dict[str, Any] | None = None, **_: Any) -> N
 
 #: The callbacks to put in ``default_args``: one notifier instance, shared by every task.
 ON_FAILURE = [FailureAlert()]
+#: The same for the manual DAGs that process no one hour (restore_lake, check_connections): names the run.
+ON_FAILURE_BY_RUN = [FailureAlert(hourly=False)]

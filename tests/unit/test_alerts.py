@@ -83,6 +83,21 @@ class TestSend:
         [mail] = sinks.mails
         assert mail["from"] == (expected or f"tricloud@{socket.gethostname()}")
 
+    def test_a_manual_dags_failure_names_the_run_not_an_hour(self, sinks):
+        """restore_lake / check_connections process no one hour: their alert names the run."""
+        context = failed_context()
+        context["ti"].dag_id, context["ti"].task_id = "check_connections", "check_wasb_default"
+        context["dag_run"] = SimpleNamespace(run_id="manual__2026-12-01T03:00:00+00:00", run_type="manual")
+        context["exception"] = ConnectionError("connection 'wasb_default' does not work (…): check AIRFLOW_CONN_WASB")
+        alerts.FailureAlert(hourly=False).notify(context)
+        [post] = sinks.posts
+        text = post["body"]["text"]
+        assert text.startswith(
+            "[tricloud] check_connections run manual__2026-12-01T03:00:00+00:00 failed: check_wasb_default (try 1)"
+        )
+        assert "Run: manual__2026-12-01T03:00:00+00:00" in text and "Hour:" not in text
+        assert "Error: ConnectionError: connection 'wasb_default' does not work" in text
+
     def test_a_channel_without_connection_is_skipped_without_error(self, sinks, monkeypatch):
         monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT")
         assert alerts.send(alerts.failure_alert(failed_context())) == ["webhook"]
