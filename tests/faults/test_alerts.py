@@ -5,8 +5,8 @@ Airflow 3.3.2 makes a run's deadline when it creates the run, from its logical d
 (``TRICLOUD_HOUR_DEADLINE_MINUTES``, default 50, after the hour ends: :func:`tricloud.alerts.hour_deadline`).
 
 - A **manual run** of an hour that has no input, whose logical date puts its deadline :data:`LEAD` after
-  it is queued (a few seconds: the run is surely still queued or running then, it has three tasks and a
-  spark-submit to go before its ingest fails): the scheduler's deadline callback sends the late alert;
+  it is queued (10 s: the run is surely still queued or running then, it has five tasks and a
+  spark-submit to go before it ends failed): the scheduler's deadline callback sends the late alert;
   then the ingest task fails on its **first try** (the shared retry policy, ``tricloud.retries``: a
   missing input is deterministic) and its ``on_failure_callback`` sends the failure alert.
 - A **manual run whose ``hour`` is no hour** (``T25:00``, which the trigger form's pattern lets through):
@@ -42,7 +42,7 @@ RUN_ID = f"alerts_missing_{HOUR:%Y%m%dT%H}"
 #: The hour the backfill re-processes (its logical date = the hour's start); no input either.
 BACKFILL_HOUR = datetime(2026, 3, 3, 8, tzinfo=UTC)
 #: How long after the manual run is queued its deadline falls: before it can have failed.
-LEAD = timedelta(seconds=5)
+LEAD = timedelta(seconds=10)
 #: A run whose first task fails at try 1: its ``hour`` matches the param's pattern but is no hour.
 FAILED_RUN_ID = "alerts_no_hour"
 BAD_HOUR = "2026-03-03T25:00:00+00:00"
@@ -87,7 +87,7 @@ def test_a_missing_hour_alerts_failed_and_late_a_backfill_of_an_old_hour_not_lat
             "conf": {"hour": BAD_HOUR},
         },
     )
-    # The backfill first: its deadline (the hour's end + the setting) is months gone when it is created.
+    # The backfill next: its deadline (the hour's end + the setting) is months gone when it is created.
     client.call(
         "POST",
         "/backfills",
