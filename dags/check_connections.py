@@ -13,12 +13,11 @@ masker, which treats `password` and extras such as `connection_string` as sensit
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import dag, task
 
 from tricloud.health import CONNECTIONS
+from tricloud.task_defaults import check_default_args
 
 
 @dag(
@@ -28,8 +27,8 @@ from tricloud.health import CONNECTIONS
     catchup=False,
     doc_md=__doc__,
     tags=["ops", "connections"],
-    # Short retries ride out a blip; a broken connection still reports within seconds.
-    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(seconds=5)},
+    # No retry: the verdict at once; a failed check alerts, naming the connection and the variable to fix.
+    default_args=check_default_args(),
 )
 def check_connections():
     for conn_id, kind in CONNECTIONS.items():

@@ -24,6 +24,7 @@ from airflow.sdk import Param, dag
 
 from tricloud import macros
 from tricloud.operators import RestoreLakeOperator
+from tricloud.task_defaults import restore_default_args
 
 CLOUDS = ["s3", "gcs", "azure"]
 
@@ -36,7 +37,8 @@ CLOUDS = ["s3", "gcs", "azure"]
     user_defined_macros=macros.MACROS,
     doc_md=__doc__,
     tags=["recovery", "replication"],
-    default_args={"owner": "data-platform", "retries": 2},
+    # Transient cloud errors retried with backoff, deterministic ones fail at try 1; an alert on failure.
+    default_args=restore_default_args(),
     params={
         "source": Param("s3", enum=CLOUDS, description="the surviving cloud to restore from"),
         "target": Param("local", enum=["local", *CLOUDS], description="`local` (the lake) or a cloud to rebuild"),

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from include import lake
+from include.errors import MissingInputError
 from include.lake_commit import Lake, as_lake, read_tables
 
 TABLE = "customer_hourly"
@@ -57,13 +58,18 @@ def _iso(value) -> str | None:
 
 
 def read_enriched(lake_root: str | Path | Lake, hour: datetime) -> list[tuple]:
-    """The hour's enriched rows, from the lake's committed partition (a directory or ``s3://…``)."""
+    """The hour's enriched rows, from the lake's committed partition (a directory or ``s3://…``).
+
+    :raises MissingInputError: the hour has no committed enriched partition (deterministic: the retry
+        policy fails the task at once, as the quality gate does for the same case); names the partition.
+    """
     the_lake = as_lake(lake_root)
     part = lake.partition(the_lake.root, lake.ENRICHED_CUSTOMERS, hour)
     table = read_tables(the_lake, part.relpath)
     if table is None:
-        raise FileNotFoundError(
-            f"no enriched data for hour {hour:%Y-%m-%dT%H:00Z} at {the_lake.root}/{part.relpath}: run the DAG first"
+        raise MissingInputError(
+            f"no enriched partition for hour {hour:%Y-%m-%dT%H:00Z} at {the_lake.root}/{part.relpath}: "
+            "run the hour's enrich_customer_data (or the whole customer_enrichment run) first"
         )
     rows = []
     key = hour.isoformat()

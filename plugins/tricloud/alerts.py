@@ -8,6 +8,8 @@
   Airflow makes that deadline when it *creates* a run, from the hour, so a backfill of last week or a
   catch-up run queued after its deadline would be "late" at once: :func:`late_verdict` lets the
   callback send only for runs that were queued in time (not backfills) and logs why it sends nothing.
+  Airflow drops a deadline only when its run succeeds: a run that already *ended failed* gets no "late"
+  after its "failed" (one alert per problem); one still queued or running at its deadline does.
 
 Both send the same message through every *configured* channel:
 
@@ -94,18 +96,23 @@ def hour_deadline() -> DeadlineAlert | None:
 
 @dataclass(frozen=True)
 class Alert:
-    """What an alert says: one subject line and a body of ``name: value`` lines."""
+    """What an alert says: one subject line and a body of ``name: value`` lines.
+
+    ``label`` names what ``hour`` holds: ``"hour"`` (an hourly DAG: the hour's ISO start, UTC) or ``"run"``
+    (a manual DAG that processes no one hour, e.g. restore_lake, check_connections: the run id).
+    """
 
     kind: str  # "failed" or "late"
     dag_id: str
-    hour: str  # ISO start of the hour, UTC
+    hour: str  # ISO start of the hour, UTC (or the run id, see label)
     task: str
     error: str  # the error's first line
     url: str  # the task's log, or the run's page
+    label: str = "hour"
 
     @property
     def subject(self) -> str:
-        return f"[tricloud] {self.dag_id} hour {self.hour} {self.kind}: {self.task}"
+        return f"[tricloud] {self.dag_id} {self.label} {self.hour} {self.kind}: {self.task}"
 
     @property
     def text(self) -> str:
@@ -113,7 +120,7 @@ class Alert:
             [
                 self.subject,
                 f"DAG: {self.dag_id}",
-                f"Hour: {self.hour}",
+                f"{self.label.capitalize()}: {self.hour}",
                 f"Task: {self.task}",
                 f"Error: {self.error}",
                 f"Log: {self.url}",
@@ -141,12 +148,20 @@ def _hour(data_interval_start, data_interval_end, dag_run, conf: dict | None) ->
         return f"(unknown: {err})"
 
 
-def failure_alert(context: dict[str, Any]) -> Alert:
-    """The alert of a failed task from its context (``ti``, ``dag_run``, ``exception``, interval, params)."""
+def failure_alert(context: dict[str, Any], hourly: bool = True) -> Alert:
+    """The alert of a failed task from its context (``ti``, ``dag_run``, ``exception``, interval, params).
+
+    :param hourly: the DAG processes one hour per run (the alert names the hour); False for a manual DAG
+        that does not (the alert names the run id instead of an hour it never had).
+    """
     ti = context["ti"]
     dag_run = context.get("dag_run")
     params = context.get("params") or {}
-    hour = _hour(context.get("data_interval_start"), context.get("data_interval_end"), dag_run, dict(params))
+    if hourly:
+        label = "hour"
+        hour = _hour(context.get("data_interval_start"), context.get("data_interval_end"), dag_run, dict(params))
+    else:
+        label, hour = "run", str(getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "?"))
     return Alert(
         kind="failed",
         dag_id=ti.dag_id,
@@ -154,6 +169,7 @@ def failure_alert(context: dict[str, Any]) -> Alert:
         task=f"{ti.task_id} (try {ti.try_number})",
         error=first_line(context.get("exception")),
         url=ti.log_url,
+        label=label,
     )
 
 
@@ -274,11 +290,17 @@ def _try(channel: str, notifier: BaseNotifier) -> list[str]:
 class FailureAlert(BaseNotifier):
     """``on_failure_callback`` of the tasks: sends :func:`failure_alert` through :func:`send`.
 
-    Built at parse time with no argument and no I/O; everything happens when a task has failed.
+    Built at parse time with no I/O; everything happens when a task has failed.
+
+    :param hourly: False for a manual DAG that processes no one hour: the alert names the run, not an hour.
     """
 
+    def __init__(self, hourly: bool = True) -> None:
+        super().__init__()
+        self.hourly = hourly
+
     def notify(self, context) -> None:
-        send(failure_alert(context))
+        send(failure_alert(context, hourly=self.hourly))
 
 
 @dataclass(frozen=True)
@@ -292,6 +314,8 @@ class LateVerdict:
 #: ``DagRunType.BACKFILL_JOB``'s value, as the scheduler's context carries it (``dag_run.run_type``).
 BACKFILL = "backfill"
 SCHEDULED = "scheduled"  # DagRunType.SCHEDULED
+#: ``DagRunState.FAILED``'s value (``dag_run.state`` in the context).
+FAILED = "failed"
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -303,7 +327,10 @@ def _utc(value: datetime | str | None) -> datetime | None:
 
 
 def late_verdict(
-    run_type: str | None, queued_at: datetime | str | None, deadline_time: datetime | str | None
+    run_type: str | None,
+    queued_at: datetime | str | None,
+    deadline_time: datetime | str | None,
+    state: str | None = None,
 ) -> LateVerdict:
     """Decide whether a run whose deadline passed deserves a "late" alert.
 
@@ -313,10 +340,14 @@ def late_verdict(
 
     - a **backfill** run (``run_type`` ``"backfill"``, ``DagRunType.BACKFILL_JOB``): it re-processes an
       old hour on purpose;
+    - a run that **already ended failed** (``state`` ``"failed"``) when its deadline passed: Airflow 3.3
+      drops a run's deadline only when the run succeeds, so a failed hour would get a second alert for
+      one problem; its failed task's alert went out when it failed (:class:`FailureAlert`);
     - a run other than a scheduled one **queued at or after its deadline** (a manual re-run of an old
       hour): it was started late on purpose, not held up.
 
-    Every other run is late: a manual or asset-triggered run queued before its deadline, and every
+    Every other run is late: a manual or asset-triggered run queued before its deadline and still queued
+    or running at it (a task may already have failed and alerted: the hour is still not done), and every
     **scheduled** run, even one created after its deadline (with ``catchup=False`` that is the one run the
     scheduler makes after an outage: the hour really was late, and one alert says so). When
     ``queued_at`` or the deadline is unknown the alert is sent: a missing field must not hide a late hour.
@@ -324,11 +355,19 @@ def late_verdict(
     :param run_type: the run's type (``DagRunType`` value or enum), e.g. ``"scheduled"``, ``"backfill"``.
     :param queued_at: when the run was queued (timezone-aware, or naive = UTC; ISO text accepted).
     :param deadline_time: the deadline the run missed (same forms).
+    :param state: the run's state when the scheduler found the deadline missed (``DagRunState`` value or
+        enum, e.g. ``"running"``, ``"failed"``); None = unknown (judged as not ended).
     :returns: the verdict and a sentence for the log.
     """
     kind = str(getattr(run_type, "value", run_type) or "unknown")
     if kind == BACKFILL:
         return LateVerdict(False, "a backfill run re-processes an old hour on purpose: its deadline does not apply")
+    if str(getattr(state, "value", state) or "") == FAILED:
+        return LateVerdict(
+            False,
+            f"the {kind} run had already ended failed when its deadline passed: its failed task's alert went "
+            "out then, one alert per problem",
+        )
     queued, deadline = _utc(queued_at), _utc(deadline_time)
     if kind != SCHEDULED and queued is not None and deadline is not None and queued >= deadline:
         return LateVerdict(
@@ -345,14 +384,17 @@ def late_verdict(
 
 def notify_deadline_missed(context: dict[str, Any] | None = None, **_: Any) -> None:
     """The deadline callback (``SyncCallback``, run by the executor): sends :func:`deadline_alert`, unless
-    :func:`late_verdict` finds the run was not late (a backfill, or queued after its deadline).
+    :func:`late_verdict` finds the run was not late (a backfill, a run already ended failed, or one
+    queued after its deadline).
 
     :param context: what ``Deadline.handle_miss`` passes: ``dag_run`` (the REST API's ``DAGRunResponse`` as
         JSON: ``run_type``, ``queued_at``, …) and ``deadline`` (``id``, ``deadline_time``).
     """
     context = context or {}
     run, deadline = context.get("dag_run") or {}, context.get("deadline") or {}
-    verdict = late_verdict(run.get("run_type"), run.get("queued_at"), deadline.get("deadline_time"))
+    verdict = late_verdict(
+        run.get("run_type"), run.get("queued_at"), deadline.get("deadline_time"), state=run.get("state")
+    )
     where = f"{run.get('dag_id', '?')} run {run.get('dag_run_id', '?')}"
     if not verdict.alert:
         log.info("No late alert for %s: %s", where, verdict.reason)
@@ -363,3 +405,5 @@ def notify_deadline_missed(context: dict[str, Any] | None = None, **_: Any) -> N
 
 #: The callbacks to put in ``default_args``: one notifier instance, shared by every task.
 ON_FAILURE = [FailureAlert()]
+#: The same for the manual DAGs that process no one hour (restore_lake, check_connections): names the run.
+ON_FAILURE_BY_RUN = [FailureAlert(hourly=False)]

@@ -208,10 +208,13 @@ def keep_alive(context: Context) -> None:
     Renews the lease if this run holds it, so a slow cluster start (retries, queueing) between
     ``claim_hour`` and the first writer does not outlast the TTL. A lost lease or a failing store never
     fails the task: a lost lease is the writers' business (:func:`fence`), and stopping a cluster must
-    happen regardless. Any other error (a bug, e.g. a claim without its generation) is raised. A store
-    that fails the renewal (S3 / GCS / Azure client error, a file-system or connection error, see
-    :func:`include.lease_store.is_store_error`) is logged and left: its SDK client has already retried
-    what its retry policy retries, and the next writer's :func:`fence` renews again (or fails, fenced).
+    happen regardless. A store that fails the renewal (S3 / GCS / Azure client error, a file-system or
+    connection error, see :func:`include.lease_store.is_store_error`) is logged and left: its SDK client
+    has already retried what its retry policy retries, and the next writer's :func:`fence` renews again
+    (or fails, fenced). Any other error (a bug, e.g. a claim without its generation, pyarrow's
+    ``ArrowInvalid``) is raised before a setup task (``start_cluster``: let it show), but only logged, with
+    its traceback, before a *teardown* task (``stop_cluster``, ``task.is_teardown``): the renewal is a
+    courtesy, and a cloud cluster left running costs money, so the cluster is stopped regardless.
     """
     from include.lease import LeaseLostError
     from include.lease_store import is_store_error
@@ -226,6 +229,13 @@ def keep_alive(context: Context) -> None:
         log.warning("Lease not renewed: %s", err)
     except Exception as err:
         if not is_store_error(err):
+            if getattr(context.get("task"), "is_teardown", False):
+                log.exception(
+                    "Lease not renewed, an error that is not the store's (a bug: please report it); "
+                    "%s goes on so the cluster is stopped",
+                    context["ti"].task_id,
+                )
+                return
             raise  # a bug, not the store: let it show
         log.warning("Lease not renewed, the lake's store failed (the task goes on): %s: %s", type(err).__name__, err)
 

@@ -90,6 +90,8 @@ HEAVY_MODULES = (
 #: something; a failed quality gate is the data's fault (the same data fails the same way).
 # The gate and verify_replicas retry I/O errors; their verdicts fail at try 1 by the retry policy (include/errors.py).
 NEVER_RETRIED = {"check_warehouse_columns", "check_warehouse_table"}
+#: DAGs whose tasks are never retried: a connection check's verdict comes at once (tricloud.task_defaults).
+NEVER_RETRIED_DAGS = {"check_connections"}
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
@@ -111,7 +113,7 @@ def test_every_dag_has_owner_retries_tags_and_docs(dagbag):
         assert dag.doc_md and len(dag.doc_md) > 200, dag_id
         for task in dag.tasks:
             assert task.owner not in (None, "", "airflow"), f"{dag_id}.{task.task_id}"
-            if task.task_id not in NEVER_RETRIED:
+            if task.task_id not in NEVER_RETRIED and dag_id not in NEVER_RETRIED_DAGS:
                 assert task.retries >= 2, f"{dag_id}.{task.task_id}"
             else:
                 assert task.retries == 0, f"{dag_id}.{task.task_id}"
@@ -324,3 +326,17 @@ def test_every_task_has_the_shared_retry_policy_and_the_failure_alert(dagbag, da
     tasks = dagbag.dags[dag_id].tasks
     assert [t.task_id for t in tasks if t.retry_policy is not RETRY_POLICY] == []
     assert [t.task_id for t in tasks if not any(isinstance(c, FailureAlert) for c in t.on_failure_callback or [])] == []
+
+
+@pytest.mark.parametrize(("dag_id", "retries", "policy"), [("restore_lake", 2, True), ("check_connections", 0, False)])
+def test_the_manual_dags_alert_on_failure_naming_the_run(dagbag, dag_id, retries, policy):
+    """restore_lake retries transient cloud errors (the shared policy) and alerts; check_connections does
+    not retry (its verdict at once) and alerts. Both alerts name the run: these DAGs process no one hour."""
+    from tricloud.alerts import FailureAlert
+    from tricloud.retries import RETRY_POLICY
+
+    for task in dagbag.dags[dag_id].tasks:
+        assert task.retries == retries, task.task_id
+        assert (task.retry_policy is RETRY_POLICY) is policy, task.task_id
+        alerts = [c for c in task.on_failure_callback or [] if isinstance(c, FailureAlert)]
+        assert [a.hourly for a in alerts] == [False], task.task_id

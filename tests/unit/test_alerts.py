@@ -83,6 +83,21 @@ class TestSend:
         [mail] = sinks.mails
         assert mail["from"] == (expected or f"tricloud@{socket.gethostname()}")
 
+    def test_a_manual_dags_failure_names_the_run_not_an_hour(self, sinks):
+        """restore_lake / check_connections process no one hour: their alert names the run."""
+        context = failed_context()
+        context["ti"].dag_id, context["ti"].task_id = "check_connections", "check_wasb_default"
+        context["dag_run"] = SimpleNamespace(run_id="manual__2026-12-01T03:00:00+00:00", run_type="manual")
+        context["exception"] = ConnectionError("connection 'wasb_default' does not work (…): check AIRFLOW_CONN_WASB")
+        alerts.FailureAlert(hourly=False).notify(context)
+        [post] = sinks.posts
+        text = post["body"]["text"]
+        assert text.startswith(
+            "[tricloud] check_connections run manual__2026-12-01T03:00:00+00:00 failed: check_wasb_default (try 1)"
+        )
+        assert "Run: manual__2026-12-01T03:00:00+00:00" in text and "Hour:" not in text
+        assert "Error: ConnectionError: connection 'wasb_default' does not work" in text
+
     def test_a_channel_without_connection_is_skipped_without_error(self, sinks, monkeypatch):
         monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT")
         assert alerts.send(alerts.failure_alert(failed_context())) == ["webhook"]
@@ -97,7 +112,9 @@ class TestSend:
         assert "/dags/customer_enrichment/runs/scheduled__2026-11-24T10%3A00%3A00%2B00%3A00" in text
 
 
-def late_context(run_type: str = "scheduled", queued_at: str | None = "2026-11-24T11:00:02Z") -> dict:
+def late_context(
+    run_type: str = "scheduled", queued_at: str | None = "2026-11-24T11:00:02Z", state: str = "running"
+) -> dict:
     """The context ``Deadline.handle_miss`` gives the callback: the run as the REST API's JSON, the deadline."""
     return {
         "dag_run": {
@@ -108,7 +125,7 @@ def late_context(run_type: str = "scheduled", queued_at: str | None = "2026-11-2
             "data_interval_start": "2026-11-24T10:00:00Z",
             "data_interval_end": "2026-11-24T11:00:00Z",
             "run_type": run_type,
-            "state": "running",
+            "state": state,
             "conf": {},
         },
         "deadline": {"id": "x", "deadline_time": "2026-11-24T11:50:00+00:00"},
@@ -140,6 +157,23 @@ class TestLateVerdict:
     def test_only_runs_queued_before_their_deadline_and_not_backfills_are_late(self, run_type, queued_at, alert):
         assert alerts.late_verdict(run_type, queued_at, DEADLINE).alert is alert
 
+    @pytest.mark.parametrize(
+        ("run_type", "state", "alert"),
+        [
+            ("manual", "failed", False),  # queued in time, ended failed before its deadline: "failed" said it
+            ("scheduled", "failed", False),
+            ("asset_triggered", "failed", False),
+            ("scheduled", "running", True),  # still not done, a task may have failed already: late
+            ("manual", "running", True),
+            ("scheduled", "queued", True),  # never started: late
+            ("scheduled", None, True),  # unknown state: the alert is not hidden
+        ],
+    )
+    def test_a_run_that_already_ended_failed_is_not_late_again(self, run_type, state, alert):
+        """Airflow 3.3 drops a deadline only on success: a failed hour's deadline still fires."""
+        queued = DEADLINE - timedelta(minutes=50)
+        assert alerts.late_verdict(run_type, queued, DEADLINE, state=state).alert is alert
+
     def test_reads_the_executors_json_iso_text_and_the_enum(self):
         from airflow.utils.types import DagRunType
 
@@ -147,6 +181,10 @@ class TestLateVerdict:
         assert alerts.late_verdict("manual", "2026-11-24T11:49:59Z", "2026-11-24T11:50:00+00:00").alert is True
         assert alerts.late_verdict("manual", "2026-11-24T13:50:01+02:00", DEADLINE).alert is False  # 11:50:01Z
         assert alerts.late_verdict("manual", "2026-11-24T11:50:01", DEADLINE).alert is False  # naive = UTC
+        from airflow.utils.state import DagRunState
+
+        assert alerts.late_verdict("manual", "2026-11-24T11:00:00Z", DEADLINE, DagRunState.FAILED).alert is False
+        assert alerts.late_verdict("manual", "2026-11-24T11:00:00Z", DEADLINE, DagRunState.RUNNING).alert is True
 
     @pytest.mark.parametrize(
         ("run_type", "queued_at", "why"),
@@ -160,6 +198,13 @@ class TestLateVerdict:
             alerts.notify_deadline_missed(context=late_context(run_type, queued_at))
         assert sinks.mails == [] and sinks.posts == []
         assert f"No late alert for customer_enrichment run {run_type}__" in caplog.text and why in caplog.text
+
+    def test_the_callback_sends_nothing_for_a_run_that_ended_failed_and_logs_why(self, sinks, caplog):
+        with caplog.at_level("INFO", logger=alerts.__name__):
+            alerts.notify_deadline_missed(context=late_context("manual", "2026-11-24T11:49:30Z", state="failed"))
+        assert sinks.mails == [] and sinks.posts == []
+        assert "No late alert for customer_enrichment run manual__" in caplog.text
+        assert "had already ended failed when its deadline passed" in caplog.text
 
     def test_the_callback_sends_for_a_run_queued_in_time(self, sinks, caplog):
         with caplog.at_level("INFO", logger=alerts.__name__):

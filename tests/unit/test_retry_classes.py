@@ -280,11 +280,18 @@ class TestAzure:
         assert exc.error_code == code
         assert decide(exc) is FAIL
 
-    def test_a_malformed_connection_string_is_retried_within_the_tasks_retries(self, monkeypatch):
-        """The SDK's bare ValueError says nothing about the next try: retried, bounded by ``retries``."""
-        exc = azure_error(monkeypatch, "", connection_string="not a connection string")
-        assert type(exc) is ValueError
-        assert decide(exc) is RETRY
+    def test_a_malformed_connection_string_fails_at_once_naming_the_connection(self, monkeypatch):
+        """The SDK's bare ValueError (retried if it came through) becomes a ConfigError where we build the
+        client: fails at try 1 saying what to set."""
+        from tricloud.replication.stores import AzureBlobStore
+
+        conn = {"conn_type": "wasb", "extra": {"connection_string": "not a connection string"}}
+        monkeypatch.setenv("AIRFLOW_CONN_RETRY_WASB", json.dumps(conn))
+        exc = raised(lambda: AzureBlobStore("tricloud-replicas", "retry_wasb").list_keys("_tricloud_check/"))
+        assert type(exc).__name__ == "ConfigError"
+        assert type(exc.__cause__) is ValueError and "malformed" in str(exc.__cause__)  # the SDK's own error
+        assert "AIRFLOW_CONN_RETRY_WASB" in str(exc) and "connection_string" in str(exc)
+        assert decide(exc) is FAIL
 
 
 # -- Airflow connections, our inputs ---------------------------------------------------------------------
@@ -364,6 +371,19 @@ class TestConfigAndData:
 
         exc = raised(lambda: read_facts(tmp_path, "2026-11-24T10:00:00+00:00"))
         assert type(exc).__name__ == "QualityInputError"
+        assert decide(exc) is FAIL
+
+    def test_an_hour_not_enriched_fails_the_warehouse_load_at_once(self, tmp_path):
+        """The same missing partition as the gate's: deterministic, naming the partition and what to run."""
+        import sqlite3
+
+        from include.warehouse import upsert_hour
+
+        db = sqlite3.connect(":memory:")
+        exc = raised(lambda: upsert_hour(db, "?", tmp_path, "2026-11-24T10:00:00+00:00"))
+        assert type(exc).__name__ == "MissingInputError"
+        assert isinstance(exc, FileNotFoundError)  # old callers still catch it
+        assert "date=2026-11-24/hour=10" in str(exc) and "enrich_customer_data" in str(exc)
         assert decide(exc) is FAIL
 
     def test_a_spark_data_error_fails_and_a_lost_worker_is_retried(self):

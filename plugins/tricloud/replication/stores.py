@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from include.errors import ConfigError
 from include.replication import RemoteObject
-from tricloud.connections import require_connection
+from tricloud.connections import env_name, require_connection
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +218,13 @@ class AzureBlobStore:
         from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
         require_connection(self.conn_id, CLOUDS["azure"][1])
-        return WasbHook(wasb_conn_id=self.conn_id)
+        hook = WasbHook(wasb_conn_id=self.conn_id)
+        hook.blob_service_client = azure_client(hook, self.conn_id)  # the hook's later calls reuse it
+        return hook
 
     @cached_property
     def _container(self):
-        return self.hook.get_conn().get_container_client(self.bucket)
+        return self.hook.blob_service_client.get_container_client(self.bucket)
 
     def ensure_bucket(self) -> None:
         self.hook.create_container(self.bucket)
@@ -273,6 +275,26 @@ class AzureBlobStore:
     def delete(self, keys: list[str]) -> None:
         for key in keys:
             self._container.delete_blob(key)
+
+
+def azure_client(hook, conn_id: str):
+    """The hook's ``BlobServiceClient`` (``WasbHook.get_conn``), built once, failing fast on a bad connection.
+
+    Building the client does no I/O; the Azure SDK raises a bare ``ValueError`` when the connection's
+    fields cannot make one (``Connection string is either blank or malformed.``, a shared key without an
+    account name, …). The retry policy retries a bare ``ValueError`` (it may come from anywhere), so
+    it becomes a :class:`~include.errors.ConfigError` naming the connection and what to set: fails at try 1.
+
+    :raises ConfigError: the SDK refused the connection's fields (the SDK's error is the cause).
+    """
+    try:
+        return hook.get_conn()
+    except ValueError as err:
+        raise ConfigError(
+            f"connection {conn_id!r} cannot make an Azure Blob client ({err}): fix {env_name(conn_id)} in .env, "
+            "e.g. extra connection_string 'DefaultEndpointsProtocol=https;AccountName=<account>;"
+            "AccountKey=<key>;EndpointSuffix=core.windows.net' (see .env.example)"
+        ) from err
 
 
 STORES = {"s3": S3Store, "gcs": GCSStore, "azure": AzureBlobStore}
