@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from include import errors, lake, lake_attempt, lake_fs, paths
@@ -169,6 +169,21 @@ def first_reason(rules: Sequence[tuple[str, Column]]) -> Column:
     return expr
 
 
+def reject_older_versions(df: DataFrame, key: str, *order: Column) -> DataFrame:
+    """``df`` with :data:`REASON` set to ``duplicate`` on each clean row (:data:`REASON` NULL) that is not the
+    first of its ``key`` in ``order`` (latest first: the latest version wins). Rows already rejected keep
+    their reason and take no part in the ranking.
+
+    One window over the whole frame, partitioned by ``key`` and by whether the row is clean: clean rows rank
+    among clean rows only, exactly as a window over the clean rows alone would rank them. ``order`` must be
+    a total order within a key (end it with a row number) so the winner is deterministic.
+    """
+    clean = F.col(REASON).isNull()
+    latest = Window.partitionBy(F.col(key), clean).orderBy(*order)
+    duplicate = clean & (F.row_number().over(latest) > 1)
+    return df.withColumn(REASON, F.when(duplicate, F.lit("duplicate")).otherwise(F.col(REASON)))
+
+
 @dataclass(frozen=True)
 class Published:
     """A published hour partition: ``location`` (its directory, or ``s3://…/<rel>`` on an object-store lake)
@@ -179,6 +194,9 @@ class Published:
     read_paths: tuple[str, ...]
     #: The attempt whose commit this is, on an object-store lake (None on a local lake).
     attempt: str | None = None
+    #: Rows that landed: the sum of the published Parquet files' footer row counts, read after the rename
+    #: (local lake) or when the commit hashed them (object store); None when not counted.
+    rows: int | None = None
 
     def __str__(self) -> str:
         return self.location
@@ -224,7 +242,8 @@ def publish(
                 "nothing was published for this hour (a previous version, if any, is intact); free space and re-run"
             ) from None
         raise
-    return Published(str(part.path), (paths.hadoop_literal(part.path),))
+    landed = paths.parquet_rows(sorted(part.path.glob("*.parquet")))  # footers only: no Spark job
+    return Published(str(part.path), (paths.hadoop_literal(part.path),), rows=landed)
 
 
 def publish_to_object_store(
@@ -258,12 +277,14 @@ def publish_to_object_store(
     if args is not None and args.lease_generation is not None:
         fence = functools.partial(check_lease, args, root, start)  # right before the pointer, after hashing
     commit = lake_attempt.commit_written(the_lake, relpath, attempt, before_pointer=fence)
+    parquet = [f for f in commit.files if f.name.endswith(".parquet")]
+    landed = sum(f.rows or 0 for f in parquet)  # the committed objects' footers, read when they were hashed
     if staged is not None:  # the same rows as the committed objects, where this driver's Spark can read them
-        return Published(f"{the_lake.root}/{relpath}", tuple(paths.hadoop_literal(p) for p in staged), commit.attempt)
+        read_paths = tuple(paths.hadoop_literal(p) for p in staged)
+        return Published(f"{the_lake.root}/{relpath}", read_paths, commit.attempt, landed)
     scheme = the_lake.root.split("://", 1)[0]
-    parquet = [f.name for f in commit.files if f.name.endswith(".parquet")]
-    uris = (paths.hadoop_literal(f"{scheme}://{the_lake.object_key(commit, n)}") for n in parquet)
-    return Published(f"{the_lake.root}/{relpath}", tuple(uris), commit.attempt)
+    uris = (paths.hadoop_literal(f"{scheme}://{the_lake.object_key(commit, f.name)}") for f in parquet)
+    return Published(f"{the_lake.root}/{relpath}", tuple(uris), commit.attempt, landed)
 
 
 def check_lease(args: argparse.Namespace, root: str, start: datetime) -> None:

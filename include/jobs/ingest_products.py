@@ -17,12 +17,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from include import lake, paths
-from include.jobs import common, inputs
+from include.jobs import accounting, common, inputs
 
 RAW_COLUMNS = ["product_id", "name", "category", "price", "updated_at"]
 RAW_SCHEMA = T.StructType(
@@ -67,8 +67,9 @@ def one_json_object(line: Column) -> Column:
     return line.rlike(r"^\s*\{") & skeleton.rlike(r"^\s*0\s*$")
 
 
-def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """Split catalog lines into (clean, rejects). Pure: no I/O."""
+def classify(raw: DataFrame) -> DataFrame:
+    """Every catalog line once, with its ``reject_reason`` (NULL: clean), the dedupe window included.
+    Pure: no I/O. The clean rows and the rejects are two filters of this frame (:func:`split`)."""
     df = raw.withColumn("_row", F.monotonically_increasing_id())
     for c in RAW_COLUMNS:
         df = df.withColumn(f"_raw_{c}", F.col(c)).withColumn(c, F.nullif(F.trim(F.col(c)), F.lit("")))
@@ -87,63 +88,58 @@ def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
         ]
     )
     df = df.withColumn(common.REASON, reason)
-    latest = Window.partitionBy("product_id").orderBy(F.col("_updated").desc(), F.col("_row").desc())
-    valid = df.where(F.col(common.REASON).isNull()).withColumn("_rank", F.row_number().over(latest))
-    dupes = valid.where(F.col("_rank") > 1).withColumn(common.REASON, F.lit("duplicate"))
-    clean = valid.where(F.col("_rank") == 1).select(
+    return common.reject_older_versions(df, "product_id", F.col("_updated").desc(), F.col("_row").desc())
+
+
+def split(classified: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """``classified`` (from :func:`classify`) as (clean, rejects). Pure: no I/O."""
+    clean = classified.where(F.col(common.REASON).isNull()).select(
         "product_id",
         "name",
         "category",
         F.col("_price").alias("price"),
         F.col("_updated").alias("updated_at"),
     )
-    rejects = (
-        df.where(F.col(common.REASON).isNotNull())
-        .unionByName(dupes.drop("_rank"))
-        .select(
-            *[F.col(f"_raw_{c}").alias(c) for c in RAW_COLUMNS],
-            F.col("_corrupt_record").alias("raw_line"),
-            common.REASON,
-        )
+    rejects = classified.where(F.col(common.REASON).isNotNull()).select(
+        *[F.col(f"_raw_{c}").alias(c) for c in RAW_COLUMNS],
+        F.col("_corrupt_record").alias("raw_line"),
+        common.REASON,
     )
     return clean, rejects
+
+
+def transform(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Split catalog lines into (clean, rejects): :func:`split` of :func:`classify`. Pure: no I/O."""
+    return split(classify(raw))
 
 
 def run(spark: SparkSession, argv: Sequence[str]) -> dict:
     """The job in ``spark`` (a spark-submit driver's session or a Spark Connect one, configured by
     :func:`common.configure`):
     arguments as :func:`common.hour_args` takes them; returns the metrics it wrote.
+
+    Spark actions: one aggregation (the counts, and the check that some product is valid; it fills the
+    cache of the classified lines) and the two writes, which read that cache; the rows that landed come
+    from the Parquet footers (docs/design.md, "Ingest passes").
     """
     args = common.hour_args(__doc__.splitlines()[0], argv)
     source = inputs.input_location(args.lake_root, lake.RAW_PRODUCTS, args.start, lake.RAW_PRODUCTS_FILE)
     path = inputs.readable_input(source, args.lake_root)
     inputs.check_jsonl_not_empty(path)
-    with common.cached(extract(spark, paths.hadoop_literal(path))) as raw:  # released for the next job
-        clean, rejects = transform(raw)
-        if clean.isEmpty():
+    with common.cached(classify(extract(spark, paths.hadoop_literal(path)))) as classified:  # released for the next job
+        counted = accounting.count_rows(classified)
+        if counted.clean == 0:
             # As a zero-byte file: publishing it would reject every order of the hour as unknown_product_id.
             raise inputs.InputFormatError(
-                f"{source} holds no valid product ({raw.count()} lines, rejected by reason: "
-                f"{common.count_by_reason(rejects)}): fix the producer and re-send the snapshot; "
+                f"{source} holds no valid product ({counted.rows_in} lines, rejected by reason: "
+                f"{counted.by_reason}): fix the producer and re-send the snapshot; "
                 "nothing was published for this hour"
             )
+        clean, rejects = split(classified)
         out = common.publish(clean, args.lake_root, lake.CLEAN_PRODUCTS, args.start, ["product_id"], args)
         # Rejects have no unique key: sort by every column so re-runs write identical bytes.
         rej = common.publish(rejects, args.lake_root, lake.REJECTS_PRODUCTS, args.start, rejects.columns, args)
-        rejected = common.read_back(spark, rej)
-        metrics = {
-            "dataset": "product_catalog",
-            "hour": args.start.isoformat(),
-            "input": str(source),
-            "output": str(out),
-            "rejects": str(rej),
-            "rows_in": raw.count(),
-            "rows_clean": common.read_back(spark, out).count(),
-            "rows_rejected": rejected.count(),
-            "rejected_by_reason": common.count_by_reason(rejected),
-        }
-        if metrics["rows_clean"] + metrics["rows_rejected"] != metrics["rows_in"]:
-            raise RuntimeError(f"row accounting broken: {metrics}")
+        metrics = accounting.hour_metrics("product_catalog", args, source, out, rej, counted)
         common.finish(args, metrics, out, application_id=common.application_id(spark))
         return metrics
 
