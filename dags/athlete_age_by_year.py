@@ -23,6 +23,7 @@ import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, TaskGroup, dag, task
 
 from tricloud import macros, settings
+from tricloud.alerts import ON_FAILURE_BY_RUN
 from tricloud.assets import ATHLETE_MEAN_AGE
 from tricloud.operators import ReplicatePathOperator, SparkJobOperator, StartClusterOperator, StopClusterOperator
 from tricloud.spark_conf import SHORT_JOB_CONF
@@ -48,7 +49,7 @@ INPUT = "{{ ti.xcom_pull(task_ids='ensure_input') }}"
         )
     },
     tags=["spark", "olympics", "example"],
-    default_args=pipeline_default_args(),
+    default_args=pipeline_default_args(on_failure_callback=ON_FAILURE_BY_RUN),  # no hourly interval: name the run
 )
 def athlete_age_by_year():
     start_cluster = StartClusterOperator(task_id="start_cluster")

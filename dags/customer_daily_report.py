@@ -30,6 +30,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from tricloud import settings
+from tricloud.alerts import ON_FAILURE_BY_RUN
 from tricloud.assets import CUSTOMER_DAILY_REPORT, daily_report_schedule
 from tricloud.task_defaults import pipeline_default_args
 
@@ -41,7 +42,7 @@ from tricloud.task_defaults import pipeline_default_args
     catchup=False,
     doc_md=__doc__,
     tags=["customers", "report", "data-aware"],
-    default_args=pipeline_default_args(),
+    default_args=pipeline_default_args(on_failure_callback=ON_FAILURE_BY_RUN),  # no hourly interval: name the run
     params={
         "date": Param(
             None,

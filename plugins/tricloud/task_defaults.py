@@ -16,7 +16,8 @@ def pipeline_default_args(**extra: Any) -> dict[str, Any]:
 
     2 retries, 30 s doubling backoff; deterministic errors fail on try 1 and transient ones retry
     (:data:`tricloud.retries.RETRY_POLICY`, docs/reliability.md); e-mail / webhook on a task's final
-    failure if their connections exist (:data:`tricloud.alerts.ON_FAILURE`).
+    failure if their connections exist (:data:`tricloud.alerts.ON_FAILURE`, which names the hour; a DAG
+    without an hourly interval passes ``on_failure_callback=ON_FAILURE_BY_RUN`` to name the run instead).
     """
     return {
         "owner": "data-platform",

@@ -326,6 +326,10 @@ def test_every_task_has_the_shared_retry_policy_and_the_failure_alert(dagbag, da
     tasks = dagbag.dags[dag_id].tasks
     assert [t.task_id for t in tasks if t.retry_policy is not RETRY_POLICY] == []
     assert [t.task_id for t in tasks if not any(isinstance(c, FailureAlert) for c in t.on_failure_callback or [])] == []
+    # Only the hourly DAG's alerts name an hour; the daily report and the athlete DAG have no hourly
+    # interval, so theirs name the run (an "hour" there was the last complete hour: meaningless).
+    hourly = {a.hourly for t in tasks for a in t.on_failure_callback or [] if isinstance(a, FailureAlert)}
+    assert hourly == {dag_id == "customer_enrichment"}
 
 
 @pytest.mark.parametrize(("dag_id", "retries", "policy"), [("restore_lake", 2, True), ("check_connections", 0, False)])
