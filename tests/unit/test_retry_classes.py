@@ -75,6 +75,11 @@ def decide(exc: BaseException) -> RetryAction:
     return RETRY_POLICY.evaluate(exc, try_number=1, max_tries=3).action
 
 
+def transient(exc: BaseException) -> bool:
+    """Retried *as transient*: an unknown error is retried too, so RETRY alone does not pin the class."""
+    return decide(exc) is RETRY and classify(exc).kind is FailureClass.TRANSIENT
+
+
 # -- S3 (amazon provider's S3Hook, botocore) -------------------------------------------------------
 def s3_error(monkeypatch, url: str) -> BaseException:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -104,13 +109,13 @@ class TestS3:
     def test_an_unreachable_endpoint_is_retried(self, monkeypatch):
         exc = s3_error(monkeypatch, f"http://127.0.0.1:{closed_port()}")
         assert type(exc).__name__ == "EndpointConnectionError"
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     def test_throttling_is_retried(self, monkeypatch):
         with cloud_reply(503, S3_503, {"Content-Type": "application/xml"}) as url:
             exc = s3_error(monkeypatch, url)
         assert exc.response["Error"]["Code"] == "SlowDown"
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     def test_a_missing_bucket_fails_at_once(self, monkeypatch):
         with cloud_reply(404, S3_404, {"Content-Type": "application/xml"}) as url:
@@ -126,7 +131,7 @@ class TestS3:
             "RequestTimeout",
             400,
         )
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     @pytest.mark.parametrize(("status", "code"), [(403, "AccessDenied"), (403, "InvalidAccessKeyId")])
     def test_refused_credentials_fail_at_once(self, monkeypatch, status, code):
@@ -176,12 +181,12 @@ class TestGcs:
     def test_an_unreachable_endpoint_is_retried(self, monkeypatch):
         exc = gcs_error(monkeypatch, f"http://127.0.0.1:{closed_port()}")
         assert type(exc).__module__.startswith("requests")
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     def test_service_unavailable_is_retried(self, monkeypatch):
         exc = gcs_reply_error(monkeypatch, 503, "Backend Error")
         assert type(exc).__name__ == "ServiceUnavailable"
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     def test_a_missing_bucket_fails_at_once(self, monkeypatch):
         exc = gcs_reply_error(monkeypatch, 404, "Not Found")
@@ -192,13 +197,13 @@ class TestGcs:
         """A 404 of an object (not of the bucket) can be a partition a concurrent publish is replacing."""
         exc = gcs_reply_error(monkeypatch, 404, "No such object", read=gcs_object_error)
         assert type(exc).__name__ == "NotFound"
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     def test_a_conflict_409_is_retried(self, monkeypatch):
         """409 over HTTP is api_core's Conflict, whose gRPC form is Aborted (a concurrent change): retried."""
         exc = gcs_reply_error(monkeypatch, 409, "conflict", read=gcs_object_error)
         assert type(exc).__name__ == "Conflict" and exc.code == 409
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     def test_aborted_is_retried(self):
         """``Aborted`` as the library builds it from a gRPC ABORTED status (code 409)."""
@@ -207,7 +212,7 @@ class TestGcs:
 
         exc = exceptions.from_grpc_status(grpc.StatusCode.ABORTED, "transaction aborted, retry")
         assert type(exc).__name__ == "Aborted" and exc.code == 409
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     def test_refused_credentials_fail_at_once(self, monkeypatch):
         exc = gcs_reply_error(monkeypatch, 403, "denied", read=gcs_object_error)
@@ -248,13 +253,13 @@ class TestAzure:
     def test_an_unreachable_endpoint_is_retried(self, monkeypatch):
         exc = azure_error(monkeypatch, f"http://127.0.0.1:{closed_port()}")
         assert type(exc).__name__ == "ServiceRequestError"
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     def test_server_busy_is_retried(self, monkeypatch):
         with cloud_reply(503, b"", {"x-ms-error-code": "ServerBusy"}) as url:
             exc = azure_error(monkeypatch, url)
         assert getattr(exc, "status_code", None) == 503
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     def test_a_missing_container_fails_at_once(self, monkeypatch):
         with cloud_reply(404, b"", {"x-ms-error-code": "ContainerNotFound"}) as url:
@@ -271,7 +276,7 @@ class TestAzure:
             exc = azure_error(monkeypatch, url)
         assert type(exc).__module__.startswith("azure.core")
         assert (exc.status_code, exc.error_code) == (status, code)
-        assert decide(exc) is RETRY
+        assert transient(exc)
 
     @pytest.mark.parametrize(("status", "code"), [(403, "AuthenticationFailed"), (403, "AuthorizationFailure")])
     def test_refused_credentials_fail_at_once(self, monkeypatch, status, code):
