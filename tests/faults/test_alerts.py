@@ -5,10 +5,11 @@ Airflow 3.3.2 makes a run's deadline when it creates the run, from its logical d
 (``TRICLOUD_HOUR_DEADLINE_MINUTES``, default 50, after the hour ends: :func:`tricloud.alerts.hour_deadline`).
 
 - A **manual run** of an hour that has no input, whose logical date puts its deadline :data:`LEAD` after
-  it is queued (10 s: the run is surely still queued or running then, it has five tasks and a
-  spark-submit to go before it ends failed): the scheduler's deadline callback sends the late alert;
-  then the ingest task fails on its **first try** (the shared retry policy, ``tricloud.retries``: a
-  missing input is deterministic) and its ``on_failure_callback`` sends the failure alert.
+  it is queued. The test holds the hour's lease under a run Airflow does not know, so the run waits in
+  ``claim_hour`` (running) however fast or slow the machine: the scheduler's deadline callback sends the
+  late alert. Then the test releases the hour, the ingest task fails on its **first try** (the shared
+  retry policy, ``tricloud.retries``: a missing input is deterministic) and its ``on_failure_callback``
+  sends the failure alert.
 - A **manual run whose ``hour`` is no hour** (``T25:00``, which the trigger form's pattern lets through):
   its first task fails at try 1 (``InputError``) within seconds, and its deadline passes
   :data:`FAILED_LEAD` after it is queued: the run has ended failed by then, so the deadline callback
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from include.lease import HourLease
 from tests.support.stack import DAG_ID, wait_for_run
 from tricloud import alerts
 
@@ -41,14 +43,14 @@ HOUR = datetime(2026, 3, 3, 4, tzinfo=UTC)
 RUN_ID = f"alerts_missing_{HOUR:%Y%m%dT%H}"
 #: The hour the backfill re-processes (its logical date = the hour's start); no input either.
 BACKFILL_HOUR = datetime(2026, 3, 3, 8, tzinfo=UTC)
-#: How long after the manual run is queued its deadline falls: before it can have failed.
+#: How long after the manual run is queued its deadline falls (it waits for the hour's lease until then).
 LEAD = timedelta(seconds=10)
 #: A run whose first task fails at try 1: its ``hour`` matches the param's pattern but is no hour.
 FAILED_RUN_ID = "alerts_no_hour"
 BAD_HOUR = "2026-03-03T25:00:00+00:00"
-#: How long after that run is queued its deadline falls: after it has failed (one task, seconds), and before
-#: the missing hour's run has failed (three tasks and a spark-submit), so the test waits no longer.
-FAILED_LEAD = timedelta(seconds=40)
+#: How long after that run is queued its deadline falls: after it has failed (one task, seconds, even on a
+#: loaded machine); the test waits for the missing hour's run meanwhile.
+FAILED_LEAD = timedelta(seconds=60)
 
 
 def wait_for(predicate, timeout: float, what: str, received=None):
@@ -76,6 +78,18 @@ def test_a_missing_hour_alerts_failed_and_late_a_backfill_of_an_old_hour_not_lat
     airflow, client, env, lake = fault_airflow
     for h in (HOUR, BACKFILL_HOUR):
         assert not (lake / f"raw/customer_activity/date={h:%Y-%m-%d}/hour={h:%H}").exists()
+    # The hour held by a run Airflow does not know (freed only by its 1 h TTL or by us): the manual run
+    # waits in claim_hour until the test has seen its late alert, whatever the machine's load.
+    lease = HourLease(lake, DAG_ID, HOUR)
+    blocker = lease.try_acquire(DAG_ID, "alerts_blocker", lambda d, r: "running", holder="test_alerts:1")
+    assert blocker.acquired
+    try:
+        _alerts_of_a_failed_a_late_and_a_backfilled_hour(airflow, client, env, alert_sinks, lease, blocker)
+    finally:
+        lease.release(blocker.record.generation)
+
+
+def _alerts_of_a_failed_a_late_and_a_backfilled_hour(airflow, client, env, alert_sinks, lease, blocker):
 
     # First, so its one task is scheduled first: the run that ends failed well before its deadline.
     client.call(
@@ -106,9 +120,6 @@ def test_a_missing_hour_alerts_failed_and_late_a_backfill_of_an_old_hour_not_lat
     assert wait_for_run(client, FAILED_RUN_ID) == "failed"
     claim = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{FAILED_RUN_ID}/taskInstances/claim_hour")
     assert (claim["state"], claim["try_number"]) == ("failed", 1), "an hour that is no hour was retried"
-    assert wait_for_run(client, RUN_ID) == "failed"
-    ingest = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances/ingest_customer_data")
-    assert (ingest["state"], ingest["try_number"]) == ("failed", 1), "a missing input was retried"
     [backfill] = client.call("GET", f"/dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100")["dag_runs"]
     assert backfill["data_interval_start"].replace("Z", "+00:00") == BACKFILL_HOUR.isoformat()
     assert wait_for_run(client, backfill["dag_run_id"]) == "failed"
@@ -129,8 +140,12 @@ def test_a_missing_hour_alerts_failed_and_late_a_backfill_of_an_old_hour_not_lat
     hour, old = HOUR.isoformat(), BACKFILL_HOUR.isoformat()
     failed_subject = f"[tricloud] {DAG_ID} hour {hour} failed: ingest_customer_data (try 1)"
     late_subject = f"[tricloud] {DAG_ID} hour {hour} late: run {RUN_ID}"
-    failed = wait_for(lambda: both_channels(failed_subject), 120, "failure alert on both channels", received)
     late = wait_for(lambda: both_channels(late_subject), 120, "deadline alert on both channels", received)
+    assert lease.release(blocker.record.generation)  # now the run takes the hour and fails on its input
+    assert wait_for_run(client, RUN_ID) == "failed"
+    ingest = client.call("GET", f"/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances/ingest_customer_data")
+    assert (ingest["state"], ingest["try_number"]) == ("failed", 1), "a missing input was retried"
+    failed = wait_for(lambda: both_channels(failed_subject), 120, "failure alert on both channels", received)
     for text in failed:
         assert f"DAG: {DAG_ID}" in text and f"Hour: {hour}" in text
         assert "Task: ingest_customer_data (try 1)" in text
@@ -140,7 +155,7 @@ def test_a_missing_hour_alerts_failed_and_late_a_backfill_of_an_old_hour_not_lat
     for text in late:
         assert f"Hour: {hour}" in text and "not finished by its deadline" in text
         assert f"/dags/{DAG_ID}/runs/{RUN_ID}" in text
-        # Late while still under way (the failure came after): not a second alert for one failure.
+        # Late while still under way (waiting for the hour; the failure came after).
         assert f"run {RUN_ID} (state running)" in text or f"run {RUN_ID} (state queued)" in text
 
     # The run that had ended failed at its deadline: its failure alert went out, its deadline callback ran
