@@ -82,6 +82,21 @@ class TestDedupe:
         assert [(r["order_id"], r["quantity"]) for r in clean] == [("O1", 4)]
         assert rejects == {"O1": "duplicate"}
 
+    def test_a_rejected_later_version_does_not_displace_the_clean_one(self, spark):
+        """Only clean rows rank against each other: a later row of the same order with a bad e-mail is a
+        ``bad_email`` reject, and the earlier clean version stays clean (not a ``duplicate``)."""
+        valid = with_(quantity="2", ts="2026-11-24T10:05:00Z")
+        broken = with_(quantity="9", email="not-an-address", ts="2026-11-24T10:30:00Z")
+        clean, rejects = run(spark, [valid, broken])
+        assert [(r["order_id"], r["quantity"]) for r in clean] == [("O1", 2)]
+        assert rejects == {"O1": "bad_email"}
+
+    def test_on_an_exact_ts_tie_the_row_further_down_the_file_wins(self, spark):
+        first, second, third = (with_(quantity=q) for q in ("1", "3", "2"))  # the same ts
+        clean, rejects = run(spark, [first, second, third])
+        assert [r["quantity"] for r in clean] == [2]
+        assert list(rejects.values()) == ["duplicate"]
+
     def test_exact_duplicates_keep_one(self, spark):
         clean, rejects = run(spark, [GOOD, GOOD, GOOD])
         assert len(clean) == 1

@@ -52,6 +52,21 @@ class TestCatalogClean:
         assert [r["price"] for r in clean.collect()] == [12.5]
         assert [r["price"] for r in rejects.collect()] == ["10.00"]  # the raw value is kept
 
+    def test_a_rejected_later_version_does_not_displace_the_clean_one(self, spark):
+        broken = ("P00001", "Lamp", "home", "free", "2026-11-23T11:00:00Z")  # later, but bad_price
+        clean, rejects = job.transform(frame(spark, [GOOD, broken]))
+        assert [r["price"] for r in clean.collect()] == [12.5]
+        assert [(r["price"], r["reject_reason"]) for r in rejects.collect()] == [("free", "bad_price")]
+
+    def test_on_an_exact_updated_at_tie_the_row_further_down_the_file_wins(self, spark):
+        rows = [("P00001", "Lamp", "home", p, "2026-11-23T10:00:00Z") for p in ("11.00", "13.00", "12.00")]
+        clean, rejects = job.transform(frame(spark, rows))
+        assert [r["price"] for r in clean.collect()] == [12.0]
+        assert sorted((r["price"], r["reject_reason"]) for r in rejects.collect()) == [
+            ("11.00", "duplicate"),
+            ("13.00", "duplicate"),
+        ]
+
 
 def row(**changes):
     r = dict(zip(job.RAW_COLUMNS, GOOD, strict=True))
