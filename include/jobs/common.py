@@ -20,6 +20,7 @@ import json
 import logging
 import shutil
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -320,13 +321,19 @@ def cached(df: DataFrame) -> Iterator[DataFrame]:
     and matched by plan: a read of the same path in the next job's session, on a long-running Spark
     Connect server, would return the rows this job cached, not the file as it is now (found by
     ``tests/faults/test_spark_reattach.py::TestClearAfterSuccess`` in ``connect`` mode: a cleared run
-    re-read the old 1,500 rows of a file that now held 2,500).
+    re-read the old 1,500 rows of a file that now held 2,500). The cached plan carries a column holding
+    a value of this block alone (dropped from what is yielded), so an entry that outlives its job (a
+    Connect job cancelled before its ``finally`` ran) matches no later job's plan.
     """
-    df = df.cache()
+    marked = df.withColumn(CACHE_OWNER, F.lit(uuid.uuid4().hex)).cache()
     try:
-        yield df
+        yield marked.drop(CACHE_OWNER)
     finally:
-        df.unpersist()
+        marked.unpersist()
+
+
+#: The column :func:`cached` adds to the cached plan (a value unique to one block; never written out).
+CACHE_OWNER = "_tricloud_cache_owner"
 
 
 def count_by_reason(rejects: DataFrame) -> dict[str, int]:

@@ -85,3 +85,17 @@ class TestRowAccounting:
         out = common.publish(df, str(tmp_path), lake.CLEAN_CUSTOMERS, lake.parse_hour(HOUR), ["order_id"])
         assert out.rows == 5
         assert spark.read.parquet(out.location).count() == 5
+
+
+def test_a_cache_left_behind_by_a_cancelled_job_is_never_read_by_the_next(spark, tmp_path):
+    """Spark's cache is shared by every session of the Connect server and matched by plan: a job cancelled
+    before ``cached``'s ``finally`` leaves its entry; the next read of the re-sent file must see the file."""
+    path = tmp_path / "in.csv"
+    path.write_text("a\n1\n2\n3\n")
+    leaked = common.cached(spark.read.csv(str(path), header=True))
+    try:
+        assert leaked.__enter__().count() == 3  # and never exited, as a cancelled Connect job
+        path.write_text("a\n1\n2\n3\n4\n5\n")
+        assert spark.read.csv(str(path), header=True).count() == 5
+    finally:
+        leaked.__exit__(None, None, None)
