@@ -112,7 +112,7 @@ HOUR_ARGS = ["--lake-root", macros.LAKE_ROOT, "--start", macros.HOUR_START, "--e
 )
 def customer_enrichment():
     claim_hour = ClaimHourSensor(task_id="claim_hour", hour=macros.HOUR_START, lake_root=macros.LAKE_ROOT)
-    # keep_alive renews the lease (never fails): a slow cluster start must not outlast its TTL.
+    # keep_alive renews the lease (a store error never fails it): a slow cluster start must not outlast its TTL.
     start_cluster = StartClusterOperator(task_id="start_cluster", workers=1, pre_execute=keep_alive)
 
     ingest_customers = SparkJobOperator(

@@ -49,8 +49,8 @@ def lease_lost(message: str | BaseException | None, exit_code: int | None = None
 #: The deterministic errors a job raises (include.errors and its subclasses used in jobs), for a backend
 #: that reports only the driver log's tail (no exit code).
 _DATA_ERROR_NAMES = re.compile(
-    r"\b(NoInputError|InputFormatError|MissingInputError|InputError|ChecksumError|ConfigError"
-    r"|UnsupportedPathError|ObjectStoreLakeNotSupported|MissingFileConfigError)\b"
+    r"\b(DeterministicError|NoInputError|InputFormatError|MissingInputError|InputError|ChecksumError|ConfigError"
+    r"|UnsupportedPathError|ObjectStoreLakeNotSupported|MissingFileConfigError|QualitySettingError)\b"
 )
 
 
