@@ -203,11 +203,6 @@ class Published:
         return self.location
 
 
-def read_back(spark: SparkSession, out: Published) -> DataFrame:
-    """What landed in ``out``, as Spark reads it (count what was published, not what was meant)."""
-    return spark.read.parquet(*out.read_paths)
-
-
 def publish(
     df: DataFrame,
     root: str,
