@@ -92,6 +92,12 @@ LEAN_SETTINGS: dict[str, str] = {
     # The scheduler sleeps this long after a loop with nothing to do (default 1 s); a finished task's
     # downstream is queued by the next loop, so each stage waited up to a second for it.
     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+    # The task supervisor waits in select() up to this many seconds between checks (default 5). A task
+    # process that closed its sockets and then exits is noticed only at the next check: a skipped task's
+    # end (recorded on exit) came ~5 s late, and each finished task held its executor slot that long,
+    # so the next stage's tasks waited for a slot. 1 s (an integer setting): a heartbeat a second per
+    # running task, a few light API calls.
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
     # Five DAG files: one parsing process (default 2) is enough and one Python process fewer.
     "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
     # Spark master and worker: a 128 MiB heap cap (Spark's default SPARK_DAEMON_MEMORY is 1g; they hold a
