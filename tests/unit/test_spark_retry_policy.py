@@ -105,6 +105,9 @@ class TestOperatorClassification:
             ("--- log tail ---\npaths.ObjectStoreLakeNotSupported: LAKE_ROOT=s3://b/lake", None, True),
             ("include.errors.ConfigError: TRICLOUD_OBJECT_STORE_IO='x'", None, True),
             ("ValueError: could not convert string", None, False),
+            ("retrying after a ConfigError in the previous attempt", None, False),  # a mention, not the error
+            ("Traceback ...\n  athletes.data.ChecksumError: athlete_events.csv", None, True),
+            ("include.quality.QualityInputError: no enriched hour", None, True),
             ("Lost executor 0: worker lost", None, False),
             (None, None, False),
         ],
@@ -113,6 +116,28 @@ class TestOperatorClassification:
         from tricloud.operators.spark import data_error
 
         assert data_error(message, exit_code) is expected
+
+
+def test_every_deterministic_error_of_include_is_recognised_by_name():
+    """A new DeterministicError subclass in include/ must be added to DATA_ERROR_NAMES, or a backend that
+    reports only the driver log would retry it."""
+    import importlib
+    import pkgutil
+
+    import include
+    from include.errors import DeterministicError
+    from tricloud.operators.spark import DATA_ERROR_NAMES
+
+    for module in pkgutil.walk_packages(include.__path__, "include."):
+        importlib.import_module(module.name)
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    defined = {cls.__name__ for cls in subclasses(DeterministicError)} | {"DeterministicError"}
+    assert sorted(defined - set(DATA_ERROR_NAMES)) == []
 
 
 class TestRetryPolicy:
