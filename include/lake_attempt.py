@@ -31,7 +31,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from include.lake_commit import _CHUNK, Commit, CommitError, CommittedFile, ObjectLake
+from include.lake_commit import _CHUNK, ObjectLake
+from include.lake_pointer import Commit, CommitError, CommittedFile
 
 
 def attempt_uri(the_lake: ObjectLake, relpath: str, attempt: str) -> str:

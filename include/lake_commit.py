@@ -12,7 +12,8 @@ implementation from ``LAKE_ROOT``:
   2. every file goes to a fresh **attempt** ``<rel>/_attempts/<attempt>.<name>`` (attempt ids
      sort by time: ``<epoch ns, 20 digits>-<8 hex>``), never over a committed object;
   3. the **pointer** ``<rel>/_commit.json`` is written last, in one PUT (atomic on S3, GCS and Azure
-     Blob): attempt id, commit time and name, size, SHA-256, MD5 and row count of every file;
+     Blob): attempt id, commit time and name, size, SHA-256, MD5 and row count of every file (its format:
+     :mod:`include.lake_pointer`);
   4. then every other attempt under ``<rel>/_attempts/`` is deleted: a re-run leaves no stale object.
 
   Readers read the pointer first and only the objects it lists. A reader that finds a listed object
@@ -34,67 +35,17 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from include import lake
 from include.lake_fs import default_deleter, is_object_store
 from include.lake_fs import filesystem as lake_filesystem
+from include.lake_pointer import ATTEMPT_ID_LEN, ATTEMPTS, POINTER, Commit, CommitError, describe
 
-POINTER = "_commit.json"
-ATTEMPTS = "_attempts"
-#: Length of an attempt id (``<epoch ns, 20 digits>-<8 hex>``); every object under ``_attempts/`` starts with one.
-ATTEMPT_ID_LEN = 29
 #: A reader retries this many times when a re-run replaces the partition under it.
 READ_RETRIES = 5
 _CHUNK = 1 << 20
-
-
-class CommitError(RuntimeError):
-    """A partition could not be committed or read consistently; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class CommittedFile:
-    """One file of a committed partition: name inside the partition, bytes, SHA-256 (hex), MD5 (base64),
-    rows (Parquet files only, from the footer; None otherwise), and ``object``: where its bytes are,
-    relative to ``<partition>/_attempts/``, when that is not ``<attempt>.<name>`` — a file Spark wrote to
-    the attempt prefix (``<attempt>/part-00000-<uuid>-c000.snappy.parquet``), or bytes kept from an
-    earlier commit (:mod:`include.lake_attempt`)."""
-
-    name: str
-    size: int
-    sha256: str
-    md5: str
-    rows: int | None = None
-    object: str | None = None
-
-
-@dataclass(frozen=True)
-class Commit:
-    """What the pointer of a partition says: the attempt it names, when (ns since the epoch, UTC), its files."""
-
-    relpath: str
-    attempt: str
-    committed_ns: int
-    files: tuple[CommittedFile, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "files": [asdict(f) for f in self.files]}
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> Commit:
-        try:
-            files = tuple(CommittedFile(**f) for f in doc["files"])
-            return cls(doc["relpath"], doc["attempt"], int(doc["committed_ns"]), files)
-        except (KeyError, TypeError, ValueError) as err:
-            raise CommitError(
-                f"commit pointer of {doc.get('relpath')!r} is malformed ({err}): re-run the hour"
-            ) from None
-
-    def file(self, name: str) -> CommittedFile | None:
-        return next((f for f in self.files if f.name == name), None)
 
 
 class Lake(Protocol):
@@ -106,21 +57,6 @@ class Lake(Protocol):
     def publish(self, relpath: str, staging: Path) -> None: ...
     def file_names(self, relpath: str) -> list[str] | None: ...
     def read_partition(self, relpath: str, suffix: str = ".parquet") -> dict[str, bytes] | None: ...
-
-
-def describe(path: Path) -> CommittedFile:
-    """Size, SHA-256, MD5 and (Parquet) row count of a local file, in one streaming pass plus a footer read."""
-    # Imported here: include.replication imports this module (its lake store is an ObjectLake).
-    from include.replication.objects import file_digests, md5_b64
-
-    sha, md5, size = file_digests(path)
-    rows = None
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        with open(path, "rb") as f:
-            rows = pq.read_metadata(f).num_rows
-    return CommittedFile(path.name, size, sha, md5_b64(md5), rows)
 
 
 def _visible(staging: Path) -> list[Path]:

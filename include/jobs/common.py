@@ -342,7 +342,7 @@ def finish(args: argparse.Namespace, metrics: dict, published: Published, **run_
     run facts such as the application id go to the operator only. On an object-store lake the summary
     joins ``published``'s commit only while that commit is still the partition's (``amend(expected=…)``).
 
-    :raises include.lake_commit.CommitError: another writer committed the partition since ``published``.
+    :raises include.lake_pointer.CommitError: another writer committed the partition since ``published``.
     :raises include.lease.LeaseLostError: this run no longer holds the hour.
     """
     if args.lease_generation is not None:

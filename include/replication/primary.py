@@ -19,7 +19,8 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO
 
-from include.lake_commit import Commit, Lake, ObjectLake, as_lake
+from include.lake_commit import Lake, ObjectLake, as_lake
+from include.lake_pointer import Commit
 from include.replication.objects import LocalStore, ObjectStore, RemoteObject, ReplicationError
 
 log = logging.getLogger(__name__)

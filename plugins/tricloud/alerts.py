@@ -11,25 +11,15 @@
   Airflow drops a deadline only when its run succeeds: a run that already *ended failed* gets no "late"
   after its "failed" (one alert per problem); one still queued or running at its deadline does.
 
-Both send the same message through every *configured* channel:
-
-- e-mail: the smtp provider's ``SmtpNotifier`` over connection ``smtp_default`` (:data:`SMTP_CONN_ID`),
-  to ``TRICLOUD_ALERT_EMAIL_TO`` (comma-separated; default :data:`DEFAULT_EMAIL_TO`);
-- webhook: the http provider's ``HttpNotifier`` POSTing Slack-style JSON ``{"text": …}`` to connection
-  ``tricloud_webhook`` (:data:`WEBHOOK_CONN_ID`; host = the webhook URL, its path kept).
-
-A channel whose connection does not exist is skipped with one log line: nothing is looked up at DAG
-parse time (no connection, no network, no provider import), so the check happens when an alert is due.
-The message names the DAG, the hour (UTC), the task, the error's first line and the log URL; every
-secret Airflow knows of (connection passwords, extras) is masked, and the channels' own passwords and
-extras are removed from the text before it is sent.
+Both send the same message (:class:`Alert`: the DAG, the hour (UTC), the task, the error's first line and
+the log URL) through every *configured* channel, e-mail and webhook, with every secret masked:
+:func:`tricloud.alert_channels.send`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,16 +27,14 @@ from typing import Any
 from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
 from airflow.sdk.bases.notifier import BaseNotifier
 
+from tricloud.alert_channels import send
+
 log = logging.getLogger(__name__)
 
 HOUR_DEADLINE_ENV = "TRICLOUD_HOUR_DEADLINE_MINUTES"
 DEFAULT_HOUR_DEADLINE_MINUTES = 50.0
 #: The value of the setting that turns the deadline alert off.
 DEADLINE_OFF = "off"
-EMAIL_TO_ENV = "TRICLOUD_ALERT_EMAIL_TO"
-DEFAULT_EMAIL_TO = "data-platform@localhost"
-SMTP_CONN_ID = "smtp_default"
-WEBHOOK_CONN_ID = "tricloud_webhook"
 #: One hour, the length of an hourly run's interval.
 HOUR = timedelta(hours=1)
 
@@ -201,90 +189,6 @@ def deadline_alert(context: dict[str, Any]) -> Alert:
         error=f"not finished by its deadline {deadline.get('deadline_time', '?')} ({HOUR_DEADLINE_ENV})",
         url=f"{base}/dags/{dag_id}/runs/{quote(str(run.get('dag_run_id', '')))}",
     )
-
-
-def _connection(conn_id: str):
-    """The connection, or None when it is not configured (the channel is then skipped)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        return BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        return None
-
-
-def _scrub(text: str, connections: list) -> str:
-    """The text with every secret masked: Airflow's masker, then the channels' passwords and secret extras."""
-    from airflow.sdk._shared.secrets_masker import redact, should_hide_value_for_key
-
-    text = str(redact(text))
-    for conn in connections:
-        secrets = [conn.password] + [
-            str(v) for k, v in (conn.extra_dejson or {}).items() if should_hide_value_for_key(k)
-        ]
-        for secret in secrets:
-            if secret:
-                text = text.replace(str(secret), "***")
-    return text
-
-
-def sender(smtp) -> str:
-    """The alert's sender: the connection's ``from_email`` extra (the smtp provider's own field), else its
-    login when that is an address, else ``tricloud@<this host>``. Never a login that is no address: relays
-    such as SendGrid (login ``apikey``) or SES (an access key id) reject it as sender, and it would show the
-    relay user to every recipient."""
-    login = smtp.login or ""
-    return (smtp.extra_dejson or {}).get("from_email") or (
-        login if "@" in login else f"tricloud@{socket.gethostname()}"
-    )
-
-
-def send(alert: Alert) -> list[str]:
-    """Send an alert through every configured channel; returns the channels used ("email", "webhook").
-
-    A channel that fails to send is logged and the other one still sends; an alert never raises.
-    """
-    smtp, webhook = _connection(SMTP_CONN_ID), _connection(WEBHOOK_CONN_ID)
-    configured = [c for c in (smtp, webhook) if c is not None]
-    subject, text = _scrub(alert.subject, configured), _scrub(alert.text, configured)
-    sent: list[str] = []
-    if smtp is None:
-        log.info("No connection %r: e-mail alert not sent", SMTP_CONN_ID)
-    else:
-        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-        to = [a.strip() for a in os.environ.get(EMAIL_TO_ENV, DEFAULT_EMAIL_TO).split(",") if a.strip()]
-        html = "<pre>" + text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") + "</pre>"
-        notifier = SmtpNotifier(
-            to=to, subject=subject, html_content=html, smtp_conn_id=SMTP_CONN_ID, from_email=sender(smtp)
-        )
-        sent += _try("email", notifier)
-    if webhook is None:
-        log.info("No connection %r: webhook alert not sent", WEBHOOK_CONN_ID)
-    else:
-        from airflow.providers.http.notifications.http import HttpNotifier
-        from airflow.sdk.log import mask_secret
-
-        if webhook.host:  # a Slack-style URL carries its token in the path: a send error would log it
-            mask_secret(webhook.host)
-
-        notifier = HttpNotifier(
-            http_conn_id=WEBHOOK_CONN_ID, json={"text": text}, headers={"Content-Type": "application/json"}
-        )
-        sent += _try("webhook", notifier)
-    return sent
-
-
-def _try(channel: str, notifier: BaseNotifier) -> list[str]:
-    try:
-        # notify() directly, not notifier(context): the text is final, nothing to render from Jinja.
-        notifier.notify({})
-    except Exception:
-        log.exception("The %s alert could not be sent", channel)
-        return []
-    log.info("Alert sent by %s", channel)
-    return [channel]
 
 
 class FailureAlert(BaseNotifier):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cloud_jobs import APP, ingest_customers_job
+from tests.support.cloud_jobs import APP, assert_one_job_per_key, ingest_customers_job
 from tests.support.moto_aws import CONN_ID, EMR_CONN_ID, moto_aws
 from tricloud.cluster import BACKEND_ENV, JobState, SparkJob, backend_from_settings
 from tricloud.cluster.aws import MANAGED_TAG
@@ -172,18 +172,14 @@ class TestAwsBackend:
         assert backend.read_result(handle) == metrics
 
     def test_same_key_twice_is_one_job_at_the_endpoint(self, cloud, name):
-        backend = make_backend(name)
-        info = backend.start(timeout=10)
-        job = a_job()
-        first = backend.submit(job, info.cluster_id)
-        again = make_backend(name).submit(job, info.cluster_id)  # a retry in another worker process
-        assert again.job_id == first.job_id
-        cluster_finishes(cloud, backend, first, "SUCCEEDED", metrics={"rows": 1})
-        after_success = make_backend(name).submit(job, info.cluster_id)
-        assert after_success.job_id == first.job_id
-        assert len(jobs_at_endpoint(cloud, backend, info.cluster_id, job.key)) == 1
-        other = backend.submit(a_job(2), info.cluster_id)  # the next try after a failure is a new job
-        assert other.job_id != first.job_id
+        """One step / job run per key, counted at moto's endpoint."""
+        assert_one_job_per_key(
+            lambda: make_backend(name),
+            LAKE,
+            succeed=lambda backend, handle: cluster_finishes(cloud, backend, handle, "SUCCEEDED", metrics={"rows": 1}),
+            jobs_at_endpoint=lambda backend, cluster_id, key: len(jobs_at_endpoint(cloud, backend, cluster_id, key)),
+            start_timeout=10,
+        )
 
     def test_failed_job_reports_the_drivers_error(self, cloud, name):
         backend = make_backend(name)

@@ -24,7 +24,8 @@ import pytest
 from include import lake, lake_attempt
 from include.generate import generate_hour
 from include.jobs import common, ingest_customers, inputs
-from include.lake_commit import CommitError, ObjectLake, read_tables
+from include.lake_commit import ObjectLake, read_tables
+from include.lake_pointer import CommitError
 from include.replication import digests
 from tests.support.moto_aws import REGION, moto_aws
 

@@ -1,7 +1,7 @@
-"""The alerts (``tricloud.alerts``) sent for real: the smtp provider's SmtpNotifier to a local aiosmtpd
-server and the http provider's HttpNotifier to a local webhook receiver (127.0.0.1), routed by
-connections; no Airflow server. The same path inside a real Airflow (a failed and a late hour):
-tests/faults/test_alerts.py.
+"""The alerts (``tricloud.alerts``, sent by ``tricloud.alert_channels``) sent for real: the smtp provider's
+SmtpNotifier to a local aiosmtpd server and the http provider's HttpNotifier to a local webhook receiver
+(127.0.0.1), routed by connections; no Airflow server. The same path inside a real Airflow (a failed and a
+late hour): tests/faults/test_alerts.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.support.alert_sinks import EMAIL_TO, alert_sinks_running
-from tricloud import alerts
+from tricloud import alert_channels, alerts
 
 pytestmark = pytest.mark.fast
 
@@ -47,7 +47,7 @@ def failed_context() -> dict:
 
 class TestSend:
     def test_a_failure_goes_to_both_channels_naming_dag_hour_task_error_and_log(self, sinks):
-        sent = alerts.send(alerts.failure_alert(failed_context()))
+        sent = alert_channels.send(alerts.failure_alert(failed_context()))
         assert sent == ["email", "webhook"]
         [mail], [post] = sinks.mails, sinks.posts
         assert mail["to"] == [EMAIL_TO]
@@ -79,7 +79,7 @@ class TestSend:
         conn = json.loads(os.environ["AIRFLOW_CONN_SMTP_DEFAULT"])
         conn["login"], conn["extra"] = login, {**conn["extra"], **extra}
         monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(conn))
-        assert alerts.send(alerts.failure_alert(failed_context())) == ["email", "webhook"]
+        assert alert_channels.send(alerts.failure_alert(failed_context())) == ["email", "webhook"]
         [mail] = sinks.mails
         assert mail["from"] == (expected or f"tricloud@{socket.gethostname()}")
 
@@ -100,7 +100,7 @@ class TestSend:
 
     def test_a_channel_without_connection_is_skipped_without_error(self, sinks, monkeypatch):
         monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT")
-        assert alerts.send(alerts.failure_alert(failed_context())) == ["webhook"]
+        assert alert_channels.send(alerts.failure_alert(failed_context())) == ["webhook"]
         assert sinks.mails == [] and len(sinks.posts) == 1
 
     def test_a_late_hour_names_the_run_and_its_deadline(self, sinks):

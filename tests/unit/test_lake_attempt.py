@@ -19,7 +19,8 @@ from pyarrow import fs
 
 from include import lake
 from include.lake_attempt import amend, commit_written
-from include.lake_commit import CommitError, ObjectLake, read_tables
+from include.lake_commit import ObjectLake, read_tables
+from include.lake_pointer import CommitError
 from include.replication import digests
 
 HOUR = datetime(2026, 11, 24, 10, tzinfo=UTC)

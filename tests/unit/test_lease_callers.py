@@ -108,7 +108,7 @@ class TestAirflowHooks:
         import json
         import logging
 
-        from tests.unit.test_retry_classes import cloud_reply
+        from tests.support.cloud_errors import cloud_reply
         from tricloud.hour_lease import keep_alive
 
         kind = "application/xml" if scheme == "s3" else "application/json"

@@ -5,7 +5,7 @@ The chain under test: the job process exits ``DATA_ERROR_EXIT`` on a missing or 
 (``tricloud.operators.spark.data_error``); the Spark tasks' ``retry_policy`` (the shared
 ``tricloud.retries.RETRY_POLICY``, evaluated by the task runner with the raised exception) returns FAIL for it,
 RETRY for a transient failure and DEFAULT (the task's ``retries`` with backoff) for anything unknown
-(all classes: tests/unit/test_retry_classes.py). In real Airflow:
+(all classes: tests/unit/test_retry_classes.py and test_retry_cloud_errors.py). In real Airflow:
 tests/e2e/test_prod_topology.py (the backfill: a missing hour fails on try 1) and tests/faults/test_spark_reattach.py
 (a killed worker is retried, try 2 succeeds).
 """

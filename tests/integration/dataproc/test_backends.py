@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cloud_jobs import APP
+from tests.support.cloud_jobs import APP, assert_one_job_per_key
 from tests.support.dataproc_backends import (
     BACKENDS,
     BUCKET,
@@ -109,18 +109,16 @@ class TestGcpBackend:
         assert backend.read_result(handle) == metrics
 
     def test_same_key_twice_is_one_job_at_the_endpoint(self, cloud, gcs, name):
-        backend = make_backend(name)
-        info = backend.start(timeout=5)
-        job = a_job()
-        first = backend.submit(job, info.cluster_id)
-        again = make_backend(name).submit(job, info.cluster_id)  # a retry in another worker process
-        assert again.job_id == first.job_id
-        driver_finishes(cloud, gcs, first, "SUCCEEDED", metrics={"rows": 1})
-        assert make_backend(name).submit(job, info.cluster_id).job_id == first.job_id
-        assert submitted(cloud) == 1
-        assert cloud.calls["jobs.submit"] + cloud.calls["batches.create"] == 1  # never even asked twice
-        other = backend.submit(a_job(2), info.cluster_id)  # the next try after a failure is a new job
-        assert other.job_id != first.job_id and submitted(cloud) == 2
+        """One job / batch per key, counted by the fake; and the endpoint is asked once per key."""
+        assert_one_job_per_key(
+            lambda: make_backend(name),
+            LAKE,
+            succeed=lambda backend, handle: driver_finishes(cloud, gcs, handle, "SUCCEEDED", metrics={"rows": 1}),
+            jobs_at_endpoint=lambda backend, cluster_id, key: submitted(cloud),
+            start_timeout=5,
+        )
+        assert submitted(cloud) == 2  # the two tries' jobs
+        assert cloud.calls["jobs.submit"] + cloud.calls["batches.create"] == 2  # never even asked twice for one key
 
     def test_failed_job_reports_the_drivers_error_and_leaves_nothing_running(self, cloud, gcs, name):
         backend = make_backend(name)
