@@ -50,6 +50,7 @@ def up(
     start once all of them are done. ``clock`` records the two phases (see :mod:`stack.clock`).
     """
     config.apply(env)  # the Spark backend reads SPARK_* from the environment
+    initialise_airflow()  # after config.apply: Airflow reads its settings from the environment on import
     clock = clock or PhaseClock()
     airflow = LocalAirflow(env)
     with clock.phase("stack start (Spark ∥ emulators ∥ Airflow DB migrate ∥ data)"), ThreadPoolExecutor(4) as pool:
@@ -69,6 +70,20 @@ def up(
         if to_launch:
             airflow.launch()
     print(f"Airflow  {'started' if to_launch else 'running'}: {airflow.url}  ({time.time() - clock.started:.0f}s)")
+
+
+def initialise_airflow() -> None:
+    """Import Airflow once, in the calling thread, before :func:`up`'s threads import provider hooks.
+
+    ``import airflow`` initialises Airflow (its settings, then its logging config, which imports more of
+    ``airflow``). Two threads importing it for the first time at once deadlock on Python's module locks
+    and one of them fails ("partially initialized module 'airflow' has no attribute 'utils'", "deadlock
+    detected by _ModuleLock('airflow.providers.google')"): :func:`up`'s Spark thread imports the Spark
+    Connect hook and its emulator thread the cloud hooks. With bytecode compiled they rarely met; on a
+    fresh clone's first ``make demo`` (no bytecode yet, slow imports) they did, and the demo failed.
+    tests/unit/test_stack_imports.py reproduces it with an empty bytecode cache.
+    """
+    import airflow  # noqa: F401
 
 
 def start_emulators(env: dict[str, str]) -> list[tuple[str, int, bool]]:
