@@ -1,0 +1,142 @@
+"""Benchmark: ``make demo`` on a fresh clone, as a new user runs it (issue 16: clone → first hour's summary).
+
+Clones this repository's HEAD into a temporary directory (with ``../shared`` beside it when there is one)
+and runs ``make demo`` there with empty package caches (``UV_CACHE_DIR``, ``npm_config_cache`` in the
+temporary directory, ``PIP_NO_CACHE_DIR``): the venv, Azurite and (where missing, as root) Java are
+installed from the package indexes, Airflow's DB is migrated, the stack started and the latest complete
+hour processed, as on a new machine with the same system packages. The demo prints the time of each phase;
+they are read from its output, and the wall time around ``make demo`` is measured here too. The clone's
+stack is stopped (``make stop``) and the directory removed afterwards.
+
+The demo uses ``.env.example``'s ports (8080 for the web UI …): a demo already running on this machine must
+be stopped first (``make stop``); the benchmark refuses to start otherwise. Writes
+bench/results/demo_clone.{json,md}.
+
+    flock /tmp/tricloud-heavy.lock python -m bench.demo_clone        (about 2 minutes on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import machine, write_results
+from bench.demo_phases import REFERENCE_S
+from stack import config
+
+#: ``make demo``'s closing table: "  <phase>   <seconds> s".
+PHASE_LINE = re.compile(r"^\s{2}(?P<name>\S.*?)\s{2,}(?P<seconds>\d+(?:\.\d+)?) s$")
+GOAL_S = 150
+
+
+def demo_port() -> int:
+    """The web UI port the clone's demo will use (``AIRFLOW__API__PORT`` of .env.example, default 8080)."""
+    for line in (config.ROOT / ".env.example").read_text().splitlines():
+        if line.startswith("AIRFLOW__API__PORT="):
+            return int(line.split("=", 1)[1] or 8080)
+    return 8080
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def phases_from(output: str) -> dict[str, float]:
+    """The "Time per phase" table ``make demo`` prints at its end: {phase: seconds}, in order."""
+    lines = output.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Time per phase")
+    except StopIteration:
+        return {}
+    phases = {}
+    for line in lines[start + 1 :]:
+        m = PHASE_LINE.match(line)
+        if not m:
+            break
+        phases[m["name"]] = float(m["seconds"])
+    return phases
+
+
+def run(rows_note: str) -> dict:
+    port = demo_port()
+    if port_taken(port):
+        raise SystemExit(f"127.0.0.1:{port} is taken (a running demo?): stop it first with `make stop`")
+    work = Path(tempfile.mkdtemp(prefix="tricloud-demo-clone-"))
+    clone = work / "main"
+    try:
+        subprocess.run(["git", "clone", "-q", str(config.ROOT), str(clone)], check=True)
+        shared = config.ROOT.parent / "shared"
+        if shared.is_dir():
+            (work / "shared").symlink_to(shared)
+        caches = work / "caches"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "VIRTUAL_ENV"))},
+            "UV_CACHE_DIR": str(caches / "uv"),
+            "npm_config_cache": str(caches / "npm"),
+            "PIP_NO_CACHE_DIR": "1",
+        }
+        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if "/.venv/" not in p)
+        t0 = time.perf_counter()
+        out = subprocess.run(["make", "demo"], cwd=clone, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        output = out.stdout + out.stderr
+        if out.returncode:
+            (config.ROOT / ".stack").mkdir(exist_ok=True)
+            log = config.ROOT / ".stack" / "demo-clone.log"
+            log.write_text(output)
+            raise SystemExit(f"make demo failed on the fresh clone (exit {out.returncode}); its output: {log}")
+        return {
+            "benchmark": "make demo on a fresh clone, empty package caches",
+            "wall_s": round(wall, 1),
+            "phases_s": phases_from(output),
+            "apt_get_ran": "with apt-get" in output,
+            "note": rows_note,
+        }
+    finally:
+        subprocess.run(["make", "stop"], cwd=clone, capture_output=True, timeout=300, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--note", default="", help="a line on the conditions (e.g. other jobs beside it)")
+    args = parser.parse_args(argv)
+    result = run(args.note)
+    payload = {**result, "reference_s": REFERENCE_S, "goal_s": GOAL_S, "machine": machine()}
+    rows = "\n".join(f"| {name} | {seconds} |" for name, seconds in result["phases_s"].items())
+    apt = (
+        "apt-get ran (a system package was missing)"
+        if result["apt_get_ran"]
+        else "no apt-get: Java and Node.js were already installed"
+    )
+    markdown = (
+        "# make demo on a fresh clone (clone → first hour's summary)\n\n"
+        f"`python -m bench.demo_clone`: this repository's HEAD cloned into a temporary directory, `make demo` run "
+        f"there with empty uv/pip/npm caches; {apt}. The phases are the demo's own table; the wall time is "
+        f"measured around `make demo`. {result['note']}\n\n"
+        "| phase | seconds |\n|---|---|\n"
+        f"{rows}\n"
+        f"| **wall time of `make demo` (clone → summary)** | **{result['wall_s']}** |\n\n"
+        "Reference, a fresh clone before issue 16: install {install} s, Airflow's first start {first} s, the hour "
+        "{hour} s, clone → summary {total} s; goal ≤ {goal} s.\n".format(
+            install=REFERENCE_S["install"],
+            first=REFERENCE_S["Airflow's first start"],
+            hour=REFERENCE_S["the hour"],
+            total=REFERENCE_S["clone → summary"],
+            goal=GOAL_S,
+        )
+    )
+    write_results("demo_clone", payload, markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
