@@ -36,17 +36,65 @@ PHASE_LINE = re.compile(r"^\s{2}(?P<name>\S.*?)\s{2,}(?P<seconds>\d+(?:\.\d+)?) 
 GOAL_S = 150
 
 
-def demo_port() -> int:
-    """The web UI port the clone's demo will use (``AIRFLOW__API__PORT`` of .env.example, default 8080)."""
+def env_example() -> dict[str, str]:
+    """The settings of ``.env.example`` (``NAME=value`` lines), as the clone's ``make .env`` copies them."""
+    out = {}
     for line in (config.ROOT / ".env.example").read_text().splitlines():
-        if line.startswith("AIRFLOW__API__PORT="):
-            return int(line.split("=", 1)[1] or 8080)
-    return 8080
+        if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", line):
+            name, value = line.split("=", 1)
+            out[name] = value
+    return out
+
+
+def demo_ports(settings: dict[str, str]) -> list[int]:
+    """Every 127.0.0.1 port the clone's stack will use (web UI, Spark, Connect, the emulators), from its settings."""
+    text = "\n".join(f"{k}={v}" for k, v in settings.items())
+    found = re.findall(r'127\.0\.0\.1:(\d+)|"port": (\d+)|_PORT=(\d+)', text)
+    return sorted({int(next(g for g in groups if g)) for groups in found})
 
 
 def port_taken(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def clone_env(work: Path, settings: dict[str, str]) -> dict[str, str]:
+    """This process's environment for ``make demo`` in the clone, without what would steer the clone's stack.
+
+    An exported setting wins over ``.env`` (stack/config.py), so every name ``.env.example`` sets is dropped,
+    with Airflow's and Spark's own variables and this checkout's venv and ``PYTHONPATH``; the rest (proxies,
+    CA bundles, package index settings of the machine) is kept. Package caches point into ``work``, empty.
+    """
+    drop = set(settings) | {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in drop and not k.startswith(("AIRFLOW", "TRICLOUD_", "SPARK_", "PYSPARK_"))
+    }
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if "/.venv/" not in p)
+    env.update(
+        {
+            "UV_CACHE_DIR": str(work / "caches" / "uv"),
+            "npm_config_cache": str(work / "caches" / "npm"),
+            "PIP_NO_CACHE_DIR": "1",
+        }
+    )
+    return env
+
+
+def stop_clone(clone: Path, env: dict[str, str]) -> str:
+    """Stop whatever the clone's stack started (its own venv's ``python -m stack down``; no install)."""
+    python = clone / ".venv" / "bin" / "python"
+    if not python.exists():
+        return "no venv: nothing was started"
+    try:
+        out = subprocess.run(
+            [str(python), "-m", "stack", "down"], cwd=clone, env=env, capture_output=True, text=True, timeout=300
+        )
+    except subprocess.TimeoutExpired:
+        return "stack down timed out after 300 s: check for processes of the clone"
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    return lines[-1] if lines else f"exit {out.returncode}"
 
 
 def phases_from(output: str) -> dict[str, float]:
@@ -66,24 +114,21 @@ def phases_from(output: str) -> dict[str, float]:
 
 
 def run(rows_note: str) -> dict:
-    port = demo_port()
-    if port_taken(port):
-        raise SystemExit(f"127.0.0.1:{port} is taken (a running demo?): stop it first with `make stop`")
+    settings = env_example()
+    if taken := [p for p in demo_ports(settings) if port_taken(p)]:
+        raise SystemExit(
+            f"127.0.0.1 ports {taken} are taken (a running demo?): the clone's stack uses .env.example's "
+            "ports; stop it first with `make stop`"
+        )
     work = Path(tempfile.mkdtemp(prefix="tricloud-demo-clone-"))
     clone = work / "main"
+    env = clone_env(work, settings)
+    stopped = "not started"
     try:
         subprocess.run(["git", "clone", "-q", str(config.ROOT), str(clone)], check=True)
         shared = config.ROOT.parent / "shared"
         if shared.is_dir():
             (work / "shared").symlink_to(shared)
-        caches = work / "caches"
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "VIRTUAL_ENV"))},
-            "UV_CACHE_DIR": str(caches / "uv"),
-            "npm_config_cache": str(caches / "npm"),
-            "PIP_NO_CACHE_DIR": "1",
-        }
-        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if "/.venv/" not in p)
         t0 = time.perf_counter()
         out = subprocess.run(["make", "demo"], cwd=clone, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -101,7 +146,9 @@ def run(rows_note: str) -> dict:
             "note": rows_note,
         }
     finally:
-        subprocess.run(["make", "stop"], cwd=clone, capture_output=True, timeout=300, check=False)
+        if clone.exists():
+            stopped = stop_clone(clone, env)
+        print(f"The clone's stack: {stopped}")
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -98,6 +98,9 @@ LEAN_SETTINGS: dict[str, str] = {
     # so the next stage's tasks waited for a slot. 1 s (an integer setting): a heartbeat a second per
     # running task, a few light API calls.
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    # ... and a task is killed after this many heartbeats failed in a row (default 3): at 1 s apart that is
+    # ~3 s of an unreachable API server or a locked SQLite DB instead of ~15 s. 15 keeps the old tolerance.
+    "AIRFLOW__WORKERS__MAX_FAILED_HEARTBEATS": "15",
     # Five DAG files: one parsing process (default 2) is enough and one Python process fewer.
     "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
     # Spark master and worker: a 128 MiB heap cap (Spark's default SPARK_DAEMON_MEMORY is 1g; they hold a

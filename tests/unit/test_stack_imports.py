@@ -19,9 +19,7 @@ from stack import config
 CHILD = textwrap.dedent(
     """
     import importlib, sys, threading
-    from stack.__main__ import initialise_airflow
-
-    initialise_airflow()
+    PREPARE
     errors = []
 
     def load(name):
@@ -47,7 +45,8 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_provider_hooks_import_side_by_side_after_initialise_airflow(tmp_path):
+def run_child(tmp_path, prepare: str) -> subprocess.CompletedProcess:
+    """Run :data:`CHILD` after ``prepare`` (Python) in a fresh interpreter with no bytecode cache."""
     env = {
         **os.environ,
         "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache"),  # no bytecode: slow imports, as in a fresh venv
@@ -55,8 +54,23 @@ def test_provider_hooks_import_side_by_side_after_initialise_airflow(tmp_path):
         "AIRFLOW_HOME": str(tmp_path / "airflow-home"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    child = CHILD.replace("PREPARE", prepare)
+    return subprocess.run(
+        [sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+
+
+def test_provider_hooks_import_side_by_side_after_initialise_airflow(tmp_path):
+    out = run_child(tmp_path, "from stack.__main__ import initialise_airflow; initialise_airflow()")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert out.stdout.strip().endswith("all imported")
+
+
+def test_stores_built_in_one_thread_let_their_hooks_load_in_several(tmp_path):
+    """replicate_hour_to builds the stores, then each hook is built in a worker thread (objects.parallel)."""
+    out = run_child(
+        tmp_path,
+        "from tricloud.replication.stores import make_store; [make_store(c, 'b') for c in ('s3', 'gcs', 'azure')]",
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert out.stdout.strip().endswith("all imported")

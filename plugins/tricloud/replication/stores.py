@@ -301,6 +301,16 @@ STORES = {"s3": S3Store, "gcs": GCSStore, "azure": AzureBlobStore}
 
 
 def make_store(cloud: str, bucket: str, conn_id: str | None = None):
+    """The store of ``cloud`` (``s3``, ``gcs``, ``azure``) for ``bucket`` through connection ``conn_id``
+    (the cloud's default when None). Its hook is built on first use, which may be in a worker thread
+    (:func:`include.replication.objects.parallel`), so Airflow is imported here, in the caller's thread:
+    two threads importing it for the first time at once deadlock on Python's import locks
+    (docs/reliability.md row 21; tests/unit/test_stack_imports.py).
+
+    :raises ConfigError: an unknown cloud.
+    """
+    import airflow  # noqa: F401
+
     try:
         cls = STORES[cloud]
     except KeyError:
