@@ -6,10 +6,11 @@ temporary directory, ``PIP_NO_CACHE_DIR``): the venv, Azurite and (where missing
 installed from the package indexes, Airflow's DB is migrated, the stack started and the latest complete
 hour processed, as on a new machine with the same system packages. The demo prints the time of each phase;
 they are read from its output, and the wall time around ``make demo`` is measured here too. The clone's
-stack is stopped (``make stop``) and the directory removed afterwards.
+stack is stopped with its own venv's ``python -m stack down`` (``make stop`` would reinstall after a failed
+install) and the directory removed afterwards.
 
 The demo uses ``.env.example``'s ports (8080 for the web UI …): a demo already running on this machine must
-be stopped first (``make stop``); the benchmark refuses to start otherwise. Writes
+be stopped first (``make stop``); the benchmark refuses to start when any of those ports is taken. Writes
 bench/results/demo_clone.{json,md}.
 
     flock /tmp/tricloud-heavy.lock python -m bench.demo_clone        (about 2 minutes on 2 cores)
@@ -21,7 +22,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,20 +30,11 @@ from pathlib import Path
 from bench.common import machine, write_results
 from bench.demo_phases import REFERENCE_S
 from stack import config
+from stack.ports import bindable
 
 #: ``make demo``'s closing table: "  <phase>   <seconds> s".
 PHASE_LINE = re.compile(r"^\s{2}(?P<name>\S.*?)\s{2,}(?P<seconds>\d+(?:\.\d+)?) s$")
 GOAL_S = 150
-
-
-def env_example() -> dict[str, str]:
-    """The settings of ``.env.example`` (``NAME=value`` lines), as the clone's ``make .env`` copies them."""
-    out = {}
-    for line in (config.ROOT / ".env.example").read_text().splitlines():
-        if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", line):
-            name, value = line.split("=", 1)
-            out[name] = value
-    return out
 
 
 def demo_ports(settings: dict[str, str]) -> list[int]:
@@ -51,11 +42,6 @@ def demo_ports(settings: dict[str, str]) -> list[int]:
     text = "\n".join(f"{k}={v}" for k, v in settings.items())
     found = re.findall(r'127\.0\.0\.1:(\d+)|"port": (\d+)|_PORT=(\d+)', text)
     return sorted({int(next(g for g in groups if g)) for groups in found})
-
-
-def port_taken(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def clone_env(work: Path, settings: dict[str, str]) -> dict[str, str]:
@@ -114,8 +100,8 @@ def phases_from(output: str) -> dict[str, float]:
 
 
 def run(rows_note: str) -> dict:
-    settings = env_example()
-    if taken := [p for p in demo_ports(settings) if port_taken(p)]:
+    settings = config.parse_env_file(config.ROOT / ".env.example")  # what the clone's `make .env` copies
+    if taken := [p for p in demo_ports(settings) if not bindable(p)]:
         raise SystemExit(
             f"127.0.0.1 ports {taken} are taken (a running demo?): the clone's stack uses .env.example's "
             "ports; stop it first with `make stop`"
